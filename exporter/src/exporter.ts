@@ -1,0 +1,107 @@
+import type { Server } from 'http';
+import type { Router } from 'express';
+import type { Config } from './config';
+import { isLoopbackHost, parseListenAddress } from './config';
+import { Metrics } from './metrics';
+import type { Clock, JobTracker } from './sampler';
+import { Sampler } from './sampler';
+import { createApp, listen } from './server';
+import { createSources } from './sources';
+import type { Source } from './sources/types';
+import type { Logger } from './util/log';
+import { readProcStat } from './util/procfs';
+
+/** Wires config → sources → sampler → metrics → HTTP. Used by `serve`, `run` (in-process) and tests. */
+
+export interface ExporterOptions {
+  log: Logger;
+  clock?: Clock;
+  mode?: 'normal' | 'demo';
+  /** Extra sources (tests, demo) added to the configured ones. */
+  extraSources?: Source[];
+  jobs?: JobTracker;
+  routers?: Array<{ path: string; router: Router }>;
+  notices?: () => string[];
+}
+
+export interface Exporter {
+  config: Config;
+  metrics: Metrics;
+  sampler: Sampler;
+  server?: Server;
+  /** The bound address, e.g. http://127.0.0.1:10042 */
+  url?: string;
+  listenLoopbackOnly: boolean;
+  close(): Promise<void>;
+}
+
+export async function createExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
+  const mode = opts.mode ?? 'normal';
+  const metrics = new Metrics(mode);
+  if (config.carbon.gramsPerKwh !== undefined) metrics.carbon.set({ zone: config.carbon.zone }, config.carbon.gramsPerKwh);
+  const sources = [...(await createSources(config, opts.log)), ...(opts.extraSources ?? [])];
+  const cpuCount = await readProcStat(config.paths.procfs)
+    .then((s) => s.cpus)
+    .catch(() => 1);
+  const sampler = new Sampler({
+    sources,
+    metrics,
+    log: opts.log.child({ component: 'sampler' }),
+    intervalMs: config.sample.interval,
+    timeoutMs: config.sample.timeout ?? Math.max(1, Math.floor(config.sample.interval * 0.8)),
+    cooling: config.cooling,
+    cpuCount,
+    clock: opts.clock,
+    jobs: opts.jobs,
+  });
+  await sampler.init();
+  const { host } = parseListenAddress(config.web.listenAddress);
+  return {
+    config,
+    metrics,
+    sampler,
+    listenLoopbackOnly: isLoopbackHost(host),
+    async close() {
+      await sampler.stop();
+    },
+  };
+}
+
+/** Starts sampling and serving HTTP. */
+export async function startExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
+  const exp = await createExporter(config, opts);
+  const { host, port } = parseListenAddress(config.web.listenAddress);
+  const app = createApp({
+    metrics: exp.metrics,
+    sampler: exp.sampler,
+    log: opts.log,
+    telemetryPath: config.web.telemetryPath,
+    mode: opts.mode ?? 'normal',
+    routers: opts.routers,
+    notices: opts.notices,
+  });
+  await exp.sampler.tick();
+  exp.sampler.start();
+  let server: Server;
+  try {
+    server = await listen(app, host, port);
+  } catch (err) {
+    await exp.sampler.stop();
+    throw err;
+  }
+  const addr = server.address();
+  const boundPort = typeof addr === 'object' && addr ? addr.port : port;
+  const urlHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return {
+    ...exp,
+    server,
+    url: `http://${urlHost}:${boundPort}`,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      });
+      await exp.sampler.stop();
+    },
+  };
+}

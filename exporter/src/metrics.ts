@@ -1,0 +1,192 @@
+import { gzipSync } from 'zlib';
+import { Counter, Gauge, Histogram, Registry, type OpenMetricsContentType } from 'prom-client';
+import type { Attribution } from './model/attribution';
+import { UNATTRIBUTED } from './model/attribution';
+import type { StepResult } from './model/energy';
+import { COMPONENTS } from './sources/types';
+import { VERSION } from './version';
+
+/**
+ * Every metric jouleflow exposes (design §3), in one place. The sampler updates them once per
+ * tick; scrapes serve a text rendered once per tick (lazily, single-flight) from a cache.
+ */
+
+export interface Rendered {
+  text: string;
+  gzip?: Buffer;
+  contentType: string;
+}
+
+export interface JobLabels {
+  id: string;
+  name: string;
+  user?: string;
+  scheduler?: string;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly openMetricsRegistry = new Registry<OpenMetricsContentType>();
+  private version = 0;
+  private readonly cache = new Map<string, { version: number; value: Promise<Rendered> }>();
+
+  readonly nodeEnergy: Counter<'component' | 'device' | 'source'>;
+  readonly nodePower: Gauge<'component' | 'device' | 'source'>;
+  readonly jobEnergy: Counter<'job_id' | 'component' | 'method'>;
+  readonly jobPower: Gauge<'job_id' | 'component'>;
+  readonly jobInfo: Gauge<'job_id' | 'job_name' | 'user' | 'scheduler'>;
+  readonly jobStart: Gauge<'job_id'>;
+  readonly jobEnd: Gauge<'job_id'>;
+  readonly pue: Gauge;
+  readonly carbon: Gauge<'zone'>;
+  readonly sourceUp: Gauge<'source' | 'device'>;
+  readonly sourceErrors: Counter<'source' | 'reason'>;
+  readonly sampleDuration: Histogram<'source'>;
+  readonly buildInfo: Gauge<'version' | 'node_version' | 'mode'>;
+  readonly scrapeCacheHits: Counter;
+
+  constructor(mode: 'normal' | 'demo' = 'normal') {
+    this.openMetricsRegistry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    const registers = [this.registry, this.openMetricsRegistry];
+    this.nodeEnergy = new Counter({
+      name: 'jouleflow_node_energy_joules_total',
+      help: 'Energy used by this node per component and device since the exporter started, in joules.',
+      labelNames: ['component', 'device', 'source'],
+      registers,
+    });
+    this.nodePower = new Gauge({
+      name: 'jouleflow_node_power_watts',
+      help: 'Mean power per component and device over the last sampling interval, in watts.',
+      labelNames: ['component', 'device', 'source'],
+      registers,
+    });
+    this.jobEnergy = new Counter({
+      name: 'jouleflow_job_energy_joules_total',
+      help: 'Energy attributed to each training job per component, in joules; job_id="unattributed" holds idle and non-job work.',
+      labelNames: ['job_id', 'component', 'method'],
+      registers,
+    });
+    this.jobPower = new Gauge({
+      name: 'jouleflow_job_power_watts',
+      help: 'Mean power attributed to each job per component over the last sampling interval, in watts.',
+      labelNames: ['job_id', 'component'],
+      registers,
+    });
+    this.jobInfo = new Gauge({
+      name: 'jouleflow_job_info',
+      help: 'Always 1; labels describe the job. Join with * on(job_id) group_left(job_name).',
+      labelNames: ['job_id', 'job_name', 'user', 'scheduler'],
+      registers,
+    });
+    this.jobStart = new Gauge({
+      name: 'jouleflow_job_start_time_seconds',
+      help: 'Start time of the job since the Unix epoch, in seconds.',
+      labelNames: ['job_id'],
+      registers,
+    });
+    this.jobEnd = new Gauge({
+      name: 'jouleflow_job_end_time_seconds',
+      help: 'End time of the job since the Unix epoch, in seconds (absent while it runs).',
+      labelNames: ['job_id'],
+      registers,
+    });
+    this.pue = new Gauge({
+      name: 'jouleflow_pue_ratio',
+      help: 'Effective power usage effectiveness over the last interval: (IT + cooling) energy / IT energy.',
+      registers,
+    });
+    this.carbon = new Gauge({
+      name: 'jouleflow_grid_carbon_intensity_grams_per_kwh',
+      help: 'Configured carbon intensity of the grid feeding this node, in grams of CO2-equivalent per kWh.',
+      labelNames: ['zone'],
+      registers,
+    });
+    this.sourceUp = new Gauge({
+      name: 'jouleflow_source_up',
+      help: 'Whether the last read of a source (and device) succeeded: 1 up, 0 down or absent.',
+      labelNames: ['source', 'device'],
+      registers,
+    });
+    this.sourceErrors = new Counter({
+      name: 'jouleflow_source_errors_total',
+      help: 'Failed or discarded reads per source and reason (timeout, read, permission, counter_reset...).',
+      labelNames: ['source', 'reason'],
+      registers,
+    });
+    this.sampleDuration = new Histogram({
+      name: 'jouleflow_sample_duration_seconds',
+      help: 'Time taken to read each source, in seconds.',
+      labelNames: ['source'],
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.buildInfo = new Gauge({
+      name: 'jouleflow_build_info',
+      help: 'Always 1; labels give the exporter version, the Node.js version and the mode (normal or demo).',
+      labelNames: ['version', 'node_version', 'mode'],
+      registers,
+    });
+    this.scrapeCacheHits = new Counter({
+      name: 'jouleflow_scrape_cache_hits_total',
+      help: 'Scrapes served from the text rendered for the current sampler tick.',
+      registers,
+    });
+    this.buildInfo.set({ version: VERSION, node_version: process.version, mode }, 1);
+    this.pue.set(NaN);
+  }
+
+  /** Applies one sampler step: node series and the per-job split. */
+  applyStep(step: StepResult, attribution: Attribution): void {
+    for (const s of step.series) {
+      const labels = { component: s.component, device: s.device, source: s.source };
+      this.nodeEnergy.inc(labels, s.joules);
+      this.nodePower.set(labels, s.watts);
+    }
+    const dt = step.dt;
+    const apply = (id: string, joules: Record<string, number>, method: Record<string, string>) => {
+      for (const c of COMPONENTS) {
+        this.jobEnergy.inc({ job_id: id, component: c, method: method[c] }, joules[c]);
+        this.jobPower.set({ job_id: id, component: c }, dt > 0 ? joules[c] / dt : 0);
+      }
+    };
+    for (const j of attribution.jobs) apply(j.id, j.joules, j.method);
+    const measured = { compute: 'measured', transmit: 'measured', store: 'measured', cooling: 'measured' };
+    apply(UNATTRIBUTED, attribution.unattributed, measured);
+  }
+
+  setJob(job: JobLabels, startSeconds: number, endSeconds?: number): void {
+    this.jobInfo.set({ job_id: job.id, job_name: job.name, user: job.user ?? '', scheduler: job.scheduler ?? '' }, 1);
+    this.jobStart.set({ job_id: job.id }, startSeconds);
+    if (endSeconds !== undefined) this.jobEnd.set({ job_id: job.id }, endSeconds);
+  }
+
+  /** Drops every series of a job (after its retention window). */
+  removeJob(id: string): void {
+    for (const m of [this.jobEnergy, this.jobPower, this.jobInfo, this.jobStart, this.jobEnd] as Array<Gauge<string> | Counter<string>>) {
+      m.remove({ job_id: id });
+    }
+  }
+
+  /** Marks the data as changed; the next scrape renders anew. */
+  invalidate(): void {
+    this.version++;
+  }
+
+  /** The exposition text for this tick, rendered once and shared by concurrent scrapers. */
+  render(openMetrics: boolean, gzip: boolean): Promise<Rendered> {
+    const key = `${openMetrics ? 'om' : 'prom'}:${gzip ? 'gz' : 'id'}`;
+    const hit = this.cache.get(key);
+    if (hit && hit.version === this.version) {
+      this.scrapeCacheHits.inc();
+      return hit.value;
+    }
+    const value = (async (): Promise<Rendered> => {
+      const base = this.cache.get(`${openMetrics ? 'om' : 'prom'}:id`);
+      const registry = openMetrics ? this.openMetricsRegistry : this.registry;
+      const text = base && base.version === this.version && gzip ? (await base.value).text : await registry.metrics();
+      return { text, gzip: gzip ? gzipSync(text, { level: 1 }) : undefined, contentType: registry.contentType };
+    })();
+    this.cache.set(key, { version: this.version, value });
+    return value;
+  }
+}

@@ -1,0 +1,214 @@
+import type { Attribution, JobUsage } from './model/attribution';
+import { attribute } from './model/attribution';
+import type { CoolingModelConfig } from './model/cooling';
+import { modelCooling } from './model/cooling';
+import type { StepResult } from './model/energy';
+import { EnergyModel, itEnergy, totalsByComponent } from './model/energy';
+import type { Metrics } from './metrics';
+import type { GpuProcess, Reading, Source } from './sources/types';
+import { SourceError } from './sources/types';
+import type { Logger } from './util/log';
+
+/**
+ * The background sampler: every interval it reads every source (each with its own timeout, all
+ * in parallel), feeds the energy model, splits the interval among jobs and updates the metrics.
+ * A slow source never delays the others: a read still running at its timeout is reported down,
+ * and no new read of that source starts until the old one settles.
+ */
+
+export type Clock = () => number;
+
+export interface SourceStatus {
+  name: string;
+  up: boolean;
+  /** False when init() said the source does not exist here. */
+  present: boolean;
+  lastError?: string;
+  devicesDown: string[];
+}
+
+/** What the jobs tracker provides each tick (issue: training jobs); absent → all unattributed. */
+export interface JobTracker {
+  usage(now: number, dtSeconds: number, gpuProcesses: readonly GpuProcess[]): Promise<JobUsage[]>;
+  /** Receives every interval's split (ledger, per-job totals). */
+  record(step: StepResult, attribution: Attribution): void;
+}
+
+export interface SamplerOptions {
+  sources: Source[];
+  metrics: Metrics;
+  log: Logger;
+  intervalMs: number;
+  timeoutMs: number;
+  cooling: CoolingModelConfig;
+  cpuCount: number;
+  clock?: Clock;
+  jobs?: JobTracker;
+}
+
+interface SourceState {
+  source: Source;
+  status: SourceStatus;
+  inFlight?: Promise<unknown>;
+  knownDevices: Set<string>;
+}
+
+const UP_DEVICE = '';
+
+export class Sampler {
+  private readonly model = new EnergyModel();
+  private readonly states: SourceState[];
+  private readonly clock: Clock;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private lastStep: StepResult | undefined;
+  private ticks = 0;
+  /** Listeners called after each tick (the landing page, tests). */
+  readonly onTick: Array<(step: StepResult, attribution: Attribution) => void> = [];
+
+  constructor(private readonly opts: SamplerOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.states = opts.sources.map((source) => ({
+      source,
+      status: { name: source.name, up: false, present: true, devicesDown: [] },
+      knownDevices: new Set(),
+    }));
+  }
+
+  get statuses(): SourceStatus[] {
+    return this.states.map((s) => s.status);
+  }
+
+  get last(): StepResult | undefined {
+    return this.lastStep;
+  }
+
+  get tickCount(): number {
+    return this.ticks;
+  }
+
+  /** Initialises every source; one that fails or is absent is reported down, never fatal. */
+  async init(): Promise<void> {
+    const { metrics, log } = this.opts;
+    await Promise.all(
+      this.states.map(async (st) => {
+        try {
+          st.status.present = await st.source.init();
+        } catch (err) {
+          st.status.present = false;
+          st.status.lastError = (err as Error).message;
+          metrics.sourceErrors.inc({ source: st.source.name, reason: 'init' });
+          log.error('source failed to initialise; it stays down', { source: st.source.name, err: (err as Error).message });
+        }
+        metrics.sourceUp.set({ source: st.source.name, device: UP_DEVICE }, 0);
+        metrics.sourceErrors.inc({ source: st.source.name, reason: 'timeout' }, 0);
+      }),
+    );
+  }
+
+  start(): void {
+    const loop = async () => {
+      const started = this.clock();
+      await this.tick();
+      if (this.timer === undefined) return;
+      const wait = Math.max(0, this.opts.intervalMs - (this.clock() - started));
+      this.timer = setTimeout(() => void loop(), wait);
+    };
+    this.timer = setTimeout(() => void loop(), 0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+    await Promise.all(this.states.map((s) => s.source.close?.().catch(() => undefined)));
+  }
+
+  /** One sampling step. Exposed so that tests drive the sampler with an injected clock. */
+  tick(): Promise<void> {
+    if (this.running) return this.running;
+    this.running = this.doTick().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async readSource(st: SourceState, now: number): Promise<{ readings: Reading[]; gpu: GpuProcess[] }> {
+    const { metrics, log, timeoutMs } = this.opts;
+    const name = st.source.name;
+    if (!st.status.present) return { readings: [], gpu: [] };
+    if (st.inFlight) {
+      metrics.sourceErrors.inc({ source: name, reason: 'timeout' });
+      return { readings: [], gpu: [] };
+    }
+    const ac = new AbortController();
+    const t0 = process.hrtime.bigint();
+    const read = st.source.sample({ now, signal: ac.signal });
+    st.inFlight = read.catch(() => undefined).finally(() => (st.inFlight = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        ac.abort();
+        reject(new SourceError('timeout', `no answer within ${timeoutMs}ms`));
+      }, timeoutMs);
+    });
+    try {
+      const res = await Promise.race([read, timeout]);
+      metrics.sampleDuration.observe({ source: name }, Number(process.hrtime.bigint() - t0) / 1e9);
+      if (!st.status.up) log.info('source up', { source: name });
+      st.status.up = true;
+      st.status.lastError = undefined;
+      metrics.sourceUp.set({ source: name, device: UP_DEVICE }, 1);
+      const down = new Set((res.errors ?? []).map((e) => e.device));
+      for (const e of res.errors ?? []) {
+        metrics.sourceErrors.inc({ source: name, reason: e.reason });
+        if (!st.status.devicesDown.includes(e.device)) log.warn('device down', { source: name, device: e.device, err: e.message });
+      }
+      for (const r of res.readings) st.knownDevices.add(r.device);
+      for (const d of st.knownDevices) metrics.sourceUp.set({ source: name, device: d }, down.has(d) ? 0 : 1);
+      for (const d of down) metrics.sourceUp.set({ source: name, device: d }, 0);
+      st.status.devicesDown = [...down];
+      return { readings: res.readings, gpu: res.gpuProcesses ?? [] };
+    } catch (err) {
+      const reason = err instanceof SourceError ? err.reason : 'read';
+      metrics.sourceErrors.inc({ source: name, reason });
+      metrics.sourceUp.set({ source: name, device: UP_DEVICE }, 0);
+      for (const d of st.knownDevices) metrics.sourceUp.set({ source: name, device: d }, 0);
+      if (st.status.up || st.status.lastError === undefined) {
+        log.warn('source down', { source: name, reason, err: (err as Error).message });
+      }
+      st.status.up = false;
+      st.status.lastError = (err as Error).message;
+      return { readings: [], gpu: [] };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async doTick(): Promise<void> {
+    const { metrics, cooling, jobs } = this.opts;
+    const now = this.clock();
+    const results = await Promise.all(this.states.map((st) => this.readSource(st, now)));
+    const readings = results.flatMap((r) => r.readings);
+    const gpu = results.flatMap((r) => r.gpu);
+    const step = this.model.step(now, readings);
+    for (const e of step.events) {
+      if (e.reason === 'counter_reset') {
+        metrics.sourceErrors.inc({ source: e.source, reason: 'counter_reset' });
+        this.opts.log.warn('counter went backwards or jumped; interval dropped', { source: e.source, device: e.device });
+      }
+    }
+    const measuredCooling = step.series.some((s) => s.component === 'cooling');
+    const totals = totalsByComponent(step.series);
+    if (!measuredCooling) step.series.push(modelCooling(itEnergy(totals), step.dt, cooling));
+    const usage = jobs && step.dt > 0 ? await jobs.usage(now, step.dt, gpu) : [];
+    const attribution = attribute(step.series, usage, { cpuCapacitySeconds: this.opts.cpuCount * step.dt });
+    metrics.applyStep(step, attribution);
+    jobs?.record(step, attribution);
+    const after = totalsByComponent(step.series);
+    const it = itEnergy(after);
+    if (step.dt > 0 && it > 0) metrics.pue.set((it + after.cooling) / it);
+    metrics.invalidate();
+    this.lastStep = step;
+    this.ticks++;
+    for (const l of this.onTick) l(step, attribution);
+  }
+}

@@ -1,0 +1,106 @@
+import type { Server } from 'http';
+import express, { type Express, type Request, type Response, type Router } from 'express';
+import type { Metrics } from './metrics';
+import type { Sampler } from './sampler';
+import type { Logger } from './util/log';
+import { VERSION } from './version';
+
+/** The thin HTTP layer: /metrics from the per-tick cache, /healthz, a landing page, and mounted routers. */
+
+export interface ServerOptions {
+  metrics: Metrics;
+  sampler: Sampler;
+  log: Logger;
+  telemetryPath: string;
+  mode: 'normal' | 'demo';
+  /** Routers mounted at their path (the jobs API at /api/v1). */
+  routers?: Array<{ path: string; router: Router }>;
+  /** Extra lines for the landing page (cooling fallback notice, jobs count...). */
+  notices?: () => string[];
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function wantsOpenMetrics(accept: string | undefined): boolean {
+  return !!accept && /application\/openmetrics-text/.test(accept);
+}
+
+export function createApp(opts: ServerOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get(opts.telemetryPath, async (req: Request, res: Response) => {
+    try {
+      const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
+      const out = await opts.metrics.render(wantsOpenMetrics(req.headers.accept), gzip);
+      res.setHeader('Content-Type', out.contentType);
+      res.setHeader('Vary', 'Accept, Accept-Encoding');
+      if (gzip && out.gzip) {
+        res.setHeader('Content-Encoding', 'gzip');
+        res.end(out.gzip);
+      } else {
+        res.end(out.text);
+      }
+    } catch (err) {
+      opts.log.error('rendering metrics failed', { err: (err as Error).message });
+      res
+        .status(500)
+        .type('text/plain')
+        .send(`error rendering metrics: ${(err as Error).message}\n`);
+    }
+  });
+
+  app.get('/healthz', (_req, res) => {
+    const ticks = opts.sampler.tickCount;
+    res.status(ticks > 0 ? 200 : 503).json({ status: ticks > 0 ? 'ok' : 'starting', ticks });
+  });
+
+  app.get('/', (_req, res) => {
+    const rows = opts.sampler.statuses
+      .map((s) => {
+        const state = !s.present ? 'absent' : s.up ? 'up' : 'down';
+        const detail = s.lastError
+          ? escapeHtml(s.lastError)
+          : s.devicesDown.length
+            ? `devices down: ${escapeHtml(s.devicesDown.join(', '))}`
+            : '';
+        return `<tr><td>${escapeHtml(s.name)}</td><td class="${state}">${state}</td><td>${detail}</td></tr>`;
+      })
+      .join('\n');
+    const notices = (opts.notices?.() ?? []).map((n) => `<p class="notice">${escapeHtml(n)}</p>`).join('\n');
+    const banner =
+      opts.mode === 'demo'
+        ? '<p class="demo">DEMO MODE: replaying a recorded training job through a fake NVML library. These are not this machine\'s GPUs.</p>'
+        : '';
+    res.type('html').send(`<!doctype html>
+<html><head><meta charset="utf-8"><title>jouleflow exporter</title>
+<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}.up{color:green}.down{color:#c00}.absent{color:#888}.demo{background:#fd0;padding:8px;font-weight:bold}.notice{color:#555}</style></head>
+<body><h1>jouleflow ${escapeHtml(VERSION)}</h1>${banner}
+<p>Energy per training job: compute, transmit, store and cooling.</p>
+<ul><li><a href="${escapeHtml(opts.telemetryPath.replace(/^\//, ''))}">Metrics</a></li><li><a href="api/v1/jobs">Jobs</a></li><li><a href="healthz">Health</a></li></ul>
+<h2>Sources</h2><table><tr><th>source</th><th>state</th><th>detail</th></tr>
+${rows}
+</table>${notices}</body></html>`);
+  });
+
+  for (const r of opts.routers ?? []) app.use(r.path, r.router);
+  return app;
+}
+
+/** Starts listening; resolves with the server once bound (rejects with a clear message otherwise). */
+export function listen(app: Express, host: string | undefined, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = host === undefined ? app.listen(port) : app.listen(port, host);
+    server.once('listening', () => resolve(server));
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const where = `${host ?? ''}:${port}`;
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE' ? `cannot listen on ${where}: address already in use` : `cannot listen on ${where}: ${err.message}`,
+        ),
+      );
+    });
+  });
+}

@@ -1,0 +1,74 @@
+import type { Logger } from '../util/log';
+import { readProcStat, type CpuTimes } from '../util/procfs';
+import type { SampleResult, Source } from './types';
+
+/**
+ * CPU power where no RAPL counter exists (most VMs): P = TDP · f(u), with u the utilisation from
+ * /proc/stat over the interval and f the Teads curve (fraction of TDP at 0/10/50/100 % load,
+ * linearly interpolated). An estimate, published as source="model".
+ */
+
+export interface CpuModelConfig {
+  tdpWatts?: number;
+  tdpWattsPerVcpu: number;
+  curve: Array<[number, number]>;
+}
+
+/** Piecewise-linear interpolation of the curve at utilisation u in percent (clamped to its ends). */
+export function curveFactor(curve: ReadonlyArray<readonly [number, number]>, uPercent: number): number {
+  const pts = [...curve].sort((a, b) => a[0] - b[0]);
+  if (uPercent <= pts[0][0]) return pts[0][1];
+  for (let i = 1; i < pts.length; i++) {
+    const [x0, y0] = pts[i - 1];
+    const [x1, y1] = pts[i];
+    if (uPercent <= x1) return y0 + ((y1 - y0) * (uPercent - x0)) / (x1 - x0);
+  }
+  return pts[pts.length - 1][1];
+}
+
+export class CpuModelSource implements Source {
+  readonly name = 'cpu-model';
+  private prev: CpuTimes | undefined;
+  private tdp = 0;
+
+  constructor(
+    private readonly procfs: string,
+    private readonly cfg: CpuModelConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async init(): Promise<boolean> {
+    this.prev = await readProcStat(this.procfs);
+    this.tdp = this.cfg.tdpWatts ?? this.cfg.tdpWattsPerVcpu * this.prev.cpus;
+    this.log.info('CPU power from the utilisation model (no RAPL)', {
+      tdp_watts: this.tdp,
+      tdp_from: this.cfg.tdpWatts !== undefined ? 'config' : `${this.cfg.tdpWattsPerVcpu} W × ${this.prev.cpus} vCPUs`,
+    });
+    return true;
+  }
+
+  get tdpWatts(): number {
+    return this.tdp;
+  }
+
+  async sample(): Promise<SampleResult> {
+    const cur = await readProcStat(this.procfs);
+    const prev = this.prev ?? cur;
+    this.prev = cur;
+    const dTotal = cur.total - prev.total;
+    const dBusy = cur.busy - prev.busy;
+    const u = dTotal > 0 && dBusy >= 0 ? Math.min(1, dBusy / dTotal) : 0;
+    return {
+      readings: [
+        {
+          kind: 'mean_power',
+          component: 'compute',
+          domain: 'cpu',
+          device: 'cpu',
+          source: 'model',
+          watts: this.tdp * curveFactor(this.cfg.curve, u * 100),
+        },
+      ],
+    };
+  }
+}

@@ -1,0 +1,32 @@
+import type { Logger } from '../util/log';
+import { readMemTotalBytes } from '../util/procfs';
+import type { SampleResult, Source } from './types';
+
+/**
+ * DRAM power where RAPL has no dram zone: a constant per installed gigabyte (0.392 W/GB by
+ * default, the figure used by Cloud Carbon Footprint and CodeCarbon). An estimate: source="model".
+ * GB here is GiB (2^30 bytes), the unit memory is sold in.
+ */
+export class DramModelSource implements Source {
+  readonly name = 'dram-model';
+  private watts = 0;
+
+  constructor(
+    private readonly procfs: string,
+    private readonly wattsPerGigabyte: number,
+    private readonly log: Logger,
+  ) {}
+
+  async init(): Promise<boolean> {
+    const bytes = await readMemTotalBytes(this.procfs);
+    this.watts = (bytes / 2 ** 30) * this.wattsPerGigabyte;
+    this.log.info('DRAM power from the per-gigabyte model', { gib: (bytes / 2 ** 30).toFixed(1), watts: this.watts.toFixed(2) });
+    return true;
+  }
+
+  async sample(): Promise<SampleResult> {
+    return {
+      readings: [{ kind: 'mean_power', component: 'compute', domain: 'dram', device: 'dram', source: 'model', watts: this.watts }],
+    };
+  }
+}

@@ -1,0 +1,117 @@
+import type { Logger } from '../util/log';
+import { exists, join, listDir, readNumber, readText } from '../util/fs';
+import type { ActivityReading, SampleResult, Source } from './types';
+
+/**
+ * Network energy: ΔE = bits moved · e_bit + P_idle · Δt, per physical interface, from
+ * /sys/class/net/IF/statistics/{rx,tx}_bytes (or /proc/net/dev where sysfs has no class/net).
+ * Physical = has a `device` link in sysfs; loopback, veth, bridges, tunnels are skipped unless
+ * matched by the include pattern.
+ */
+
+export interface NicParams {
+  idleWatts: number;
+  joulesPerBit: number;
+}
+
+/** 5 pJ/bit: in-cluster links (switch + NIC); idle power of a NIC port, an assumption to tune. */
+export const NIC_DEFAULTS: NicParams = { idleWatts: 1, joulesPerBit: 5e-12 };
+
+export interface NetdevConfig {
+  include?: string;
+  exclude: string;
+  defaults: Partial<NicParams>;
+  devices: Record<string, Partial<NicParams>>;
+}
+
+export function parseProcNetDev(text: string): Array<{ name: string; rxBytes: number; txBytes: number }> {
+  const out = [];
+  for (const line of text.split('\n').slice(2)) {
+    const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const f = m[2].trim().split(/\s+/).map(Number);
+    out.push({ name: m[1], rxBytes: f[0], txBytes: f[8] });
+  }
+  return out;
+}
+
+export class NetdevSource implements Source {
+  readonly name = 'netdev';
+  private readonly include?: RegExp;
+  private readonly exclude: RegExp;
+  private readonly physical = new Map<string, boolean>();
+  private useSysfs = true;
+
+  constructor(
+    private readonly procfs: string,
+    private readonly sysfs: string,
+    private readonly cfg: NetdevConfig,
+    private readonly log: Logger,
+  ) {
+    this.include = cfg.include ? new RegExp(cfg.include) : undefined;
+    this.exclude = new RegExp(cfg.exclude);
+  }
+
+  async init(): Promise<boolean> {
+    this.useSysfs = (await listDir(join(this.sysfs, 'class/net'))).length > 0;
+    const ifs = await this.interfaces();
+    this.log.info('network interfaces found', { interfaces: ifs.join(',') || 'none', via: this.useSysfs ? 'sysfs' : 'procfs' });
+    return true;
+  }
+
+  private params(name: string): NicParams {
+    return { ...NIC_DEFAULTS, ...this.cfg.defaults, ...this.cfg.devices[name] } as NicParams;
+  }
+
+  private async counted(name: string): Promise<boolean> {
+    if (this.include?.test(name)) return true;
+    if (this.exclude.test(name)) return false;
+    if (!this.useSysfs) return true;
+    let phys = this.physical.get(name);
+    if (phys === undefined) {
+      phys = await exists(join(this.sysfs, 'class/net', name, 'device'));
+      this.physical.set(name, phys);
+    }
+    return phys;
+  }
+
+  private async interfaces(): Promise<string[]> {
+    const names = this.useSysfs
+      ? await listDir(join(this.sysfs, 'class/net'))
+      : parseProcNetDev(await readText(join(this.procfs, 'net/dev'))).map((d) => d.name);
+    const out = [];
+    for (const n of names) if (await this.counted(n)) out.push(n);
+    return out;
+  }
+
+  private reading(name: string, rxBytes: number, txBytes: number): ActivityReading {
+    const p = this.params(name);
+    const jPerByte = p.joulesPerBit * 8;
+    return {
+      kind: 'activity',
+      component: 'transmit',
+      domain: 'nic',
+      device: name,
+      source: this.name,
+      counters: { rx_bytes: rxBytes, tx_bytes: txBytes },
+      joulesPerUnit: { rx_bytes: jPerByte, tx_bytes: jPerByte },
+      idleWatts: p.idleWatts,
+    };
+  }
+
+  async sample(): Promise<SampleResult> {
+    const readings: ActivityReading[] = [];
+    if (this.useSysfs) {
+      for (const name of await this.interfaces()) {
+        const stats = join(this.sysfs, 'class/net', name, 'statistics');
+        const [rx, tx] = await Promise.all([readNumber(join(stats, 'rx_bytes')), readNumber(join(stats, 'tx_bytes'))]);
+        readings.push(this.reading(name, rx, tx));
+      }
+    } else {
+      for (const d of parseProcNetDev(await readText(join(this.procfs, 'net/dev')))) {
+        if (await this.counted(d.name)) readings.push(this.reading(d.name, d.rxBytes, d.txBytes));
+      }
+    }
+    return { readings };
+  }
+}

@@ -1,0 +1,51 @@
+import { DataFrame } from '@grafana/data';
+
+import { EnergySplitOptions } from '../types';
+import { extractSamples } from './extract';
+import { buildRows, MAX_ROWS, RowsResult } from './rows';
+import { co2Grams, energyCost } from './units';
+
+export interface PanelModel extends RowsResult {
+  /** Largest row total: bar widths are value / maxTotal. */
+  maxTotal: number;
+  /** g/kWh used for the CO₂ column, or undefined when the column is off / no intensity is known. */
+  carbonIntensity?: number;
+  /** Price per kWh for the cost column, or undefined when off. */
+  pricePerKWh?: number;
+  skippedSeries: number;
+}
+
+/** Frames + options → everything the views draw. Pure: the panel only memoises it. */
+export function buildModel(frames: DataFrame[] | undefined, options: EnergySplitOptions): PanelModel {
+  const extracted = extractSamples(frames, {
+    groupByLabel: options.groupByLabel || 'job_id',
+    splitLabel: options.splitLabel || 'component',
+    nameLabel: options.nameLabel || 'job_name',
+    inputUnit: options.inputUnit || 'joule',
+    reducer: options.reducer || 'lastNotNull',
+    carbonRefId: options.co2Source === 'query' ? options.carbonRefId : undefined,
+  });
+  const rows = buildRows(extracted.samples, {
+    sortBy: options.sortBy ?? 'total',
+    sortDesc: options.sortDesc ?? true,
+    topN: options.topN ?? 0,
+    maxRows: MAX_ROWS,
+  });
+  const maxTotal = rows.rows.reduce((m, r) => Math.max(m, r.total), 0);
+  let carbonIntensity: number | undefined;
+  if (options.co2Source === 'fixed' && options.carbonIntensity >= 0 && Number.isFinite(options.carbonIntensity)) {
+    carbonIntensity = options.carbonIntensity;
+  } else if (options.co2Source === 'query') {
+    carbonIntensity = extracted.carbonIntensity;
+  }
+  const pricePerKWh = options.pricePerKWh > 0 && Number.isFinite(options.pricePerKWh) ? options.pricePerKWh : undefined;
+  return { ...rows, maxTotal, carbonIntensity, pricePerKWh, skippedSeries: extracted.skipped };
+}
+
+export function rowCo2Grams(total: number, model: PanelModel): number | undefined {
+  return model.carbonIntensity === undefined ? undefined : co2Grams(total, model.carbonIntensity);
+}
+
+export function rowCost(total: number, model: PanelModel): number | undefined {
+  return model.pricePerKWh === undefined ? undefined : energyCost(total, model.pricePerKWh);
+}
