@@ -1,5 +1,5 @@
 import { gzipSync } from 'zlib';
-import { Counter, Gauge, Histogram, Registry, type OpenMetricsContentType } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Attribution } from './model/attribution';
 import { UNATTRIBUTED } from './model/attribution';
 import type { StepResult } from './model/energy';
@@ -10,6 +10,8 @@ import { VERSION } from './version';
  * Every metric jouleflow exposes (design §3), in one place. The sampler updates them once per
  * tick; scrapes serve a text rendered once per tick (lazily, single-flight) from a cache.
  */
+
+const PRERENDER_WINDOW_MS = 60_000;
 
 export interface Rendered {
   text: string;
@@ -26,9 +28,10 @@ export interface JobLabels {
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly openMetricsRegistry = new Registry<OpenMetricsContentType>();
   private version = 0;
   private readonly cache = new Map<string, { version: number; value: Promise<Rendered> }>();
+  /** Formats asked for by scrapers, with when: rendered ahead of the next scrape after each tick. */
+  private readonly recentFormats = new Map<string, number>();
 
   readonly nodeEnergy: Counter<'component' | 'device' | 'source'>;
   readonly nodePower: Gauge<'component' | 'device' | 'source'>;
@@ -46,8 +49,7 @@ export class Metrics {
   readonly scrapeCacheHits: Counter;
 
   constructor(mode: 'normal' | 'demo' = 'normal') {
-    this.openMetricsRegistry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
-    const registers = [this.registry, this.openMetricsRegistry];
+    const registers = [this.registry];
     this.nodeEnergy = new Counter({
       name: 'jouleflow_node_energy_joules_total',
       help: 'Energy used by this node per component and device since the exporter started, in joules.',
@@ -167,26 +169,56 @@ export class Metrics {
     }
   }
 
-  /** Marks the data as changed; the next scrape renders anew. */
+  /** Marks the data as changed; formats scraped in the last minute are rendered again right away. */
   invalidate(): void {
     this.version++;
+    const now = Date.now();
+    for (const [key, at] of this.recentFormats) {
+      if (now - at > PRERENDER_WINDOW_MS) this.recentFormats.delete(key);
+      else setImmediate(() => void this.render(key.startsWith('om'), key.endsWith('gz'), false));
+    }
   }
 
   /** The exposition text for this tick, rendered once and shared by concurrent scrapers. */
-  render(openMetrics: boolean, gzip: boolean): Promise<Rendered> {
+  render(openMetrics: boolean, gzip: boolean, scrape = true): Promise<Rendered> {
     const key = `${openMetrics ? 'om' : 'prom'}:${gzip ? 'gz' : 'id'}`;
+    if (scrape) this.recentFormats.set(key, Date.now());
     const hit = this.cache.get(key);
     if (hit && hit.version === this.version) {
-      this.scrapeCacheHits.inc();
+      if (scrape) this.scrapeCacheHits.inc();
       return hit.value;
     }
     const value = (async (): Promise<Rendered> => {
-      const base = this.cache.get(`${openMetrics ? 'om' : 'prom'}:id`);
-      const registry = openMetrics ? this.openMetricsRegistry : this.registry;
-      const text = base && base.version === this.version && gzip ? (await base.value).text : await registry.metrics();
-      return { text, gzip: gzip ? gzipSync(text, { level: 1 }) : undefined, contentType: registry.contentType };
+      const plain = this.cache.get(`${openMetrics ? 'om' : 'prom'}:id`);
+      let text: string;
+      if (gzip && plain && plain.version === this.version) text = (await plain.value).text;
+      else {
+        const prom = await this.registry.metrics();
+        text = openMetrics ? toOpenMetrics(prom) : prom;
+      }
+      return {
+        text,
+        gzip: gzip ? gzipSync(text, { level: 1 }) : undefined,
+        contentType: openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE,
+      };
     })();
     this.cache.set(key, { version: this.version, value });
     return value;
   }
+}
+
+/**
+ * The Prometheus text format as OpenMetrics: counter families are named without `_total` in their
+ * HELP/TYPE lines (samples keep it) and the exposition ends with `# EOF`. Done on the text because
+ * prom-client renames shared counter objects in place when an OpenMetrics registry renders them,
+ * which would strip `_total` from the plain-text format too.
+ */
+export function toOpenMetrics(prom: string): string {
+  const counters = new Set<string>();
+  for (const m of prom.matchAll(/^# TYPE (\S+)_total counter$/gm)) counters.add(m[1]);
+  const lines = prom.split('\n').map((line) => {
+    const m = /^# (HELP|TYPE) (\S+)_total( .*)$/.exec(line);
+    return m && counters.has(m[2]) ? `# ${m[1]} ${m[2]}${m[3]}` : line;
+  });
+  return lines.join('\n').trimEnd() + '\n# EOF\n';
 }

@@ -37,3 +37,139 @@ export function modelCooling(itJoules: number, dtSeconds: number, cfg: CoolingMo
     watts: dtSeconds > 0 ? joules / dtSeconds : 0,
   };
 }
+
+/**
+ * Measured cooling: the meters' cooling energy split to this node.
+ *
+ *   node cooling ΔE = Σ_cooling meters ΔE_meter × share
+ *   share = node IT ΔE / room IT ΔE   (room IT from the meters with role "it", same interval)
+ *         | a configured constant
+ *
+ * IT meters reach this as series of domain "facility": they are removed from the step (they are
+ * not this node's energy) and only feed the share. When no cooling meter answers (none configured,
+ * all down) or the share cannot be known, the PUE/COP model stands in, labelled source="model",
+ * and notices() says so for the landing page.
+ *
+ * Outages: a counter meter that comes back covers the gap with its own delta (the energy did
+ * flow), but a power meter must not integrate one trapezoid across the outage, so its series is
+ * forgotten before the step and restarts from a new baseline. A cooling meter that was down
+ * while the model covered the room is forgotten too, so no energy is counted twice.
+ */
+
+export type CoolingShare = 'it-meters' | number;
+
+export interface CoolingMeters {
+  /** `device` names of the cooling meters and of the IT meters. */
+  cooling: string[];
+  it: string[];
+  share?: CoolingShare;
+}
+
+interface SeriesLike {
+  component: string;
+  domain: string;
+  device: string;
+  source: string;
+}
+
+interface Forgetter {
+  forget(r: { component: string; device: string; source: string }): void;
+}
+
+interface MeterReadingLike extends SeriesLike {
+  kind: string;
+}
+
+export class CoolingAccounting {
+  /** Meter series (cooling and facility) present in the previous tick, by device. */
+  private prevPresent = new Set<string>();
+  private known = new Map<string, SeriesLike>();
+  private lastShare: number | undefined;
+  private lastNotice: string[] = [];
+  readonly share: CoolingShare | undefined;
+
+  constructor(
+    private readonly cfg: CoolingModelConfig,
+    private readonly meters: CoolingMeters = { cooling: [], it: [] },
+  ) {
+    this.share = meters.share ?? (meters.it.length > 0 ? 'it-meters' : undefined);
+  }
+
+  private isMeter(r: SeriesLike): boolean {
+    return r.domain === 'facility' || (r.domain === 'cooling' && r.component === 'cooling' && r.source !== 'model');
+  }
+
+  /** Before the energy model's step: forget series that must restart from a new baseline. */
+  prepare(readings: readonly MeterReadingLike[], model: Forgetter): void {
+    for (const r of readings) {
+      if (!this.isMeter(r)) continue;
+      const returning = !this.prevPresent.has(r.device);
+      if (returning && r.kind === 'power') model.forget(r);
+    }
+  }
+
+  /**
+   * After the step: takes the meter series out of `series`, puts back this node's share of the
+   * cooling meters (or the model's cooling) and returns the share used (undefined under the model).
+   */
+  apply(series: SeriesDelta[], itJoules: number, dtSeconds: number, model: Forgetter): number | undefined {
+    const cooling: SeriesDelta[] = [];
+    const facility: SeriesDelta[] = [];
+    const rest: SeriesDelta[] = [];
+    for (const s of series) {
+      if (s.domain === 'facility') facility.push(s);
+      else if (this.isMeter(s)) cooling.push(s);
+      else rest.push(s);
+    }
+    const present = new Set([...cooling, ...facility].map((s) => s.device));
+    for (const s of [...cooling, ...facility]) this.known.set(s.device, s);
+    const share = this.computeShare(facility, present, itJoules, dtSeconds);
+    this.prevPresent = present;
+    series.length = 0;
+    series.push(...rest);
+    const downCooling = this.meters.cooling.filter((m) => !present.has(m));
+    if (cooling.length > 0 && share !== undefined) {
+      for (const s of cooling) series.push({ ...s, joules: s.joules * share, watts: s.watts * share });
+      const how = typeof this.share === 'number' ? 'configured' : 'node IT / room IT from the IT meters';
+      this.lastNotice = [
+        `cooling: measured by ${cooling.map((s) => `${s.device} (${s.source})`).join(', ')}; share ${share.toFixed(4)} (${how})` +
+          (downCooling.length ? `; down: ${downCooling.join(', ')}` : ''),
+      ];
+      return share;
+    }
+    // The model stands in. Cooling meters that did not answer are forgotten, so that a counter
+    // coming back does not also count the intervals the model covered (those that answered were
+    // just re-baselined by this step).
+    series.push(modelCooling(itJoules, dtSeconds, this.cfg));
+    for (const s of this.known.values()) if (s.domain !== 'facility' && !present.has(s.device)) model.forget(s);
+    const what = this.cfg.mode === 'pue' ? `PUE model (PUE ${this.cfg.pue})` : `COP model (supply air ${this.cfg.supplyAirCelsius} °C)`;
+    let why: string;
+    if (this.meters.cooling.length === 0) why = 'no cooling meter is configured';
+    else if (cooling.length === 0) why = `no cooling meter answered (down: ${downCooling.join(', ')})`;
+    else {
+      const downIt = this.meters.it.filter((m) => !present.has(m));
+      why = `the room IT share is unknown${downIt.length ? ` (IT meters down: ${downIt.join(', ')})` : this.meters.it.length ? ' (no complete IT interval yet)' : ' (set cooling.share or add meters with role: it)'}`;
+    }
+    this.lastNotice = [`cooling: estimated with the ${what}, source="model": ${why}`];
+    return undefined;
+  }
+
+  private computeShare(facility: SeriesDelta[], present: Set<string>, itJoules: number, dtSeconds: number): number | undefined {
+    if (typeof this.share === 'number') return this.share;
+    if (this.share === undefined) return undefined;
+    // Every IT meter must have answered now and in the previous tick, so that its delta covers
+    // exactly this interval; otherwise keep the last share (short outages, the first tick).
+    const complete =
+      dtSeconds > 0 && this.meters.it.length > 0 && this.meters.it.every((m) => present.has(m) && this.prevPresent.has(m));
+    if (complete) {
+      const room = facility.reduce((a, s) => a + s.joules, 0);
+      if (room > 0) this.lastShare = Math.min(1, Math.max(0, itJoules / room));
+    }
+    return this.lastShare;
+  }
+
+  /** Lines for the landing page: which cooling method is in use and why. */
+  notices(): string[] {
+    return this.lastNotice;
+  }
+}

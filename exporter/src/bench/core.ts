@@ -1,0 +1,88 @@
+import { monitorEventLoopDelay } from 'perf_hooks';
+import { Metrics } from '../metrics';
+import { Sampler } from '../sampler';
+import type { Reading, SampleResult, Source } from '../sources/types';
+import { silentLogger } from '../util/log';
+import { percentile, type BenchRow } from './table';
+
+/**
+ * Core costs: sampler CPU per tick, event-loop delay, and /metrics latency over a synthetic node with
+ * many devices (counters on every series), all in-process so the numbers are the exporter's own.
+ */
+
+class SyntheticSource implements Source {
+  readonly name = 'synthetic';
+  private joules = 0;
+  constructor(private readonly devices: number) {}
+  async init() {
+    return true;
+  }
+  async sample(): Promise<SampleResult> {
+    this.joules += 10;
+    const readings: Reading[] = [];
+    for (let i = 0; i < this.devices; i++) {
+      readings.push({ kind: 'counter', component: 'compute', domain: 'cpu', device: `dev${i}`, source: this.name, joules: this.joules + i });
+    }
+    return { readings };
+  }
+}
+
+async function measure(devices: number): Promise<BenchRow[]> {
+  const metrics = new Metrics();
+  let now = 0;
+  const sampler = new Sampler({
+    sources: [new SyntheticSource(devices)],
+    metrics,
+    log: silentLogger,
+    intervalMs: 1000,
+    timeoutMs: 800,
+    cooling: { mode: 'pue', pue: 1.56, supplyAirCelsius: 20 },
+    cpuCount: 16,
+    clock: () => now,
+  });
+  await sampler.init();
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const ticks = 50;
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < ticks; i++) {
+    now += 1000;
+    await sampler.tick();
+    await new Promise((r) => setImmediate(r));
+  }
+  const cpu = process.cpuUsage(cpu0);
+  loop.disable();
+  // Scrapes: the first after a tick renders, the rest of that tick hit the cache.
+  const cold: number[] = [];
+  const warm: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < 30; i++) {
+    now += 1000;
+    await sampler.tick();
+    let t0 = process.hrtime.bigint();
+    const out = await metrics.render(false, false, false);
+    cold.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    bytes = out.text.length;
+    for (let k = 0; k < 5; k++) {
+      t0 = process.hrtime.bigint();
+      await metrics.render(false, false);
+      warm.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }
+  cold.sort((a, b) => a - b);
+  warm.sort((a, b) => a - b);
+  const series = (await metrics.registry.getMetricsAsJSON()).reduce((a, m) => a + m.values.length, 0);
+  const area = `core ${devices} devices`;
+  return [
+    { area, metric: 'sampler CPU per tick', value: (cpu.user + cpu.system) / 1000 / ticks, unit: 'ms' },
+    { area, metric: 'event-loop delay max while ticking', value: loop.max / 1e6, unit: 'ms', note: 'a tick runs on the loop' },
+    { area, metric: 'render p50 (once per tick)', value: percentile(cold, 50), unit: 'ms', note: `${series} series` },
+    { area, metric: 'render p99 (once per tick)', value: percentile(cold, 99), unit: 'ms' },
+    { area, metric: '/metrics scrape p50 (cached)', value: percentile(warm, 50), unit: 'ms' },
+    { area, metric: '/metrics bytes', value: bytes / 1024, unit: 'KiB' },
+  ];
+}
+
+export async function benchCore(): Promise<BenchRow[]> {
+  return [...(await measure(10)), ...(await measure(5000))];
+}

@@ -1,0 +1,53 @@
+import { mkdtempSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { resolveConfig } from './cli/serve';
+import { ConfigError, parseConfig, parseListenAddress } from './config';
+import { parseDuration } from './util/duration';
+
+describe('durations', () => {
+  test.each([
+    ['250ms', 250],
+    ['1s', 1000],
+    ['1m30s', 90_000],
+    ['1h', 3_600_000],
+    ['1.5s', 1500],
+  ])('%s = %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
+  test.each(['', '10', '1x', 's', '1s2'])('rejects %p', (text) => expect(() => parseDuration(text)).toThrow(/invalid duration/));
+});
+
+describe('config', () => {
+  test('defaults', () => {
+    const c = parseConfig({});
+    expect(c.web.listenAddress).toBe(':10042');
+    expect(c.sample.interval).toBe(1000);
+    expect(c.cooling).toEqual({ mode: 'pue', pue: 1.56, supplyAirCelsius: 20 });
+    expect(c.dram.wattsPerGigabyte).toBe(0.392);
+  });
+
+  test('an invalid field is named with the reason', () => {
+    expect(() => parseConfig({ cooling: { pue: 0.5 } })).toThrow(/cooling\.pue: Number must be greater than or equal to 1/);
+    expect(() => parseConfig({ sample: { interval: '50ms' } })).toThrow(/sample\.interval: must be at least 100ms/);
+    expect(() => parseConfig({ sampel: {} })).toThrow(/Unrecognized key\(s\) in object: 'sampel'/);
+  });
+
+  test('flags override the file and a bad flag names the flag', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jf-cfg-'));
+    const file = join(dir, 'c.yml');
+    writeFileSync(file, 'sample:\n  interval: 2s\ncooling:\n  mode: cop\n');
+    const c = await resolveConfig({ 'config.file': file, 'sample.interval': '500ms' });
+    expect(c.sample.interval).toBe(500);
+    expect(c.cooling.mode).toBe('cop');
+    await expect(resolveConfig({ 'sample.interval': 'fast' })).rejects.toThrow(/sample\.interval \(--sample\.interval\): invalid duration "fast"/);
+    writeFileSync(file, 'cooling: [1,\n');
+    await expect(resolveConfig({ 'config.file': file })).rejects.toThrow(ConfigError);
+    await expect(resolveConfig({ 'config.file': join(dir, 'missing.yml') })).rejects.toThrow(/cannot read config file/);
+  });
+
+  test('listen addresses', () => {
+    expect(parseListenAddress(':10042')).toEqual({ host: undefined, port: 10042 });
+    expect(parseListenAddress('127.0.0.1:9')).toEqual({ host: '127.0.0.1', port: 9 });
+    expect(parseListenAddress('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(() => parseListenAddress('nohost')).toThrow(/web.listenAddress/);
+  });
+});

@@ -1,0 +1,129 @@
+import type { Reading } from '../sources/types';
+import { EnergyModel, IMPOSSIBLE_DELTA_FACTOR, totalsByComponent, trapezoid } from './energy';
+
+const counter = (joules: number, extra: Partial<Reading> = {}): Reading =>
+  ({ kind: 'counter', component: 'compute', domain: 'cpu', device: 'package-0', source: 'rapl', joules, ...extra }) as Reading;
+
+describe('EnergyModel counters', () => {
+  test('first reading is a baseline, later readings give deltas', () => {
+    const m = new EnergyModel();
+    expect(m.step(0, [counter(1000)]).series[0].joules).toBe(0);
+    const s = m.step(1000, [counter(1150)]).series[0];
+    expect(s.joules).toBe(150);
+    expect(s.watts).toBe(150);
+  });
+
+  test('a RAPL wrap adds the range: Δ = (max − last) + current', () => {
+    const m = new EnergyModel();
+    const wrap = 262143.32885; // max_energy_range_uj 262143328850 µJ
+    m.step(0, [counter(262143.0, { wrapJoules: wrap })]);
+    const r = m.step(1000, [counter(10.5, { wrapJoules: wrap })]);
+    expect(r.series[0].joules).toBeCloseTo(wrap - 262143.0 + 10.5, 6);
+    expect(r.events).toEqual([{ source: 'rapl', device: 'package-0', reason: 'counter_wrap' }]);
+  });
+
+  test('a counter that goes backwards without a wrap range drops the interval and reports a reset', () => {
+    const m = new EnergyModel();
+    m.step(0, [counter(5000)]);
+    const r = m.step(1000, [counter(20)]);
+    expect(r.series[0].joules).toBe(0);
+    expect(r.events).toEqual([{ source: 'rapl', device: 'package-0', reason: 'counter_reset' }]);
+    expect(m.step(2000, [counter(70)]).series[0].joules).toBe(50);
+  });
+
+  test('an impossible jump (above max power × Δt × factor) is a reset, not energy', () => {
+    const m = new EnergyModel();
+    m.step(0, [counter(0, { maxPowerWatts: 700 })]);
+    const ok = m.step(1000, [counter(700 * IMPOSSIBLE_DELTA_FACTOR, { maxPowerWatts: 700 })]);
+    expect(ok.series[0].joules).toBe(1400);
+    const bad = m.step(2000, [counter(1400 + 700 * IMPOSSIBLE_DELTA_FACTOR + 1, { maxPowerWatts: 700 })]);
+    expect(bad.series[0].joules).toBe(0);
+    expect(bad.events[0].reason).toBe('counter_reset');
+  });
+});
+
+describe('power integration', () => {
+  const power = (watts: number): Reading => ({ kind: 'power', component: 'compute', domain: 'gpu', device: 'gpu0', source: 'nvml-power', watts });
+
+  test('trapezoid is exact for a linear ramp: ∫(100 + 10t)dt over 0..10 s = 1500 J', () => {
+    const m = new EnergyModel();
+    let total = 0;
+    for (let t = 0; t <= 10; t += 0.5) total += m.step(t * 1000, [power(100 + 10 * t)]).series[0].joules;
+    expect(total).toBeCloseTo(1500, 9);
+  });
+
+  test('trapezoid converges on a sine: ∫(300 + 100 sin t)dt over 0..2π = 600π J', () => {
+    const m = new EnergyModel();
+    let total = 0;
+    const n = 2000;
+    for (let i = 0; i <= n; i++) {
+      const t = (2 * Math.PI * i) / n;
+      total += m.step(t * 1000, [power(300 + 100 * Math.sin(t))]).series[0].joules;
+    }
+    expect(Math.abs(total - 600 * Math.PI) / (600 * Math.PI)).toBeLessThan(1e-6);
+  });
+
+  test('negative power samples are clamped', () => {
+    expect(trapezoid(-5, 10, 2)).toBe(10);
+  });
+});
+
+describe('activity counters (disks, NICs)', () => {
+  const nic = (rx: number, tx: number): Reading => ({
+    kind: 'activity',
+    component: 'transmit',
+    domain: 'nic',
+    device: 'eth0',
+    source: 'netdev',
+    counters: { rx_bytes: rx, tx_bytes: tx },
+    joulesPerUnit: { rx_bytes: 8 * 5e-12, tx_bytes: 8 * 5e-12 },
+    idleWatts: 2,
+  });
+
+  test('ΔE = bits × J/bit + idle W × Δt', () => {
+    const m = new EnergyModel();
+    m.step(0, [nic(0, 0)]);
+    const s = m.step(4000, [nic(1e9, 3e9)]).series[0];
+    // 4e9 bytes = 3.2e10 bits × 5 pJ/bit = 0.16 J, plus 2 W × 4 s = 8 J
+    expect(s.joules).toBeCloseTo(8.16, 12);
+    expect(s.activeJoules).toBeCloseTo(0.16, 12);
+    expect(s.activityUnits).toBe(4e9);
+  });
+
+  test('a byte counter reset keeps the idle energy and drops the activity part', () => {
+    const m = new EnergyModel();
+    m.step(0, [nic(5e9, 5e9)]);
+    const r = m.step(1000, [nic(10, 10)]);
+    expect(r.series[0].joules).toBe(2);
+    expect(r.events[0].reason).toBe('counter_reset');
+  });
+});
+
+describe('the seed article examples, recomputed with correct units', () => {
+  test('4 GPUs × 300 W × 10 h = 43.2 MJ = 12 kWh (not 12 000 J)', () => {
+    const m = new EnergyModel();
+    const gpus = (t: number) =>
+      [0, 1, 2, 3].map((i): Reading => ({ kind: 'mean_power', component: 'compute', domain: 'gpu', device: `gpu${i}`, source: 'model', watts: 300 }));
+    m.step(0, gpus(0));
+    const r = m.step(10 * 3600 * 1000, gpus(1));
+    const joules = totalsByComponent(r.series).compute;
+    expect(joules).toBe(43.2e6);
+    expect(joules / 3.6e6).toBe(12);
+  });
+
+  test('100 GB moved at 1e-8 J/bit = 8e11 bit × 1e-8 J/bit = 8 kJ (bits × J/bit, not bandwidth × J/bit / 2)', () => {
+    const m = new EnergyModel();
+    const link = (bytes: number): Reading => ({
+      kind: 'activity',
+      component: 'transmit',
+      domain: 'nic',
+      device: 'eth0',
+      source: 'netdev',
+      counters: { tx_bytes: bytes },
+      joulesPerUnit: { tx_bytes: 8 * 1e-8 },
+      idleWatts: 0,
+    });
+    m.step(0, [link(0)]);
+    expect(m.step(1000, [link(100e9)]).series[0].joules).toBeCloseTo(8000, 9);
+  });
+});

@@ -1,0 +1,103 @@
+import { Metrics } from './metrics';
+import { Sampler } from './sampler';
+import type { SampleResult, Source } from './sources/types';
+import { SourceError } from './sources/types';
+import { silentLogger } from './util/log';
+
+/** A source whose counter advances by `wattsPerTick` joules per sample. */
+class CountingSource implements Source {
+  joules = 0;
+  constructor(
+    readonly name: string,
+    private readonly step: number,
+  ) {}
+  async init() {
+    return true;
+  }
+  async sample(): Promise<SampleResult> {
+    this.joules += this.step;
+    return { readings: [{ kind: 'counter', component: 'compute', domain: 'cpu', device: 'package-0', source: this.name, joules: this.joules }] };
+  }
+}
+
+class FailingSource implements Source {
+  readonly name = 'broken';
+  async init() {
+    return true;
+  }
+  async sample(): Promise<SampleResult> {
+    throw new SourceError('read', 'device on fire');
+  }
+}
+
+class HangingSource implements Source {
+  readonly name = 'hanging';
+  calls = 0;
+  async init() {
+    return true;
+  }
+  sample(): Promise<SampleResult> {
+    this.calls++;
+    return new Promise(() => undefined);
+  }
+}
+
+async function value(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const m = metrics.registry.getSingleMetric(name);
+  const data = await m!.get();
+  return data.values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
+}
+
+test('a failing and a hanging source are reported down while the others keep sampling', async () => {
+  const metrics = new Metrics();
+  let now = 0;
+  const good = new CountingSource('rapl', 50);
+  const hanging = new HangingSource();
+  const sampler = new Sampler({
+    sources: [good, new FailingSource(), hanging],
+    metrics,
+    log: silentLogger,
+    intervalMs: 1000,
+    timeoutMs: 20,
+    cooling: { mode: 'pue', pue: 1.5, supplyAirCelsius: 20 },
+    cpuCount: 4,
+    clock: () => now,
+  });
+  await sampler.init();
+  for (let i = 0; i < 5; i++) {
+    await sampler.tick();
+    now += 1000;
+  }
+  expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'rapl' })).toBe(200);
+  expect(await value(metrics, 'jouleflow_node_power_watts', { source: 'rapl' })).toBe(50);
+  expect(await value(metrics, 'jouleflow_source_up', { source: 'rapl', device: '' })).toBe(1);
+  expect(await value(metrics, 'jouleflow_source_up', { source: 'broken', device: '' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_up', { source: 'hanging', device: '' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'broken', reason: 'read' })).toBe(5);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'hanging', reason: 'timeout' })).toBe(5);
+  // A hanging read is not restarted while it is still in flight.
+  expect(hanging.calls).toBe(1);
+  // Cooling from the PUE model: (1.5 − 1) × IT, all unattributed without jobs.
+  expect(await value(metrics, 'jouleflow_node_energy_joules_total', { component: 'cooling', source: 'model' })).toBe(100);
+  expect(await value(metrics, 'jouleflow_job_energy_joules_total', { job_id: 'unattributed', component: 'compute' })).toBe(200);
+  expect(await value(metrics, 'jouleflow_job_energy_joules_total', { job_id: 'unattributed', component: 'cooling' })).toBe(100);
+  expect(await value(metrics, 'jouleflow_pue_ratio', {})).toBe(1.5);
+  await sampler.stop();
+});
+
+test('scrapes of one tick share one rendering; a new tick renders anew', async () => {
+  const metrics = new Metrics();
+  const a = await metrics.render(false, false);
+  const b = await metrics.render(false, false);
+  expect(b).toBe(a);
+  metrics.invalidate();
+  expect(await metrics.render(false, false)).not.toBe(a);
+  const om = await metrics.render(true, true);
+  expect(om.contentType).toMatch(/openmetrics/);
+  expect(om.text).toMatch(/# EOF\s*$/);
+  expect(om.gzip!.length).toBeGreaterThan(0);
+  expect(om.text).toMatch(/^# TYPE jouleflow_node_energy_joules counter$/m);
+  // Rendering OpenMetrics must not rename the plain format's counters.
+  metrics.invalidate();
+  expect((await metrics.render(false, false)).text).toMatch(/^# TYPE jouleflow_node_energy_joules_total counter$/m);
+});
