@@ -30,7 +30,12 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
     tree = new FixtureTree();
     const cfg = tree.path('jouleflow.yml');
     writeFileSync(cfg, 'disks:\n  ssd: { idleWatts: 0 }\n  hdd: { idleWatts: 0 }\nnics:\n  defaults: { idleWatts: 0 }\n');
-    exp = await startServe([`--config.file=${cfg}`, `--path.sysfs=${tree.sysfs}`, `--path.procfs=${tree.procfs}`, '--sample.interval=100ms']);
+    exp = await startServe([
+      `--config.file=${cfg}`,
+      `--path.sysfs=${tree.sysfs}`,
+      `--path.procfs=${tree.procfs}`,
+      '--sample.interval=100ms',
+    ]);
   });
   afterAll(async () => {
     await exp?.stop();
@@ -49,7 +54,10 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
     tree.add('sys/class/net/eth0/statistics/rx_bytes', 1e9);
     tree.add('sys/class/net/lo/statistics/rx_bytes', 1e9); // loopback: not counted
     const target = (before.get(PKG('package-0')) ?? 0) + 50;
-    await waitFor(async () => ((await scrape(exp.url).then((s) => parseExposition(s.text).get(PKG('package-0')))) === target ? true : undefined), 'package-0 to advance');
+    await waitFor(
+      async () => ((await scrape(exp.url).then((s) => parseExposition(s.text).get(PKG('package-0')))) === target ? true : undefined),
+      'package-0 to advance',
+    );
     await new Promise((r) => setTimeout(r, 400));
     const after = parseExposition((await scrape(exp.url)).text);
     const d = (k: string) => (after.get(k) ?? NaN) - (before.get(k) ?? 0);
@@ -67,7 +75,10 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
     expect(d(NET('ib0'))).toBe(0);
     expect(after.has(NET('lo'))).toBe(false);
 
-    const it = ['compute', 'transmit', 'store'].reduce((a, c) => a + sumSeries(after, 'jouleflow_node_energy_joules_total', { component: c }), 0);
+    const it = ['compute', 'transmit', 'store'].reduce(
+      (a, c) => a + sumSeries(after, 'jouleflow_node_energy_joules_total', { component: c }),
+      0,
+    );
     const cooling = sumSeries(after, 'jouleflow_node_energy_joules_total', { component: 'cooling', source: 'model' });
     expect(cooling).toBeCloseTo(0.56 * it, 6);
     for (const c of ['compute', 'transmit', 'store', 'cooling']) {
@@ -126,7 +137,12 @@ describe('jouleflow serve without RAPL (a VM): models, labelled as such', () => 
     tree = new FixtureTree();
     const cfg = tree.path('jouleflow.yml');
     writeFileSync(cfg, 'sources:\n  rapl: false\ncpu:\n  tdpWatts: 120\ncooling:\n  mode: cop\n  supplyAirCelsius: 25\n');
-    exp = await startServe([`--config.file=${cfg}`, `--path.sysfs=${tree.sysfs}`, `--path.procfs=${tree.procfs}`, '--sample.interval=100ms']);
+    exp = await startServe([
+      `--config.file=${cfg}`,
+      `--path.sysfs=${tree.sysfs}`,
+      `--path.procfs=${tree.procfs}`,
+      '--sample.interval=100ms',
+    ]);
   });
   afterAll(async () => {
     await exp?.stop();
@@ -142,7 +158,10 @@ describe('jouleflow serve without RAPL (a VM): models, labelled as such', () => 
     }, 'the CPU model to see 50 % load');
     expect(samples.get('jouleflow_node_power_watts{component="compute",device="dram",source="model"}')).toBeCloseTo(64 * 0.392, 9);
     const cop = 0.0068 * 625 + 0.0008 * 25 + 0.458;
-    const it = ['compute', 'transmit', 'store'].reduce((a, c) => a + sumSeries(samples, 'jouleflow_node_energy_joules_total', { component: c }), 0);
+    const it = ['compute', 'transmit', 'store'].reduce(
+      (a, c) => a + sumSeries(samples, 'jouleflow_node_energy_joules_total', { component: c }),
+      0,
+    );
     expect(sumSeries(samples, 'jouleflow_node_energy_joules_total', { component: 'cooling', source: 'model' })).toBeCloseTo(it / cop, 6);
     expect(samples.get('jouleflow_source_up{source="rapl",device=""}')).toBeUndefined();
   });
@@ -158,7 +177,9 @@ test('a broken config stops start-up with exit code 2, naming the field', () => 
 test('a port in use is a clear error', async () => {
   const first = await startServe(['--path.sysfs=/nonexistent', '--path.procfs=/proc']);
   const port = new URL(first.url).port;
-  const second = spawn(process.execPath, [MAIN, 'serve', `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const second = spawn(process.execPath, [MAIN, 'serve', `--web.listen-address=127.0.0.1:${port}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   second.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const code = await new Promise((r) => second.once('exit', r));
