@@ -38,7 +38,9 @@ describe('config', () => {
     const c = await resolveConfig({ 'config.file': file, 'sample.interval': '500ms' });
     expect(c.sample.interval).toBe(500);
     expect(c.cooling.mode).toBe('cop');
-    await expect(resolveConfig({ 'sample.interval': 'fast' })).rejects.toThrow(/sample\.interval \(--sample\.interval\): invalid duration "fast"/);
+    await expect(resolveConfig({ 'sample.interval': 'fast' })).rejects.toThrow(
+      /sample\.interval \(--sample\.interval\): invalid duration "fast"/,
+    );
     writeFileSync(file, 'cooling: [1,\n');
     await expect(resolveConfig({ 'config.file': file })).rejects.toThrow(ConfigError);
     await expect(resolveConfig({ 'config.file': join(dir, 'missing.yml') })).rejects.toThrow(/cannot read config file/);

@@ -47,6 +47,10 @@ export class Metrics {
   readonly sampleDuration: Histogram<'source'>;
   readonly buildInfo: Gauge<'version' | 'node_version' | 'mode'>;
   readonly scrapeCacheHits: Counter;
+  readonly jobsRejected: Counter<'reason'>;
+  readonly jobsLive: Gauge<'state'>;
+  /** Label sets used per job, so that removeJob can drop every series of a job (prom-client removes exact label sets only). */
+  private readonly jobSeries = new Map<string, { info?: Record<string, string>; methods: Set<string> }>();
 
   constructor(mode: 'normal' | 'demo' = 'normal') {
     const registers = [this.registry];
@@ -133,6 +137,19 @@ export class Metrics {
       help: 'Scrapes served from the text rendered for the current sampler tick.',
       registers,
     });
+    this.jobsRejected = new Counter({
+      name: 'jouleflow_jobs_rejected_total',
+      help: 'Jobs refused (API or discovery) per reason: cap (over the live-job cap), invalid, duplicate.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.jobsLive = new Gauge({
+      name: 'jouleflow_jobs',
+      help: 'Jobs exposed in the live metrics: running, or ended and kept for the retention window.',
+      labelNames: ['state'],
+      registers,
+    });
+    this.jobsRejected.inc({ reason: 'cap' }, 0);
     this.buildInfo.set({ version: VERSION, node_version: process.version, mode }, 1);
     this.pue.set(NaN);
   }
@@ -146,7 +163,9 @@ export class Metrics {
     }
     const dt = step.dt;
     const apply = (id: string, joules: Record<string, number>, method: Record<string, string>) => {
+      const used = this.seriesOf(id);
       for (const c of COMPONENTS) {
+        used.methods.add(method[c]);
         this.jobEnergy.inc({ job_id: id, component: c, method: method[c] }, joules[c]);
         this.jobPower.set({ job_id: id, component: c }, dt > 0 ? joules[c] / dt : 0);
       }
@@ -156,17 +175,53 @@ export class Metrics {
     apply(UNATTRIBUTED, attribution.unattributed, measured);
   }
 
+  private seriesOf(id: string): { info?: Record<string, string>; methods: Set<string> } {
+    let s = this.jobSeries.get(id);
+    if (!s) {
+      s = { methods: new Set() };
+      this.jobSeries.set(id, s);
+    }
+    return s;
+  }
+
   setJob(job: JobLabels, startSeconds: number, endSeconds?: number): void {
-    this.jobInfo.set({ job_id: job.id, job_name: job.name, user: job.user ?? '', scheduler: job.scheduler ?? '' }, 1);
+    const info = {
+      job_id: job.id,
+      job_name: safeLabelValue(job.name),
+      user: safeLabelValue(job.user ?? ''),
+      scheduler: job.scheduler ?? '',
+    };
+    const used = this.seriesOf(job.id);
+    if (used.info && JSON.stringify(used.info) !== JSON.stringify(info)) this.jobInfo.remove(used.info);
+    used.info = info;
+    this.jobInfo.set(info, 1);
     this.jobStart.set({ job_id: job.id }, startSeconds);
     if (endSeconds !== undefined) this.jobEnd.set({ job_id: job.id }, endSeconds);
   }
 
+  /** Sets a job's energy counters to totals from the ledger (a restarted exporter resumes a job). */
+  restoreJobEnergy(id: string, totals: Record<string, Record<string, number>>): void {
+    const used = this.seriesOf(id);
+    for (const [component, byMethod] of Object.entries(totals)) {
+      for (const [method, joules] of Object.entries(byMethod)) {
+        if (!(joules > 0)) continue;
+        used.methods.add(method);
+        this.jobEnergy.inc({ job_id: id, component, method }, joules);
+      }
+    }
+  }
+
   /** Drops every series of a job (after its retention window). */
   removeJob(id: string): void {
-    for (const m of [this.jobEnergy, this.jobPower, this.jobInfo, this.jobStart, this.jobEnd] as Array<Gauge<string> | Counter<string>>) {
-      m.remove({ job_id: id });
+    const used = this.jobSeries.get(id);
+    for (const c of COMPONENTS) {
+      for (const method of used?.methods ?? []) this.jobEnergy.remove({ job_id: id, component: c, method });
+      this.jobPower.remove({ job_id: id, component: c });
     }
+    if (used?.info) this.jobInfo.remove(used.info);
+    this.jobStart.remove({ job_id: id });
+    this.jobEnd.remove({ job_id: id });
+    this.jobSeries.delete(id);
   }
 
   /** Marks the data as changed; formats scraped in the last minute are rendered again right away. */
@@ -221,4 +276,13 @@ export function toOpenMetrics(prom: string): string {
     return m && counters.has(m[2]) ? `# ${m[1]} ${m[2]}${m[3]}` : line;
   });
   return lines.join('\n').trimEnd() + '\n# EOF\n';
+}
+
+/**
+ * A label value safe to expose: well-formed Unicode (lone surrogates replaced), bounded length.
+ * Quotes, backslashes and newlines are escaped by the exposition format itself.
+ */
+export function safeLabelValue(v: string, max = 256): string {
+  const wellFormed = v.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  return wellFormed.length > max ? wellFormed.slice(0, max - 1) + '\u2026' : wellFormed;
 }

@@ -16,7 +16,9 @@ class CountingSource implements Source {
   }
   async sample(): Promise<SampleResult> {
     this.joules += this.step;
-    return { readings: [{ kind: 'counter', component: 'compute', domain: 'cpu', device: 'package-0', source: this.name, joules: this.joules }] };
+    return {
+      readings: [{ kind: 'counter', component: 'compute', domain: 'cpu', device: 'package-0', source: this.name, joules: this.joules }],
+    };
   }
 }
 

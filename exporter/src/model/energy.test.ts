@@ -43,7 +43,14 @@ describe('EnergyModel counters', () => {
 });
 
 describe('power integration', () => {
-  const power = (watts: number): Reading => ({ kind: 'power', component: 'compute', domain: 'gpu', device: 'gpu0', source: 'nvml-power', watts });
+  const power = (watts: number): Reading => ({
+    kind: 'power',
+    component: 'compute',
+    domain: 'gpu',
+    device: 'gpu0',
+    source: 'nvml-power',
+    watts,
+  });
 
   test('trapezoid is exact for a linear ramp: ∫(100 + 10t)dt over 0..10 s = 1500 J', () => {
     const m = new EnergyModel();
@@ -102,10 +109,17 @@ describe('activity counters (disks, NICs)', () => {
 describe('the seed article examples, recomputed with correct units', () => {
   test('4 GPUs × 300 W × 10 h = 43.2 MJ = 12 kWh (not 12 000 J)', () => {
     const m = new EnergyModel();
-    const gpus = (t: number) =>
-      [0, 1, 2, 3].map((i): Reading => ({ kind: 'mean_power', component: 'compute', domain: 'gpu', device: `gpu${i}`, source: 'model', watts: 300 }));
-    m.step(0, gpus(0));
-    const r = m.step(10 * 3600 * 1000, gpus(1));
+    const gpus = () =>
+      [0, 1, 2, 3].map((i): Reading => ({
+        kind: 'mean_power',
+        component: 'compute',
+        domain: 'gpu',
+        device: `gpu${i}`,
+        source: 'model',
+        watts: 300,
+      }));
+    m.step(0, gpus());
+    const r = m.step(10 * 3600 * 1000, gpus());
     const joules = totalsByComponent(r.series).compute;
     expect(joules).toBe(43.2e6);
     expect(joules / 3.6e6).toBe(12);
