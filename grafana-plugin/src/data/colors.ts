@@ -14,7 +14,8 @@ export function resolveComponentColors(
 ): Record<ComponentKey, string> {
   const colors = {} as Record<ComponentKey, string>;
   for (const k of COMPONENT_KEYS) {
-    colors[k] = k === 'other' ? theme.colors.text.secondary : theme.visualization.getColorByName(COMPONENT_COLOR_NAMES[k]);
+    colors[k] =
+      k === 'other' ? theme.colors.text.secondary : theme.visualization.getColorByName(COMPONENT_COLOR_NAMES[k]);
   }
   const defaultFixed = defaults?.color?.mode === FieldColorModeId.Fixed ? defaults.color.fixedColor : undefined;
   for (const frame of frames ?? []) {

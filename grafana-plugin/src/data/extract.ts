@@ -116,7 +116,9 @@ function extractTable(frame: DataFrame, groupField: Field, opts: ExtractOptions,
   const componentColumns = splitField
     ? []
     : frame.fields.filter((f) => isValueField(f) && (KNOWN_COMPONENTS as readonly string[]).includes(f.name));
-  const valueFields = componentColumns.length ? componentColumns : tableValueFields(frame, [groupField, splitField, nameField]);
+  const valueFields = componentColumns.length
+    ? componentColumns
+    : tableValueFields(frame, [groupField, splitField, nameField]);
   for (let i = 0; i < frame.length; i++) {
     const g = groupField.values[i];
     if (isNil(g) || g === '') {

@@ -18,6 +18,7 @@ export function buildJobLink(
     .replace(/\$\{job_id\}/g, encodeURIComponent(row.id))
     .replace(/\$\{job_name\}/g, encodeURIComponent(row.name));
   const url = replaceVariables ? replaceVariables(withJob) : withJob;
+  // sanitizeUrl blanks javascript:/data: URLs (it also decodes, so keep our encoded URL otherwise).
   const safe = textUtil.sanitizeUrl(url);
-  return safe && safe !== 'about:blank' ? safe : undefined;
+  return url.trim() && safe && safe !== 'about:blank' ? url : undefined;
 }

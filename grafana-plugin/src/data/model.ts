@@ -6,7 +6,7 @@ import { buildRows, MAX_ROWS, RowsResult } from './rows';
 import { co2Grams, energyCost } from './units';
 
 export interface PanelModel extends RowsResult {
-  /** Largest row total: bar widths are value / maxTotal. */
+  /** Largest job total (the "others" row excluded): bar widths are value / maxTotal, others is clipped at 100 %. */
   maxTotal: number;
   /** g/kWh used for the CO₂ column, or undefined when the column is off / no intensity is known. */
   carbonIntensity?: number;
@@ -31,7 +31,9 @@ export function buildModel(frames: DataFrame[] | undefined, options: EnergySplit
     topN: options.topN ?? 0,
     maxRows: MAX_ROWS,
   });
-  const maxTotal = rows.rows.reduce((m, r) => Math.max(m, r.total), 0);
+  // Bars are scaled to the largest job; the folded "others" row (often larger than any job) is clipped instead.
+  const maxJob = rows.rows.reduce((m, r) => (r.kind === 'others' ? m : Math.max(m, r.total)), 0);
+  const maxTotal = maxJob > 0 ? maxJob : rows.rows.reduce((m, r) => Math.max(m, r.total), 0);
   let carbonIntensity: number | undefined;
   if (options.co2Source === 'fixed' && options.carbonIntensity >= 0 && Number.isFinite(options.carbonIntensity)) {
     carbonIntensity = options.carbonIntensity;

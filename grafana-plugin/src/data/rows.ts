@@ -54,7 +54,16 @@ export function isValidEnergy(v: number): boolean {
 }
 
 function newRow(id: string, name: string, kind: RowKind): JobRow {
-  return { key: kind === 'others' ? OTHERS_KEY : id, id, name, kind, values: emptyValues(), total: 0, invalid: [], jobCount: 1 };
+  return {
+    key: kind === 'others' ? OTHERS_KEY : id,
+    id,
+    name,
+    kind,
+    values: emptyValues(),
+    total: 0,
+    invalid: [],
+    jobCount: 1,
+  };
 }
 
 /** Groups samples into one row per job; sums duplicates; invalid values are flagged, not summed. */
