@@ -53,3 +53,16 @@ describe('config', () => {
     expect(() => parseListenAddress('nohost')).toThrow(/web.listenAddress/);
   });
 });
+
+describe('values that would break later are refused up front', () => {
+  test.each([
+    [{ cpu: { tdpWatts: Infinity } }, /cpu\.tdpWatts/],
+    [{ sample: { interval: '30d' } }, /sample\.interval: must be a finite duration of at most 24d/],
+    [{ sample: { interval: '1s', timeout: '10m' } }, /sample\.timeout: timeout must not exceed the interval/],
+    [{ disks: { exclude: '(' } }, /disks\.exclude: invalid regular expression/],
+    [{ nics: { include: '[' } }, /nics\.include: invalid regular expression/],
+    [{ web: { telemetryPath: '/metrics(' } }, /web\.telemetryPath: must be a plain path/],
+    [{ web: { telemetryPath: '/api/v1/jobs' } }, /web\.telemetryPath: must not shadow/],
+    [{ web: { listenAddress: 'localhost' } }, /web\.listenAddress: expected host:port/],
+  ])('%j', (input, message) => expect(() => parseConfig(input)).toThrow(message));
+});

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { CoolingShareSchema, MetersSchema } from './sources/meters/schema';
 import { parseDuration } from './util/duration';
 import { LOG_LEVELS } from './util/log';
 
@@ -8,6 +9,11 @@ const duration = (min?: number) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
     try {
       const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
+      // setTimeout takes at most 2^31 − 1 ms; beyond that Node fires after 1 ms.
+      if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a finite duration of at most 24d, got ${v}` });
+        return z.NEVER;
+      }
       if (min !== undefined && ms < min) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at least ${min}ms, got ${v}` });
         return z.NEVER;
@@ -19,7 +25,18 @@ const duration = (min?: number) =>
     }
   });
 
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
 const nonNeg = z.number().finite().nonnegative();
+
+/** A regular expression given as a string: compiled at validation, so a bad one names its field. */
+const regex = z.string().superRefine((v, ctx) => {
+  try {
+    new RegExp(v);
+  } catch (err) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid regular expression: ${(err as Error).message}` });
+  }
+});
 
 const DiskParams = z
   .object({
@@ -40,8 +57,21 @@ export const ConfigSchema = z
   .object({
     web: z
       .object({
-        listenAddress: z.string().default(':10042'),
-        telemetryPath: z.string().startsWith('/').default('/metrics'),
+        listenAddress: z
+          .string()
+          .default(':10042')
+          .superRefine((v, ctx) => {
+            try {
+              parseListenAddress(v);
+            } catch (err) {
+              ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^web\.listenAddress: /, '') });
+            }
+          }),
+        telemetryPath: z
+          .string()
+          .regex(/^\/[A-Za-z0-9._~/-]+$/, 'must be a plain path such as /metrics (letters, digits, . _ ~ - /)')
+          .refine((p) => !/^\/(api|healthz)(\/|$)/.test(p), 'must not shadow /api or /healthz')
+          .default('/metrics'),
         jobsTokenFile: z.string().optional(),
       })
       .strict()
@@ -58,6 +88,10 @@ export const ConfigSchema = z
         timeout: duration(1).optional(),
       })
       .strict()
+      .refine((v) => v.timeout === undefined || v.timeout <= v.interval, {
+        message: 'timeout must not exceed the interval (a hanging source would hold up every tick)',
+        path: ['timeout'],
+      })
       .default({}),
     log: z
       .object({
@@ -73,6 +107,7 @@ export const ConfigSchema = z
         dramModel: z.boolean().default(true),
         diskstats: z.boolean().default(true),
         netdev: z.boolean().default(true),
+        infiniband: z.boolean().default(true),
         nvml: z.boolean().default(true),
       })
       .strict()
@@ -80,8 +115,8 @@ export const ConfigSchema = z
     cpu: z
       .object({
         /** Thermal design power of all sockets together, in watts; unknown → tdpWattsPerVcpu × vCPUs. */
-        tdpWatts: z.number().positive().optional(),
-        tdpWattsPerVcpu: z.number().positive().default(3.5),
+        tdpWatts: z.number().finite().positive().optional(),
+        tdpWattsPerVcpu: z.number().finite().positive().default(3.5),
         /** Teads curve: fraction of TDP drawn at 0/10/50/100 % utilisation. */
         curve: z
           .array(z.tuple([z.number().min(0).max(100), nonNeg]))
@@ -101,7 +136,8 @@ export const ConfigSchema = z
       .default({}),
     disks: z
       .object({
-        exclude: z.string().default('^(loop|ram|zram|dm-|md|sr|fd|nbd)\\d*'),
+        // Virtual and stacked devices whose I/O is already counted on the disks beneath them.
+        exclude: regex.default('^(loop|ram|zram|dm-|md|sr|fd|nbd|rbd|zd|drbd|bcache)\\d*|^nvme\\d+c\\d+n\\d+'),
         ssd: DiskParams.default({}),
         hdd: DiskParams.default({}),
         devices: z.record(DiskParams).default({}),
@@ -111,8 +147,8 @@ export const ConfigSchema = z
     nics: z
       .object({
         /** Regex of interfaces to include even when virtual. */
-        include: z.string().optional(),
-        exclude: z.string().default('^(lo|veth.*|docker\\d*|br-.*|virbr\\d*|ifb\\d*|cni\\d*|flannel.*|cali.*|tun\\d*|tap\\d*)$'),
+        include: regex.optional(),
+        exclude: regex.default('^(lo|veth.*|docker\\d*|br-.*|virbr\\d*|ifb\\d*|cni\\d*|flannel.*|cali.*|tun\\d*|tap\\d*)$'),
         defaults: NicParams.default({}),
         devices: z.record(NicParams).default({}),
       })
@@ -125,9 +161,13 @@ export const ConfigSchema = z
         pue: z.number().min(1).max(5).default(1.56),
         /** Supply-air temperature for the COP model (Moore et al. 2005). */
         supplyAirCelsius: z.number().min(0).max(40).default(20),
+        /** Share of the cooling meters' energy that is this node's: "it-meters" or a constant 0..1 (docs/meters.md). */
+        share: CoolingShareSchema.optional(),
       })
       .strict()
       .default({}),
+    /** Facility meters: cooling units and the room's IT feeds (docs/meters.md). */
+    meters: MetersSchema,
     carbon: z
       .object({
         zone: z.string().default('unknown'),
@@ -137,6 +177,33 @@ export const ConfigSchema = z
       .default({}),
     nvml: z
       .object({ library: z.string().default('libnvidia-ml.so.1') })
+      .strict()
+      .default({}),
+    jobs: z
+      .object({
+        /** Most running jobs at once; more are refused (API 429) and counted. */
+        liveCap: z.coerce.number().int().positive().default(1000),
+        /** Ended jobs stay in the live metrics this long (so the last increase is scraped). */
+        retention: duration(0).default('15m'),
+        /** SQLite ledger of per-job totals; empty string = no ledger (in memory only). */
+        ledger: z.string().default('/var/lib/jouleflow/jobs.db'),
+        /** How often running jobs' totals are written to the ledger (and always at job end). */
+        checkpointInterval: duration(0).default('5s'),
+        /** Environment variable holding the bearer token for API mutations (web.jobsTokenFile wins). */
+        tokenEnv: z.string().default('JOULEFLOW_JOBS_TOKEN'),
+        /** Sampler ticks over which per-process GPU use is summed (time-sliced processes alternate). */
+        gpuWindow: z.coerce.number().int().positive().default(5),
+        discovery: z
+          .object({
+            slurm: z.boolean().default(true),
+            kubernetes: z.boolean().default(true),
+            env: z.boolean().default(true),
+            /** dcgm-exporter-compatible HPC job mapping directory (one file per GPU index). */
+            hpcMappingDir: z.string().optional(),
+          })
+          .strict()
+          .default({}),
+      })
       .strict()
       .default({}),
   })

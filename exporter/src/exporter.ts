@@ -7,6 +7,7 @@ import type { Clock, JobTracker } from './sampler';
 import { Sampler } from './sampler';
 import { createApp, listen } from './server';
 import { createSources } from './sources';
+import { coolingMeters } from './sources/meters';
 import type { Source } from './sources/types';
 import type { Logger } from './util/log';
 import { readProcStat } from './util/procfs';
@@ -50,6 +51,7 @@ export async function createExporter(config: Config, opts: ExporterOptions): Pro
     intervalMs: config.sample.interval,
     timeoutMs: config.sample.timeout ?? Math.max(1, Math.floor(config.sample.interval * 0.8)),
     cooling: config.cooling,
+    meters: coolingMeters(config),
     cpuCount,
     clock: opts.clock,
     jobs: opts.jobs,
@@ -76,9 +78,10 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     sampler: exp.sampler,
     log: opts.log,
     telemetryPath: config.web.telemetryPath,
+    intervalMs: config.sample.interval,
     mode: opts.mode ?? 'normal',
     routers: opts.routers,
-    notices: opts.notices,
+    notices: () => [...exp.sampler.coolingNotices, ...(opts.notices?.() ?? [])],
   });
   await exp.sampler.tick();
   exp.sampler.start();

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { addJobsCommand } from './cli/jobs';
+import { addRunCommand } from './cli/run';
 import { addServeFlags, serve } from './cli/serve';
 import { ConfigError } from './config';
 import { VERSION } from './version';
@@ -12,6 +14,8 @@ export function buildProgram(): Command {
   addServeFlags(program.command('serve').description('run the exporter (sampling in the background, /metrics over HTTP)')).action(
     (opts: Record<string, unknown>) => serve(opts),
   );
+  addRunCommand(program);
+  addJobsCommand(program);
   return program;
 }
 

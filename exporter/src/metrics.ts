@@ -1,4 +1,5 @@
-import { gzipSync } from 'zlib';
+import { promisify } from 'util';
+import { gzip } from 'zlib';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Attribution } from './model/attribution';
 import { UNATTRIBUTED } from './model/attribution';
@@ -12,6 +13,7 @@ import { VERSION } from './version';
  */
 
 const PRERENDER_WINDOW_MS = 60_000;
+const gzipAsync = promisify(gzip);
 
 export interface Rendered {
   text: string;
@@ -30,8 +32,11 @@ export class Metrics {
   readonly registry = new Registry();
   private version = 0;
   private readonly cache = new Map<string, { version: number; value: Promise<Rendered> }>();
-  /** Formats asked for by scrapers, with when: rendered ahead of the next scrape after each tick. */
-  private readonly recentFormats = new Map<string, number>();
+  private base: { version: number; text: Promise<string> } | undefined;
+  /** When the last scrape came: the text is rendered ahead of scrapes only while someone scrapes. */
+  private lastScrapeAt = 0;
+  /** Node power series set by the last step: those missing from the next one are removed. */
+  private powerSeries = new Map<string, Record<'component' | 'device' | 'source', string>>();
 
   readonly nodeEnergy: Counter<'component' | 'device' | 'source'>;
   readonly nodePower: Gauge<'component' | 'device' | 'source'>;
@@ -156,11 +161,16 @@ export class Metrics {
 
   /** Applies one sampler step: node series and the per-job split. */
   applyStep(step: StepResult, attribution: Attribution): void {
+    const power = new Map<string, Record<'component' | 'device' | 'source', string>>();
     for (const s of step.series) {
       const labels = { component: s.component, device: s.device, source: s.source };
       this.nodeEnergy.inc(labels, s.joules);
       this.nodePower.set(labels, s.watts);
+      power.set(`${s.component}\u0000${s.device}\u0000${s.source}`, labels);
     }
+    // A device that stopped reporting has no current power; its energy counter stays.
+    for (const [key, labels] of this.powerSeries) if (!power.has(key)) this.nodePower.remove(labels);
+    this.powerSeries = power;
     const dt = step.dt;
     const apply = (id: string, joules: Record<string, number>, method: Record<string, string>) => {
       const used = this.seriesOf(id);
@@ -204,7 +214,7 @@ export class Metrics {
     const used = this.seriesOf(id);
     for (const [component, byMethod] of Object.entries(totals)) {
       for (const [method, joules] of Object.entries(byMethod)) {
-        if (!(joules > 0)) continue;
+        if (!(joules >= 0)) continue;
         used.methods.add(method);
         this.jobEnergy.inc({ job_id: id, component, method }, joules);
       }
@@ -224,36 +234,35 @@ export class Metrics {
     this.jobSeries.delete(id);
   }
 
-  /** Marks the data as changed; formats scraped in the last minute are rendered again right away. */
+  /** Marks the data as changed; if scrapers are around, the new text is rendered right away. */
   invalidate(): void {
     this.version++;
-    const now = Date.now();
-    for (const [key, at] of this.recentFormats) {
-      if (now - at > PRERENDER_WINDOW_MS) this.recentFormats.delete(key);
-      else setImmediate(() => void this.render(key.startsWith('om'), key.endsWith('gz'), false));
+    if (Date.now() - this.lastScrapeAt < PRERENDER_WINDOW_MS) {
+      setImmediate(() => void this.baseText().catch(() => undefined));
     }
+  }
+
+  /** The plain text of the current version, rendered once (every variant derives from it). */
+  private baseText(): Promise<string> {
+    if (!this.base || this.base.version !== this.version) this.base = { version: this.version, text: this.registry.metrics() };
+    return this.base.text;
   }
 
   /** The exposition text for this tick, rendered once and shared by concurrent scrapers. */
   render(openMetrics: boolean, gzip: boolean, scrape = true): Promise<Rendered> {
     const key = `${openMetrics ? 'om' : 'prom'}:${gzip ? 'gz' : 'id'}`;
-    if (scrape) this.recentFormats.set(key, Date.now());
+    if (scrape) this.lastScrapeAt = Date.now();
     const hit = this.cache.get(key);
     if (hit && hit.version === this.version) {
       if (scrape) this.scrapeCacheHits.inc();
       return hit.value;
     }
     const value = (async (): Promise<Rendered> => {
-      const plain = this.cache.get(`${openMetrics ? 'om' : 'prom'}:id`);
-      let text: string;
-      if (gzip && plain && plain.version === this.version) text = (await plain.value).text;
-      else {
-        const prom = await this.registry.metrics();
-        text = openMetrics ? toOpenMetrics(prom) : prom;
-      }
+      const prom = await this.baseText();
+      const text = openMetrics ? toOpenMetrics(prom) : prom;
       return {
         text,
-        gzip: gzip ? gzipSync(text, { level: 1 }) : undefined,
+        gzip: gzip ? await gzipAsync(text, { level: 1 }) : undefined,
         contentType: openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE,
       };
     })();
@@ -271,10 +280,17 @@ export class Metrics {
 export function toOpenMetrics(prom: string): string {
   const counters = new Set<string>();
   for (const m of prom.matchAll(/^# TYPE (\S+)_total counter$/gm)) counters.add(m[1]);
-  const lines = prom.split('\n').map((line) => {
-    const m = /^# (HELP|TYPE) (\S+)_total( .*)$/.exec(line);
-    return m && counters.has(m[2]) ? `# ${m[1]} ${m[2]}${m[3]}` : line;
-  });
+  // OpenMetrics allows no blank lines (the text format separates families with them):
+  // Prometheus rejects the whole scrape otherwise ("INVALID" "\n" is not a valid start token).
+  const lines = prom
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const m = /^# (HELP|TYPE) (\S+)_total( .*)$/.exec(line);
+      const renamed = m && counters.has(m[2]) ? `# ${m[1]} ${m[2]}${m[3]}` : line;
+      // OpenMetrics escapes double quotes in HELP text too.
+      return renamed.startsWith('# HELP ') ? renamed.replace(/"/g, '\\"') : renamed;
+    });
   return lines.join('\n').trimEnd() + '\n# EOF\n';
 }
 

@@ -103,3 +103,58 @@ test('scrapes of one tick share one rendering; a new tick renders anew', async (
   metrics.invalidate();
   expect((await metrics.render(false, false)).text).toMatch(/^# TYPE jouleflow_node_energy_joules_total counter$/m);
 });
+
+test('a tick that throws is counted and sampling goes on; a vanished device is reported down', async () => {
+  const metrics = new Metrics();
+  let now = 0;
+  let devices = ['eth0', 'eth1'];
+  const nics: Source = {
+    name: 'netdev',
+    init: async () => true,
+    sample: async () => ({
+      readings: devices.map((device) => ({
+        kind: 'activity' as const,
+        component: 'transmit' as const,
+        domain: 'nic' as const,
+        device,
+        source: 'netdev',
+        counters: { rx_bytes: now },
+        joulesPerUnit: { rx_bytes: 1e-9 },
+        idleWatts: 1,
+      })),
+    }),
+  };
+  let fail = false;
+  const jobs = {
+    usage: async () => {
+      if (fail) throw new Error('ledger on fire');
+      return [];
+    },
+    record: () => undefined,
+  };
+  const sampler = new Sampler({
+    sources: [nics],
+    metrics,
+    log: silentLogger,
+    intervalMs: 1000,
+    timeoutMs: 500,
+    cooling: { mode: 'pue', pue: 1.5, supplyAirCelsius: 20 },
+    cpuCount: 1,
+    clock: () => now,
+    jobs,
+  });
+  await sampler.init();
+  await sampler.tick();
+  now += 1000;
+  fail = true;
+  await expect(sampler.tick()).resolves.toBeUndefined();
+  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'sampler', reason: 'tick' })).toBe(1);
+  fail = false;
+  devices = ['eth0'];
+  now += 1000;
+  await sampler.tick();
+  expect(sampler.tickCount).toBe(2);
+  expect(await value(metrics, 'jouleflow_source_up', { source: 'netdev', device: 'eth1' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_node_power_watts', { device: 'eth1' })).toBeUndefined();
+  expect(await value(metrics, 'jouleflow_node_power_watts', { device: 'eth0' })).toBeCloseTo(1 + 1000 * 1e-9, 12);
+});

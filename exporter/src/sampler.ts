@@ -1,13 +1,14 @@
 import type { Attribution, JobUsage } from './model/attribution';
 import { attribute } from './model/attribution';
-import type { CoolingModelConfig } from './model/cooling';
-import { modelCooling } from './model/cooling';
+import type { CoolingMeters, CoolingModelConfig } from './model/cooling';
+import { CoolingAccounting } from './model/cooling';
 import type { StepResult } from './model/energy';
 import { EnergyModel, itEnergy, totalsByComponent } from './model/energy';
 import type { Metrics } from './metrics';
 import type { GpuProcess, Reading, Source } from './sources/types';
 import { SourceError } from './sources/types';
 import type { Logger } from './util/log';
+import { performance } from 'perf_hooks';
 
 /**
  * The background sampler: every interval it reads every source (each with its own timeout, all
@@ -41,6 +42,8 @@ export interface SamplerOptions {
   intervalMs: number;
   timeoutMs: number;
   cooling: CoolingModelConfig;
+  /** Facility meters feeding the measured cooling and its share (model/cooling.ts). */
+  meters?: CoolingMeters;
   cpuCount: number;
   clock?: Clock;
   jobs?: JobTracker;
@@ -56,7 +59,9 @@ interface SourceState {
 const UP_DEVICE = '';
 
 export class Sampler {
-  private readonly model = new EnergyModel();
+  private readonly model: EnergyModel;
+  private lastTickAt: number | undefined;
+  private readonly coolingAccounting: CoolingAccounting;
   private readonly states: SourceState[];
   private readonly clock: Clock;
   private timer: NodeJS.Timeout | undefined;
@@ -67,7 +72,10 @@ export class Sampler {
   readonly onTick: Array<(step: StepResult, attribution: Attribution) => void> = [];
 
   constructor(private readonly opts: SamplerOptions) {
-    this.clock = opts.clock ?? Date.now;
+    // Monotonic: a wall-clock step (NTP) must not stretch or shrink an interval.
+    this.clock = opts.clock ?? (() => performance.timeOrigin + performance.now());
+    this.model = new EnergyModel({ maxPowerGapMs: 2.5 * opts.intervalMs });
+    this.coolingAccounting = new CoolingAccounting(opts.cooling, opts.meters);
     this.states = opts.sources.map((source) => ({
       source,
       status: { name: source.name, up: false, present: true, devicesDown: [] },
@@ -81,6 +89,11 @@ export class Sampler {
 
   get last(): StepResult | undefined {
     return this.lastStep;
+  }
+
+  /** Landing-page lines: which cooling method is in use and why. */
+  get coolingNotices(): string[] {
+    return this.coolingAccounting.notices();
   }
 
   get tickCount(): number {
@@ -106,6 +119,7 @@ export class Sampler {
     );
   }
 
+  /** Ticks every interval, the first one an interval from now (callers tick once before starting). */
   start(): void {
     const loop = async () => {
       const started = this.clock();
@@ -114,20 +128,34 @@ export class Sampler {
       const wait = Math.max(0, this.opts.intervalMs - (this.clock() - started));
       this.timer = setTimeout(() => void loop(), wait);
     };
-    this.timer = setTimeout(() => void loop(), 0);
+    this.timer = setTimeout(() => void loop(), this.opts.intervalMs);
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
+    // A source must not be closed under a native call still running in a timed-out read.
+    const inFlight = this.states.map((s) => s.inFlight).filter((p) => p !== undefined);
+    await Promise.race([Promise.allSettled(inFlight), new Promise((r) => setTimeout(r, 2000).unref())]);
     await Promise.all(this.states.map((s) => s.source.close?.().catch(() => undefined)));
   }
 
-  /** One sampling step. Exposed so that tests drive the sampler with an injected clock. */
+  /** Milliseconds since the last completed tick (Infinity before the first). */
+  sinceLastTick(): number {
+    return this.lastTickAt === undefined ? Infinity : this.clock() - this.lastTickAt;
+  }
+
+  /** One sampling step. Exposed so that tests drive the sampler with an injected clock. Never rejects. */
   tick(): Promise<void> {
     if (this.running) return this.running;
-    this.running = this.doTick().finally(() => (this.running = undefined));
+    this.running = this.doTick()
+      .catch((err: Error) => {
+        // One bad tick must not stop sampling: count it, log it, carry on with the next.
+        this.opts.metrics.sourceErrors.inc({ source: 'sampler', reason: 'tick' });
+        this.opts.log.error('sampler tick failed', { err: err.stack ?? err.message });
+      })
+      .finally(() => (this.running = undefined));
     return this.running;
   }
 
@@ -162,9 +190,14 @@ export class Sampler {
         metrics.sourceErrors.inc({ source: name, reason: e.reason });
         if (!st.status.devicesDown.includes(e.device)) log.warn('device down', { source: name, device: e.device, err: e.message });
       }
-      for (const r of res.readings) st.knownDevices.add(r.device);
-      for (const d of st.knownDevices) metrics.sourceUp.set({ source: name, device: d }, down.has(d) ? 0 : 1);
-      for (const d of down) metrics.sourceUp.set({ source: name, device: d }, 0);
+      const seen = new Set(res.readings.map((r) => r.device));
+      for (const d of seen) st.knownDevices.add(d);
+      for (const d of down) st.knownDevices.add(d);
+      for (const d of st.knownDevices) {
+        metrics.sourceUp.set({ source: name, device: d }, seen.has(d) && !down.has(d) ? 1 : 0);
+        // A device that vanished without an error (unplugged NIC) is reported down once, then dropped.
+        if (!seen.has(d) && !down.has(d)) st.knownDevices.delete(d);
+      }
       st.status.devicesDown = [...down];
       return { readings: res.readings, gpu: res.gpuProcesses ?? [] };
     } catch (err) {
@@ -183,23 +216,44 @@ export class Sampler {
     }
   }
 
+  /** Job membership reads /proc; a process stuck in D state must not stall sampling. */
+  private async jobUsage(jobs: JobTracker, now: number, dt: number, gpu: GpuProcess[]): Promise<JobUsage[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), this.opts.timeoutMs)));
+    try {
+      const usage = await Promise.race([jobs.usage(now, dt, gpu), timeout]);
+      if (usage) return usage;
+      this.opts.metrics.sourceErrors.inc({ source: 'jobs', reason: 'timeout' });
+      this.opts.log.warn('reading job processes timed out; this interval stays unattributed', { timeout_ms: this.opts.timeoutMs });
+      return [];
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async doTick(): Promise<void> {
-    const { metrics, cooling, jobs } = this.opts;
+    const { metrics, jobs } = this.opts;
     const now = this.clock();
     const results = await Promise.all(this.states.map((st) => this.readSource(st, now)));
     const readings = results.flatMap((r) => r.readings);
+    // Errors are counted under the Source's name, the one jouleflow_source_up uses.
+    const origin = new Map<string, string>();
+    results.forEach((r, i) => r.readings.forEach((x) => origin.set(`${x.source}\u0000${x.device}`, this.states[i].source.name)));
     const gpu = results.flatMap((r) => r.gpu);
+    this.coolingAccounting.prepare(readings, this.model);
     const step = this.model.step(now, readings);
     for (const e of step.events) {
-      if (e.reason === 'counter_reset') {
-        metrics.sourceErrors.inc({ source: e.source, reason: 'counter_reset' });
-        this.opts.log.warn('counter went backwards or jumped; interval dropped', { source: e.source, device: e.device });
-      }
+      if (e.reason === 'counter_wrap') continue;
+      const source = origin.get(`${e.source}\u0000${e.device}`) ?? e.source;
+      metrics.sourceErrors.inc({ source, reason: e.reason });
+      const what = e.reason === 'counter_reset' ? 'counter went backwards or jumped; interval dropped' : 'non-finite reading dropped';
+      this.opts.log.warn(what, { source, device: e.device });
     }
-    const measuredCooling = step.series.some((s) => s.component === 'cooling');
+    // Cooling: meter series (domain "cooling") × this node's share, IT meters (domain "facility")
+    // only for the share, or the PUE/COP model where no meter answers.
     const totals = totalsByComponent(step.series);
-    if (!measuredCooling) step.series.push(modelCooling(itEnergy(totals), step.dt, cooling));
-    const usage = jobs && step.dt > 0 ? await jobs.usage(now, step.dt, gpu) : [];
+    this.coolingAccounting.apply(step.series, itEnergy(totals), step.dt, this.model);
+    const usage = jobs && step.dt > 0 ? await this.jobUsage(jobs, now, step.dt, gpu) : [];
     const attribution = attribute(step.series, usage, { cpuCapacitySeconds: this.opts.cpuCount * step.dt });
     metrics.applyStep(step, attribution);
     jobs?.record(step, attribution);
@@ -207,6 +261,7 @@ export class Sampler {
     const it = itEnergy(after);
     if (step.dt > 0 && it > 0) metrics.pue.set((it + after.cooling) / it);
     metrics.invalidate();
+    this.lastTickAt = this.clock();
     this.lastStep = step;
     this.ticks++;
     for (const l of this.onTick) l(step, attribution);

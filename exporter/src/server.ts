@@ -12,6 +12,7 @@ export interface ServerOptions {
   sampler: Sampler;
   log: Logger;
   telemetryPath: string;
+  intervalMs: number;
   mode: 'normal' | 'demo';
   /** Routers mounted at their path (the jobs API at /api/v1). */
   routers?: Array<{ path: string; router: Router }>;
@@ -23,8 +24,19 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** Whether an Accept or Accept-Encoding header lists `token` with a q-value above 0. */
+export function accepts(header: string | undefined, token: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [name, ...params] = part.trim().split(';');
+    if (name.trim().toLowerCase() !== token) return false;
+    const q = params.map((p) => /^\s*q=([\d.]+)\s*$/.exec(p)).find((m) => m);
+    return !q || Number(q[1]) > 0;
+  });
+}
+
 export function wantsOpenMetrics(accept: string | undefined): boolean {
-  return !!accept && /application\/openmetrics-text/.test(accept);
+  return accepts(accept, 'application/openmetrics-text');
 }
 
 export function createApp(opts: ServerOptions): Express {
@@ -33,7 +45,7 @@ export function createApp(opts: ServerOptions): Express {
 
   app.get(opts.telemetryPath, async (req: Request, res: Response) => {
     try {
-      const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
+      const gzip = accepts(req.headers['accept-encoding'], 'gzip');
       const out = await opts.metrics.render(wantsOpenMetrics(req.headers.accept), gzip);
       res.setHeader('Content-Type', out.contentType);
       res.setHeader('Vary', 'Accept, Accept-Encoding');
@@ -54,7 +66,11 @@ export function createApp(opts: ServerOptions): Express {
 
   app.get('/healthz', (_req, res) => {
     const ticks = opts.sampler.tickCount;
-    res.status(ticks > 0 ? 200 : 503).json({ status: ticks > 0 ? 'ok' : 'starting', ticks });
+    const age = opts.sampler.sinceLastTick();
+    // Healthy while ticks keep coming: a sampler stuck for 3 intervals (and 5 s) is not.
+    const stale = age > Math.max(3 * opts.intervalMs, 5000);
+    const status = ticks === 0 ? 'starting' : stale ? 'stalled' : 'ok';
+    res.status(status === 'ok' ? 200 : 503).json({ status, ticks, last_tick_ms_ago: Number.isFinite(age) ? Math.round(age) : null });
   });
 
   app.get('/', (_req, res) => {

@@ -34,6 +34,7 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
       `--config.file=${cfg}`,
       `--path.sysfs=${tree.sysfs}`,
       `--path.procfs=${tree.procfs}`,
+      `--jobs.ledger=${tree.path('jobs.db')}`,
       '--sample.interval=100ms',
     ]);
   });
@@ -53,6 +54,8 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
     bumpDiskstats(tree, 'sda1', 0, 100); // partition: its bytes are already in sda
     tree.add('sys/class/net/eth0/statistics/rx_bytes', 1e9);
     tree.add('sys/class/net/lo/statistics/rx_bytes', 1e9); // loopback: not counted
+    tree.add('sys/class/infiniband/mlx5_0/ports/1/counters/port_xmit_data', 1e9); // 4e9 bytes of RDMA
+    tree.add('sys/class/net/ib0/statistics/tx_bytes', 1e6); // IPoIB: already inside the port counters
     const target = (before.get(PKG('package-0')) ?? 0) + 50;
     await waitFor(
       async () => ((await scrape(exp.url).then((s) => parseExposition(s.text).get(PKG('package-0')))) === target ? true : undefined),
@@ -72,7 +75,9 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
     expect(after.has(STORE('sda1'))).toBe(false);
     expect(after.has(STORE('loop0'))).toBe(false);
     expect(d(NET('eth0'))).toBeCloseTo(8e9 * 5e-12, 12);
-    expect(d(NET('ib0'))).toBe(0);
+    expect(after.has(NET('ib0'))).toBe(false);
+    const ib = 'jouleflow_node_energy_joules_total{component="transmit",device="mlx5_0:1",source="infiniband"}';
+    expect(d(ib)).toBeCloseTo(4e9 * 8 * 5e-12, 12);
     expect(after.has(NET('lo'))).toBe(false);
 
     const it = ['compute', 'transmit', 'store'].reduce(
@@ -141,6 +146,7 @@ describe('jouleflow serve without RAPL (a VM): models, labelled as such', () => 
       `--config.file=${cfg}`,
       `--path.sysfs=${tree.sysfs}`,
       `--path.procfs=${tree.procfs}`,
+      `--jobs.ledger=${tree.path('jobs.db')}`,
       '--sample.interval=100ms',
     ]);
   });
@@ -175,7 +181,7 @@ test('a broken config stops start-up with exit code 2, naming the field', () => 
 });
 
 test('a port in use is a clear error', async () => {
-  const first = await startServe(['--path.sysfs=/nonexistent', '--path.procfs=/proc']);
+  const first = await startServe(['--path.sysfs=/nonexistent', '--path.procfs=/proc', '--jobs.ledger=']);
   const port = new URL(first.url).port;
   const second = spawn(process.execPath, [MAIN, 'serve', `--web.listen-address=127.0.0.1:${port}`], {
     stdio: ['ignore', 'ignore', 'pipe'],

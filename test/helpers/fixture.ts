@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 
@@ -23,8 +23,11 @@ export class FixtureTree {
   read(rel: string): string {
     return readFileSync(this.path(rel), 'utf8');
   }
+  /** Atomic (write, then rename), as sysfs reads are: the exporter never sees a half-written file. */
   write(rel: string, text: string): void {
-    writeFileSync(this.path(rel), text);
+    const tmp = `${this.path(rel)}.tmp-${process.pid}`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, this.path(rel));
   }
   /** Adds `by` to the single number stored in a sysfs-style file. */
   add(rel: string, by: number): number {

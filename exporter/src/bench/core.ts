@@ -107,7 +107,7 @@ async function measureHttp(devices: number): Promise<BenchRow[]> {
   await sampler.init();
   await sampler.tick();
   sampler.start();
-  const app = createApp({ metrics, sampler, log: silentLogger, telemetryPath: '/metrics', mode: 'normal' });
+  const app = createApp({ metrics, sampler, log: silentLogger, telemetryPath: '/metrics', intervalMs: 1000, mode: 'normal' });
   const server = await listen(app, '127.0.0.1', 0);
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
   const lat: number[] = [];

@@ -1,11 +1,17 @@
 import { formatTable, type BenchRow } from './table';
 import { benchCore } from './core';
+import { benchNvml } from './nvml';
+import { benchJobs } from './jobs';
 
 /**
  * `npm run bench`: each area contributes rows; the whole table prints at the end.
  * Add an area by importing its bench function into SECTIONS.
  */
-const SECTIONS: Array<{ name: string; run: () => Promise<BenchRow[]> }> = [{ name: 'core', run: benchCore }];
+const SECTIONS: Array<{ name: string; run: () => Promise<BenchRow[]> }> = [
+  { name: 'core', run: benchCore },
+  { name: 'nvml', run: benchNvml },
+  { name: 'jobs', run: benchJobs },
+];
 
 async function main(): Promise<void> {
   const only = process.argv[2];

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config';
 import { ConfigError, loadConfigFile, parseConfig, setPath } from '../config';
 import { startExporter } from '../exporter';
+import { createJobs } from '../jobs';
 import { createLogger, type LogFormat, type LogLevel } from '../util/log';
 import { formatDuration } from '../util/duration';
 
@@ -17,11 +18,17 @@ export const SERVE_FLAGS: Array<{ flag: string; field: string; help: string }> =
   { flag: 'log.level', field: 'log.level', help: 'debug, info, warn or error (default info)' },
   { flag: 'log.format', field: 'log.format', help: 'logfmt or json (default logfmt)' },
   { flag: 'nvml.library', field: 'nvml.library', help: 'path of libnvidia-ml.so.1 (default: the dynamic loader finds it)' },
+  { flag: 'jobs.ledger', field: 'jobs.ledger', help: 'SQLite ledger of job totals (default "/var/lib/jouleflow/jobs.db"; "" = none)' },
+  { flag: 'jobs.live-cap', field: 'jobs.liveCap', help: 'most running jobs at once (default 1000)' },
+  { flag: 'jobs.retention', field: 'jobs.retention', help: 'how long ended jobs stay in the metrics (default 15m)' },
+  { flag: 'jobs.checkpoint-interval', field: 'jobs.checkpointInterval', help: 'how often job totals go to the ledger (default 5s)' },
+  { flag: 'jobs.hpc-mapping-dir', field: 'jobs.discovery.hpcMappingDir', help: 'dcgm-exporter-style HPC job mapping directory' },
 ];
 
 export function addServeFlags(cmd: Command): Command {
   cmd.option('--config.file <path>', 'YAML configuration file');
   for (const f of SERVE_FLAGS) cmd.option(`--${f.flag} <value>`, f.help);
+  cmd.option('--demo', 'demo mode: jouleflow_build_info{mode="demo"} and a landing-page banner (also JOULEFLOW_DEMO=1)');
   return cmd;
 }
 
@@ -51,7 +58,16 @@ export async function resolveConfig(opts: Record<string, unknown>): Promise<Conf
 export async function serve(opts: Record<string, unknown>): Promise<void> {
   const config = await resolveConfig(opts);
   const log = createLogger(config.log.level as LogLevel, config.log.format as LogFormat);
-  const exp = await startExporter(config, { log });
+  const jobs = createJobs(config, log);
+  const demo = opts.demo === true || /^(1|true|yes)$/i.test(process.env.JOULEFLOW_DEMO ?? '');
+  const exp = await startExporter(config, {
+    log,
+    mode: demo ? 'demo' : 'normal',
+    jobs: jobs.registry,
+    routers: [{ path: '/api/v1', router: jobs.router }],
+    notices: () => [`jobs: ${jobs.registry.runningCount} running (cap ${config.jobs.liveCap})`],
+  });
+  jobs.registry.attach(exp.metrics);
   log.info('jouleflow exporter listening', {
     address: config.web.listenAddress,
     url: exp.url + config.web.telemetryPath,
@@ -66,7 +82,10 @@ export async function serve(opts: Record<string, unknown>): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     exp.close().then(
-      () => process.exit(0),
+      () => {
+        jobs.close();
+        process.exit(0);
+      },
       (err: Error) => {
         log.error('shutdown failed', { err: err.message });
         process.exit(1);

@@ -63,7 +63,6 @@ export function attribute(series: readonly SeriesDelta[], usage: readonly JobUsa
   let storeIdle = 0;
   let storeBytes = 0;
   let netActive = 0;
-  let netIdle = 0;
   let netBytes = 0;
   const gpuByDevice = new Map<string, number>();
   let cpuJoules = 0;
@@ -78,7 +77,6 @@ export function attribute(series: readonly SeriesDelta[], usage: readonly JobUsa
       storeBytes += s.activityUnits ?? 0;
     } else if (s.component === 'transmit') {
       netActive += s.activeJoules ?? 0;
-      netIdle += s.joules - (s.activeJoules ?? 0);
       netBytes += s.activityUnits ?? 0;
     }
   }
@@ -105,7 +103,8 @@ export function attribute(series: readonly SeriesDelta[], usage: readonly JobUsa
     jobs[i].joules.transmit = netActive * sh;
     netClaimed += netActive * sh;
   });
-  const netRest = Math.max(0, netActive + netIdle - netClaimed);
+  // Idle NIC power is nobody's traffic: like idle disks, it stays unattributed.
+  const netRest = Math.max(0, netActive - netClaimed);
   const hostJobs = usage.map((u, i) => (u.netnsBytes === undefined ? i : -1)).filter((i) => i >= 0);
   const computeNode = nodeTotals.compute;
   const hostShares = scaleToAtMostOne(hostJobs.map((i) => (computeNode > 0 ? jobs[i].joules.compute / computeNode : 0)));

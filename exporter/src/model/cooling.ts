@@ -95,8 +95,9 @@ export class CoolingAccounting {
     this.share = meters.share ?? (meters.it.length > 0 ? 'it-meters' : undefined);
   }
 
+  /** Meter series: IT meters (domain "facility") and the configured cooling meters. */
   private isMeter(r: SeriesLike): boolean {
-    return r.domain === 'facility' || (r.domain === 'cooling' && r.component === 'cooling' && r.source !== 'model');
+    return r.domain === 'facility' || (r.component === 'cooling' && r.source !== 'model' && this.meters.cooling.includes(r.device));
   }
 
   /** Before the energy model's step: forget series that must restart from a new baseline. */
@@ -122,12 +123,17 @@ export class CoolingAccounting {
       else rest.push(s);
     }
     const present = new Set([...cooling, ...facility].map((s) => s.device));
-    for (const s of [...cooling, ...facility]) this.known.set(s.device, s);
+    for (const s of [...cooling, ...facility]) this.known.set(`${s.device}\u0000${s.source}`, s);
     const share = this.computeShare(facility, present, itJoules, dtSeconds);
     this.prevPresent = present;
     series.length = 0;
     series.push(...rest);
     const downCooling = this.meters.cooling.filter((m) => !present.has(m));
+    // Cooling series of other sources (not configured meters) are taken as they are, as before.
+    if (cooling.length === 0 && rest.some((s) => s.component === 'cooling')) {
+      this.lastNotice = [];
+      return undefined;
+    }
     if (cooling.length > 0 && share !== undefined) {
       for (const s of cooling) series.push({ ...s, joules: s.joules * share, watts: s.watts * share });
       const how = typeof this.share === 'number' ? 'configured' : 'node IT / room IT from the IT meters';
@@ -159,8 +165,7 @@ export class CoolingAccounting {
     if (this.share === undefined) return undefined;
     // Every IT meter must have answered now and in the previous tick, so that its delta covers
     // exactly this interval; otherwise keep the last share (short outages, the first tick).
-    const complete =
-      dtSeconds > 0 && this.meters.it.length > 0 && this.meters.it.every((m) => present.has(m) && this.prevPresent.has(m));
+    const complete = dtSeconds > 0 && this.meters.it.length > 0 && this.meters.it.every((m) => present.has(m) && this.prevPresent.has(m));
     if (complete) {
       const room = facility.reduce((a, s) => a + s.joules, 0);
       if (room > 0) this.lastShare = Math.min(1, Math.max(0, itJoules / room));

@@ -22,13 +22,34 @@ describe('EnergyModel counters', () => {
     expect(r.events).toEqual([{ source: 'rapl', device: 'package-0', reason: 'counter_wrap' }]);
   });
 
-  test('a counter that goes backwards without a wrap range drops the interval and reports a reset', () => {
+  test('a counter that goes backwards and stays low is a reset: the interval is dropped and counted', () => {
     const m = new EnergyModel();
     m.step(0, [counter(5000)]);
-    const r = m.step(1000, [counter(20)]);
+    const low = m.step(1000, [counter(20)]);
+    expect(low.series[0].joules).toBe(0);
+    expect(low.events).toEqual([]);
+    const confirmed = m.step(2000, [counter(70)]);
+    expect(confirmed.events).toEqual([{ source: 'rapl', device: 'package-0', reason: 'counter_reset' }]);
+    expect(confirmed.series[0].joules).toBe(50);
+    expect(m.step(3000, [counter(100)]).series[0].joules).toBe(30);
+  });
+
+  test('a single low read (a glitch) loses nothing: the next read is measured from the old baseline', () => {
+    const m = new EnergyModel();
+    m.step(0, [counter(5000)]);
+    expect(m.step(1000, [counter(0)]).series[0].joules).toBe(0);
+    const back = m.step(2000, [counter(5100)]);
+    expect(back.series[0].joules).toBe(100);
+    expect(back.events).toEqual([]);
+  });
+
+  test('non-finite readings are dropped and reported, never published', () => {
+    const m = new EnergyModel();
+    m.step(0, [counter(10)]);
+    const r = m.step(1000, [counter(NaN)]);
     expect(r.series[0].joules).toBe(0);
-    expect(r.events).toEqual([{ source: 'rapl', device: 'package-0', reason: 'counter_reset' }]);
-    expect(m.step(2000, [counter(70)]).series[0].joules).toBe(50);
+    expect(r.events[0].reason).toBe('invalid_value');
+    expect(m.step(2000, [counter(30)]).series[0].joules).toBe(20);
   });
 
   test('an impossible jump (above max power × Δt × factor) is a reset, not energy', () => {
@@ -97,12 +118,13 @@ describe('activity counters (disks, NICs)', () => {
     expect(s.activityUnits).toBe(4e9);
   });
 
-  test('a byte counter reset keeps the idle energy and drops the activity part', () => {
+  test('a byte counter reset drops one interval, then counts from the new baseline', () => {
     const m = new EnergyModel();
     m.step(0, [nic(5e9, 5e9)]);
-    const r = m.step(1000, [nic(10, 10)]);
-    expect(r.series[0].joules).toBe(2);
+    expect(m.step(1000, [nic(10, 10)]).series[0].joules).toBe(0);
+    const r = m.step(2000, [nic(1010, 10)]);
     expect(r.events[0].reason).toBe('counter_reset');
+    expect(r.series[0].joules).toBeCloseTo(1000 * 8 * 5e-12 + 2, 12);
   });
 });
 
@@ -139,5 +161,23 @@ describe('the seed article examples, recomputed with correct units', () => {
     });
     m.step(0, [link(0)]);
     expect(m.step(1000, [link(100e9)]).series[0].joules).toBeCloseTo(8000, 9);
+  });
+});
+
+describe('power gaps', () => {
+  test('power samples further apart than the gap limit start a new baseline instead of one long trapezoid', () => {
+    const m = new EnergyModel({ maxPowerGapMs: 2500 });
+    const p = (watts: number): Reading => ({
+      kind: 'power',
+      component: 'cooling',
+      domain: 'cooling',
+      device: 'crac1',
+      source: 'snmp',
+      watts,
+    });
+    m.step(0, [p(1000)]);
+    expect(m.step(1000, [p(1000)]).series[0].joules).toBe(1000);
+    expect(m.step(60_000, [p(3000)]).series[0].joules).toBe(0);
+    expect(m.step(61_000, [p(3000)]).series[0].joules).toBe(3000);
   });
 });

@@ -26,7 +26,7 @@ export interface SeriesDelta {
 export interface ModelEvent {
   source: string;
   device: string;
-  reason: 'counter_reset' | 'counter_wrap';
+  reason: 'counter_reset' | 'counter_wrap' | 'invalid_value';
 }
 
 export interface StepResult {
@@ -38,18 +38,36 @@ export interface StepResult {
   events: ModelEvent[];
 }
 
-interface SeriesState {
+interface Sample {
   t: number;
   reading: Reading;
+}
+
+interface SeriesState extends Sample {
+  /** A lower value seen once: a reset if the next read confirms it, a glitch if not. */
+  suspect?: Sample;
 }
 
 export function seriesKey(r: { component: string; device: string; source: string }): string {
   return `${r.component}\u0000${r.device}\u0000${r.source}`;
 }
 
+export interface EnergyModelOptions {
+  /**
+   * Power samples further apart than this (ms) are not integrated across the gap (a source that
+   * was down): the series starts a new baseline instead of inventing a trapezoid over the outage.
+   */
+  maxPowerGapMs?: number;
+}
+
+/** The value went down without a wrap: a reset, or a glitch if the next read is back up. */
+const DECREASED = Symbol('decreased');
+
 export class EnergyModel {
   private readonly state = new Map<string, SeriesState>();
   private lastStep: number | undefined;
+
+  constructor(private readonly opts: EnergyModelOptions = {}) {}
 
   /** Forgets a series (a device that disappeared), so that its next reading starts a new baseline. */
   forget(r: { component: string; device: string; source: string }): void {
@@ -62,44 +80,87 @@ export class EnergyModel {
     const series: SeriesDelta[] = [];
     const events: ModelEvent[] = [];
     for (const r of readings) {
+      const out = (d: Delta) => series.push({ component: r.component, domain: r.domain, device: r.device, source: r.source, ...d });
+      if (!isFinite(r)) {
+        events.push({ source: r.source, device: r.device, reason: 'invalid_value' });
+        out({ joules: 0, watts: 0 });
+        continue;
+      }
       const key = seriesKey(r);
       const prev = this.state.get(key);
+      const sdt = prev ? (t - prev.t) / 1000 : 0;
+      const gap = this.opts.maxPowerGapMs !== undefined && r.kind === 'power' && prev !== undefined && t - prev.t > this.opts.maxPowerGapMs;
+      if (!prev || prev.reading.kind !== r.kind || sdt <= 0 || gap) {
+        this.state.set(key, { t, reading: r });
+        out(first(r));
+        continue;
+      }
+      const d = delta(prev.reading, r, sdt, events);
+      if (d !== DECREASED) {
+        this.state.set(key, { t, reading: r });
+        out(d);
+        continue;
+      }
+      if (!prev.suspect) {
+        // Keep the old baseline one more interval: a single low read is often a glitch.
+        this.state.set(key, { ...prev, suspect: { t, reading: r } });
+        out({ joules: 0, watts: 0 });
+        continue;
+      }
+      // Confirmed: the counter restarted. The interval up to the first low read is dropped.
+      events.push({ source: r.source, device: r.device, reason: 'counter_reset' });
+      const since = delta(prev.suspect.reading, r, (t - prev.suspect.t) / 1000, events);
       this.state.set(key, { t, reading: r });
-      const sdt = prev ? Math.max(0, (t - prev.t) / 1000) : 0;
-      const d = prev && prev.reading.kind === r.kind && sdt > 0 ? delta(prev.reading, r, sdt, events) : first(r);
-      series.push({ component: r.component, domain: r.domain, device: r.device, source: r.source, ...d });
+      out(since === DECREASED || t - prev.suspect.t <= 0 ? { joules: 0, watts: 0 } : since);
     }
     return { t, dt, series, events };
+  }
+}
+
+function isFinite(r: Reading): boolean {
+  switch (r.kind) {
+    case 'counter':
+      return Number.isFinite(r.joules);
+    case 'power':
+    case 'mean_power':
+      return Number.isFinite(r.watts);
+    case 'activity':
+      return Number.isFinite(r.idleWatts) && Object.values(r.counters).every(Number.isFinite);
   }
 }
 
 type Delta = Pick<SeriesDelta, 'joules' | 'watts' | 'activeJoules' | 'activityUnits'>;
 
 function first(r: Reading): Delta {
-  return { joules: 0, watts: r.kind === 'power' || r.kind === 'mean_power' ? r.watts : r.kind === 'activity' ? r.idleWatts : 0 };
+  return {
+    joules: 0,
+    watts: r.kind === 'power' || r.kind === 'mean_power' ? Math.max(0, r.watts) : r.kind === 'activity' ? r.idleWatts : 0,
+  };
 }
 
-function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[]): Delta {
-  const reset = (reason: ModelEvent['reason'] = 'counter_reset') => events.push({ source: cur.source, device: cur.device, reason });
+function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[]): Delta | typeof DECREASED {
   switch (cur.kind) {
     case 'counter': {
       const p = prev as typeof cur;
       let d = cur.joules - p.joules;
+      let wrapped = false;
       if (d < 0 && cur.wrapJoules !== undefined && p.joules <= cur.wrapJoules) {
         d += cur.wrapJoules;
-        reset('counter_wrap');
+        wrapped = true;
       }
-      const limit = cur.maxPowerWatts !== undefined ? cur.maxPowerWatts * dt * IMPOSSIBLE_DELTA_FACTOR : Infinity;
-      if (d < 0 || d > limit || !Number.isFinite(d)) {
-        reset();
+      if (d < 0) return DECREASED;
+      // Counters advance in steps (NVML's every ~100 ms), so the bound uses at least 1 s.
+      const limit = cur.maxPowerWatts !== undefined ? cur.maxPowerWatts * Math.max(dt, 1) * IMPOSSIBLE_DELTA_FACTOR : Infinity;
+      if (d > limit) {
+        events.push({ source: cur.source, device: cur.device, reason: 'counter_reset' });
         return { joules: 0, watts: 0 };
       }
+      if (wrapped) events.push({ source: cur.source, device: cur.device, reason: 'counter_wrap' });
       return { joules: d, watts: d / dt };
     }
     case 'power': {
       const p = prev as typeof cur;
-      const j = trapezoid(p.watts, cur.watts, dt);
-      return { joules: j, watts: cur.watts };
+      return { joules: trapezoid(p.watts, cur.watts, dt), watts: Math.max(0, cur.watts) };
     }
     case 'mean_power':
       return { joules: Math.max(0, cur.watts) * dt, watts: Math.max(0, cur.watts) };
@@ -113,15 +174,9 @@ function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[]): D
         let d = value - before;
         if (d < 0 && cur.wrapAt !== undefined) {
           d += cur.wrapAt;
-          reset('counter_wrap');
+          events.push({ source: cur.source, device: cur.device, reason: 'counter_wrap' });
         }
-        if (d < 0 || !Number.isFinite(d)) {
-          // A reset of the byte counters drops only the activity energy; idle power is time-based.
-          reset();
-          active = 0;
-          units = 0;
-          break;
-        }
+        if (d < 0) return DECREASED;
         active += d * (cur.joulesPerUnit[name] ?? 0);
         units += d;
       }

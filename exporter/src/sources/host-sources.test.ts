@@ -5,6 +5,7 @@ import { CpuModelSource, curveFactor } from './cpu-model';
 import { DISK_DEFAULTS, DiskstatsSource, parseDiskstats } from './diskstats';
 import { DramModelSource } from './dram-model';
 import { NIC_DEFAULTS, NetdevSource, parseProcNetDev } from './netdev';
+import { IB_DATA_UNIT_BYTES, InfinibandSource } from './infiniband';
 import { RaplSource } from './rapl';
 import type { ActivityReading, CounterReading, MeanPowerReading } from './types';
 
@@ -50,7 +51,20 @@ describe('CPU and DRAM models', () => {
   });
 
   test('utilisation from /proc/stat deltas drives the mean power over TDP', async () => {
-    const src = new CpuModelSource(tree.procfs, { tdpWatts: 200, tdpWattsPerVcpu: 3.5, curve: [[0, 0.12], [10, 0.32], [50, 0.75], [100, 1.02]] }, silentLogger);
+    const src = new CpuModelSource(
+      tree.procfs,
+      {
+        tdpWatts: 200,
+        tdpWattsPerVcpu: 3.5,
+        curve: [
+          [0, 0.12],
+          [10, 0.32],
+          [50, 0.75],
+          [100, 1.02],
+        ],
+      },
+      silentLogger,
+    );
     await src.init();
     bumpProcStat(tree, 300, 300); // 50 % busy
     const r = (await src.sample()).readings[0] as MeanPowerReading;
@@ -59,7 +73,17 @@ describe('CPU and DRAM models', () => {
   });
 
   test('unknown TDP: per-vCPU default × CPUs counted in /proc/stat', async () => {
-    const src = new CpuModelSource(tree.procfs, { tdpWattsPerVcpu: 3.5, curve: [[0, 0.12], [100, 1.02]] }, silentLogger);
+    const src = new CpuModelSource(
+      tree.procfs,
+      {
+        tdpWattsPerVcpu: 3.5,
+        curve: [
+          [0, 0.12],
+          [100, 1.02],
+        ],
+      },
+      silentLogger,
+    );
     await src.init();
     expect(src.tdpWatts).toBe(14);
     expect(parseProcStat(tree.read('proc/stat')).cpus).toBe(4);
@@ -82,7 +106,12 @@ describe('diskstats', () => {
   });
 
   test('whole physical disks only, with class defaults (NVMe = SSD, rotational = HDD)', async () => {
-    const src = new DiskstatsSource(tree.procfs, tree.sysfs, { exclude: '^(loop|ram|zram|dm-|md)\\d*', ssd: {}, hdd: {}, devices: { sda: { idleWatts: 6 } } }, silentLogger);
+    const src = new DiskstatsSource(
+      tree.procfs,
+      tree.sysfs,
+      { exclude: '^(loop|ram|zram|dm-|md)\\d*', ssd: {}, hdd: {}, devices: { sda: { idleWatts: 6 } } },
+      silentLogger,
+    );
     await src.init();
     const r = (await src.sample()).readings as ActivityReading[];
     expect(r.map((x) => x.device)).toEqual(['nvme0n1', 'sda']);
@@ -115,10 +144,30 @@ describe('netdev', () => {
       ['eth0', 1000000000, 2000000000],
       ['ib0', 50000000000, 40000000000],
     ]);
-    const src = new NetdevSource(tree.procfs, tree.path('nowhere'), { exclude: '^lo$', defaults: { idleWatts: 0 }, devices: {} }, silentLogger);
+    const src = new NetdevSource(
+      tree.procfs,
+      tree.path('nowhere'),
+      { exclude: '^lo$', defaults: { idleWatts: 0 }, devices: {} },
+      silentLogger,
+    );
     await src.init();
     const r = (await src.sample()).readings as ActivityReading[];
     expect(r.map((x) => x.device)).toEqual(['eth0', 'ib0']);
     expect(r[0].idleWatts).toBe(0);
+  });
+});
+
+describe('InfiniBand', () => {
+  test('InfiniBand ports only, data counters in 4-byte units; IPoIB netdevs are then skipped', async () => {
+    const ib = new InfinibandSource(tree.sysfs, () => ({ idleWatts: 12, joulesPerBit: 5e-12 }), silentLogger);
+    expect(await ib.init()).toBe(true);
+    const r = (await ib.sample()).readings as ActivityReading[];
+    expect(r.map((x) => x.device)).toEqual(['mlx5_0:1']);
+    expect(r[0].counters).toEqual({ xmit_bytes: 250000000000 * 4, rcv_bytes: 240000000000 * 4 });
+    expect(IB_DATA_UNIT_BYTES).toBe(4);
+    expect(r[0].idleWatts).toBe(12);
+    const net = new NetdevSource(tree.procfs, tree.sysfs, { exclude: '^lo$', defaults: {}, devices: {} }, silentLogger, true);
+    await net.init();
+    expect(((await net.sample()).readings as ActivityReading[]).map((x) => x.device)).toEqual(['eth0']);
   });
 });

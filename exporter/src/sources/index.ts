@@ -3,7 +3,10 @@ import type { Logger } from '../util/log';
 import { CpuModelSource } from './cpu-model';
 import { DiskstatsSource } from './diskstats';
 import { DramModelSource } from './dram-model';
-import { NetdevSource } from './netdev';
+import { createMeterSources } from './meters';
+import { InfinibandSource } from './infiniband';
+import { NIC_DEFAULTS, NetdevSource } from './netdev';
+import { NvmlSource } from './nvml';
 import { RaplSource } from './rapl';
 import type { Source } from './types';
 
@@ -30,6 +33,19 @@ export async function createSources(cfg: Config, log: Logger): Promise<Source[]>
     sources.push(new DramModelSource(procfs, cfg.dram.wattsPerGigabyte, l('dram-model')));
   }
   if (cfg.sources.diskstats) sources.push(new DiskstatsSource(procfs, sysfs, cfg.disks, l('diskstats')));
-  if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, cfg.nics, l('netdev')));
+  let infiniband = false;
+  if (cfg.sources.infiniband) {
+    const ib = new InfinibandSource(
+      sysfs,
+      (device) => ({ ...NIC_DEFAULTS, ...cfg.nics.defaults, ...cfg.nics.devices[device] }),
+      l('infiniband'),
+    );
+    infiniband = await ib.init().catch(() => false);
+    if (infiniband) sources.push(ib);
+  }
+  if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, cfg.nics, l('netdev'), infiniband));
+  if (cfg.sources.nvml) sources.push(new NvmlSource({ library: cfg.nvml.library }, l('nvml')));
+  // Facility meters (cooling units, the room's IT feeds): one source each.
+  sources.push(...createMeterSources(cfg, log));
   return sources;
 }

@@ -15,6 +15,8 @@ export interface NicParams {
 }
 
 /** 5 pJ/bit: in-cluster links (switch + NIC); idle power of a NIC port, an assumption to tune. */
+const ARPHRD_INFINIBAND = 32;
+
 export const NIC_DEFAULTS: NicParams = { idleWatts: 1, joulesPerBit: 5e-12 };
 
 export interface NetdevConfig {
@@ -47,6 +49,8 @@ export class NetdevSource implements Source {
     private readonly sysfs: string,
     private readonly cfg: NetdevConfig,
     private readonly log: Logger,
+    /** IPoIB interfaces are skipped when the InfiniBand source counts their ports (all traffic). */
+    private readonly skipIpoib = false,
   ) {
     this.include = cfg.include ? new RegExp(cfg.include) : undefined;
     this.exclude = new RegExp(cfg.exclude);
@@ -69,7 +73,13 @@ export class NetdevSource implements Source {
     if (!this.useSysfs) return true;
     let phys = this.physical.get(name);
     if (phys === undefined) {
-      phys = await exists(join(this.sysfs, 'class/net', name, 'device'));
+      const dev = join(this.sysfs, 'class/net', name, 'device');
+      // SR-IOV virtual functions have a device too, but their traffic crosses the physical port.
+      phys = (await exists(dev)) && !(await exists(join(dev, 'physfn')));
+      if (phys && this.skipIpoib) {
+        const type = await readText(join(this.sysfs, 'class/net', name, 'type')).catch(() => '');
+        if (type.trim() === String(ARPHRD_INFINIBAND)) phys = false;
+      }
       this.physical.set(name, phys);
     }
     return phys;

@@ -12,9 +12,9 @@ export async function readTrimmed(file: string): Promise<string> {
 /** Reads a file holding one non-negative integer (sysfs style). */
 export async function readNumber(file: string): Promise<number> {
   const text = await readTrimmed(file);
-  const n = Number(text);
-  if (!Number.isFinite(n)) throw new Error(`${file}: expected a number, read "${text.slice(0, 40)}"`);
-  return n;
+  // Strict: Number('') is 0, and a zero read from an empty file would look like a counter reset.
+  if (!/^\d+$/.test(text)) throw new Error(`${file}: expected a non-negative integer, read "${text.slice(0, 40)}"`);
+  return Number(text);
 }
 
 export async function exists(file: string): Promise<boolean> {

@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+import type { JobReport } from '../jobs/report';
+import { formatReport } from '../jobs/report';
+import { COMPONENTS } from '../sources/types';
+import { DEFAULT_EXPORTER_URL } from './run';
+
+/** `jouleflow jobs ls` and `jouleflow jobs show ID`: tables from a running exporter's API. */
+
+interface JobsOptions {
+  'exporter.url'?: string;
+  json?: boolean;
+  all?: boolean;
+  tokenFile?: string;
+}
+
+async function get(base: string, p: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${p}`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    throw new Error(`no exporter answers at ${base}: ${(err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+  return body;
+}
+
+function kwh(j: number): string {
+  return (j / 3.6e6).toFixed(6);
+}
+
+export function jobsTable(jobs: readonly JobReport[]): string {
+  const head = [
+    'ID',
+    'NAME',
+    'STATE',
+    'SCHEDULER',
+    'DURATION_S',
+    ...COMPONENTS.map((c) => `${c.toUpperCase()}_KWH`),
+    'TOTAL_KWH',
+    'MEAN_W',
+  ];
+  const rows = jobs.map((j) => [
+    j.id,
+    j.name.replace(/[\r\n\t]/g, ' '),
+    j.state,
+    j.scheduler,
+    j.durationSeconds.toFixed(1),
+    ...COMPONENTS.map((c) => kwh(j.energy[c].joules)),
+    kwh(j.total.joules),
+    j.meanPowerWatts.toFixed(1),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export function addJobsCommand(program: Command): void {
+  const jobs = program.command('jobs').description('list and show jobs of a running exporter');
+  const common = (c: Command) =>
+    c.option('--exporter.url <url>', `exporter to ask (default ${DEFAULT_EXPORTER_URL})`).option('--json', 'print JSON instead of a table');
+  common(jobs.command('ls').description('list live jobs (with --all also finished ones from the ledger)'))
+    .option('--all', 'include finished jobs from the ledger')
+    .action(async (opts: JobsOptions) => {
+      const base = (opts['exporter.url'] ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
+      const body = (await get(base, `/api/v1/jobs${opts.all ? '?all=1' : ''}`)) as { jobs: JobReport[] };
+      process.stdout.write((opts.json ? JSON.stringify(body.jobs, null, 2) : jobsTable(body.jobs)) + '\n');
+    });
+  common(jobs.command('show').description("show one job's energy report").argument('<id>', 'job id')).action(
+    async (id: string, opts: JobsOptions) => {
+      const base = (opts['exporter.url'] ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
+      const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`)) as JobReport;
+      process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatReport(r)) + '\n');
+    },
+  );
+}

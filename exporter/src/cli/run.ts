@@ -1,0 +1,274 @@
+import { spawn, type ChildProcess } from 'child_process';
+import { readFileSync } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Command } from 'commander';
+import type { Config } from '../config';
+import { createExporter } from '../exporter';
+import { createRegistry } from '../jobs';
+import type { JobReport } from '../jobs/report';
+import { formatReport } from '../jobs/report';
+import { createLogger, type LogFormat, type LogLevel } from '../util/log';
+import { addServeFlags, resolveConfig } from './serve';
+
+/**
+ * `jouleflow run [--name N] [--label k=v]... [--json] [--exporter.url URL] -- CMD ARGS…`
+ *
+ * Runs CMD as a job: registered with the exporter at --exporter.url when one answers, otherwise
+ * measured in-process with the same sources and model. stdin/stdout/stderr are inherited,
+ * signals are forwarded, the exit status is passed through; at the end the job's energy report
+ * is printed to stderr (like time(1)) or, with --json, as JSON to stdout.
+ */
+
+export const DEFAULT_EXPORTER_URL = 'http://127.0.0.1:10042';
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+export interface RunOptions {
+  name?: string;
+  label?: string[];
+  json?: boolean;
+  'exporter.url'?: string;
+  tokenFile?: string;
+  [flag: string]: unknown;
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+export function addRunCommand(program: Command): void {
+  program.enablePositionalOptions();
+  const cmd = program
+    .command('run')
+    .description('run a command as a job and print its energy report when it ends')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('--name <name>', 'job name (default: the command)')
+    .option('--label <k=v>', 'job label, repeatable', collect)
+    .option('--json', 'print the report as JSON to stdout instead of text to stderr')
+    .option('--exporter.url <url>', `exporter to register with (default ${DEFAULT_EXPORTER_URL})`)
+    .option('--token-file <path>', 'bearer token for the exporter API (default $JOULEFLOW_JOBS_TOKEN)');
+  addServeFlags(cmd);
+  cmd.passThroughOptions().action(async (argv: string[], opts: RunOptions) => {
+    const code = await runCommand(argv, opts);
+    process.exit(code);
+  });
+}
+
+export function parseLabels(pairs: readonly string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new Error(`--label ${p}: expected key=value`);
+    out[p.slice(0, i)] = p.slice(i + 1);
+  }
+  return out;
+}
+
+export function apiToken(tokenFile?: string): string | undefined {
+  if (tokenFile) return readFileSync(tokenFile, 'utf8').trim() || undefined;
+  return process.env.JOULEFLOW_JOBS_TOKEN?.trim() || undefined;
+}
+
+async function api(
+  url: string,
+  method: string,
+  body: unknown,
+  token: string | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; json: unknown }> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = { error: text.slice(0, 200) };
+  }
+  return { status: res.status, json };
+}
+
+/** Whether a jouleflow exporter answers at `base`. */
+async function exporterAnswers(base: string): Promise<boolean> {
+  try {
+    const r = await api(`${base}/api/v1/jobs`, 'GET', undefined, undefined, 1000);
+    return r.status === 200 && typeof r.json === 'object' && r.json !== null && 'jobs' in r.json;
+  } catch {
+    return false;
+  }
+}
+
+interface Child {
+  proc: ChildProcess;
+  spawnedAt: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function startChild(argv: string[]): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const spawnedAt = Date.now();
+    const proc = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      proc.once('exit', (code, signal) => res({ code, signal })),
+    );
+    proc.once('error', reject);
+    proc.once('spawn', () => resolve({ proc, spawnedAt, exited }));
+  });
+}
+
+function forwardSignals(child: ChildProcess): () => void {
+  const handlers = FORWARDED.map((sig) => {
+    const h = () => {
+      try {
+        child.kill(sig);
+      } catch {
+        // the child has already gone
+      }
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  return () => handlers.forEach(([sig, h]) => process.off(sig, h));
+}
+
+function emit(report: JobReport, json: boolean): void {
+  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stderr.write(formatReport(report) + '\n');
+}
+
+function exitCodeOf(r: { code: number | null; signal: NodeJS.Signals | null }): number {
+  if (r.code !== null) return r.code;
+  const n = r.signal ? os.constants.signals[r.signal] : undefined;
+  return 128 + (n ?? 1);
+}
+
+/** Runs the command; resolves with the exit status to pass on. */
+export async function runCommand(argv: string[], opts: RunOptions): Promise<number> {
+  if (argv.length === 0) throw new Error('run: no command given (jouleflow run [options] -- CMD ARGS…)');
+  const name = opts.name ?? path.basename(argv[0]);
+  const labels = parseLabels(opts.label);
+  const base = (opts['exporter.url'] ?? process.env.JOULEFLOW_EXPORTER_URL ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
+  const json = !!opts.json;
+  if (await exporterAnswers(base)) return runWithExporter(argv, name, labels, base, apiToken(opts.tokenFile), json);
+  if (opts['exporter.url'] !== undefined) process.stderr.write(`jouleflow: no exporter answers at ${base}; measuring in-process\n`);
+  return runInProcess(argv, name, labels, opts, json);
+}
+
+async function spawnOr127(argv: string[]): Promise<Child | number> {
+  try {
+    return await startChild(argv);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`jouleflow: cannot run ${argv[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}\n`);
+    return e.code === 'ENOENT' ? 127 : 126;
+  }
+}
+
+async function finishChild(child: Child): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const stop = forwardSignals(child.proc);
+  const r = await child.exited;
+  stop();
+  return r;
+}
+
+/** Passes a death by signal on: the wrapper dies of the same signal (after the report). */
+function passOn(r: { code: number | null; signal: NodeJS.Signals | null }): number {
+  if (r.signal && r.signal !== 'SIGKILL' && r.signal !== 'SIGSTOP') {
+    process.kill(process.pid, r.signal);
+  }
+  return exitCodeOf(r);
+}
+
+async function runWithExporter(
+  argv: string[],
+  name: string,
+  labels: Record<string, string>,
+  base: string,
+  token: string | undefined,
+  json: boolean,
+): Promise<number> {
+  const child = await spawnOr127(argv);
+  if (typeof child === 'number') return child;
+  let id: string | undefined;
+  try {
+    const r = await api(
+      `${base}/api/v1/jobs`,
+      'POST',
+      { name, pids: [child.proc.pid], labels: { scheduler: 'jouleflow-run', ...labels }, start: child.spawnedAt / 1000 },
+      token,
+      5000,
+    );
+    if (r.status === 201) id = (r.json as JobReport).id;
+    else
+      process.stderr.write(
+        `jouleflow: the exporter refused the job (${r.status}): ${(r.json as { error?: string }).error ?? ''}; the command runs unmeasured\n`,
+      );
+  } catch (err) {
+    process.stderr.write(`jouleflow: registering the job failed: ${(err as Error).message}; the command runs unmeasured\n`);
+  }
+  const result = await finishChild(child);
+  if (id !== undefined) {
+    try {
+      const r = await api(`${base}/api/v1/jobs/${encodeURIComponent(id)}/end`, 'POST', {}, token, 30_000);
+      if (r.status === 200) emit(r.json as JobReport, json);
+      else process.stderr.write(`jouleflow: ending job ${id} failed (${r.status}): ${(r.json as { error?: string }).error ?? ''}\n`);
+    } catch (err) {
+      process.stderr.write(`jouleflow: ending job ${id} failed: ${(err as Error).message}\n`);
+    }
+  }
+  return passOn(result);
+}
+
+async function runInProcess(
+  argv: string[],
+  name: string,
+  labels: Record<string, string>,
+  opts: RunOptions,
+  json: boolean,
+): Promise<number> {
+  // No ledger unless asked for (--jobs.ledger / config file), and no discovery: the tracker holds
+  // just this job.
+  const explicitLedger = opts['jobs.ledger'] !== undefined || opts['config.file'] !== undefined;
+  const cfg: Config = await resolveConfig(opts);
+  cfg.jobs.discovery = { slurm: false, kubernetes: false, env: false };
+  const log = createLogger((opts['log.level'] as LogLevel | undefined) ?? 'error', cfg.log.format as LogFormat);
+  const { registry } = createRegistry(cfg, log, { ledger: explicitLedger, resume: false });
+  const exp = await createExporter(cfg, { log, jobs: registry });
+  registry.attach(exp.metrics);
+  await exp.sampler.tick(); // baseline of every source
+  const child = await spawnOr127(argv);
+  if (typeof child === 'number') {
+    await exp.close();
+    registry.close();
+    return child;
+  }
+  const job = registry.register({
+    name,
+    labels,
+    pids: [child.proc.pid ?? 0],
+    source: 'run',
+    reaperPid: process.pid,
+    start: child.spawnedAt,
+  });
+  exp.sampler.start();
+  const result = await finishChild(child);
+  const ended = registry.end(job.id, 5 * cfg.sample.interval + 5000);
+  let report: JobReport | undefined;
+  void ended.then((r) => (report = r));
+  while (report === undefined) {
+    await exp.sampler.tick();
+    await new Promise((r) => setImmediate(r));
+  }
+  await exp.close();
+  registry.close();
+  emit(report, json);
+  return passOn(result);
+}

@@ -1,0 +1,145 @@
+import { createHash, timingSafeEqual } from 'crypto';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
+import type { Logger } from '../util/log';
+import { JOB_ID_RE } from './discovery';
+import type { JobRegistry } from './tracker';
+import { JobError } from './tracker';
+
+/**
+ * The jobs HTTP API (design §4), mounted at /api/v1:
+ *   POST /jobs            {id?, name, pids?, cgroup?, gpus?, labels?, start?} → 201 job
+ *   POST /jobs/:id/end    → 200 final report (after the job's last interval is measured)
+ *   GET  /jobs[?all=1]    → live jobs (with all=1 also finished ones from the ledger)
+ *   GET  /jobs/:id        → report: energy per component in J and kWh, duration, power, PUE, CO₂
+ * Errors are JSON {"error": "..."} with a 4xx status. Mutations need a bearer token unless the
+ * listener is loopback-only.
+ */
+
+const LABEL_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+
+export const JobBody = z
+  .object({
+    id: z.string().regex(JOB_ID_RE, 'id: 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit').optional(),
+    name: z.string().min(1, 'name must not be empty').max(1024),
+    pids: z.array(z.number().int().positive()).max(4096).optional(),
+    cgroup: z.string().startsWith('/', 'cgroup: an absolute cgroup path such as /slurm/uid_1000/job_42').max(4096).optional(),
+    gpus: z
+      .array(z.union([z.number().int().nonnegative(), z.string().min(1).max(128)]))
+      .max(256)
+      .optional(),
+    labels: z
+      .record(z.string().regex(LABEL_KEY, 'label names: letters, digits, _ . -'), z.string().max(1024))
+      .refine((r) => Object.keys(r).length <= 64, 'at most 64 labels')
+      .optional(),
+    /** Seconds since the epoch (the `run` wrapper sends its child's spawn time). */
+    start: z.number().positive().optional(),
+  })
+  .strict()
+  .refine((b) => (b.pids?.length ?? 0) > 0 || b.cgroup !== undefined || (b.gpus?.length ?? 0) > 0, {
+    message: 'a job needs at least one of pids, cgroup or gpus',
+  });
+
+export type JobBodyInput = z.input<typeof JobBody>;
+
+export interface ApiOptions {
+  registry: JobRegistry;
+  log: Logger;
+  /** Mutations without a token are allowed only when the listener is loopback-only. */
+  loopbackOnly: boolean;
+  token?: string;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export function createJobsRouter(opts: ApiOptions): Router {
+  const router = express.Router();
+  const expected = opts.token ? digest(opts.token) : undefined;
+
+  const auth = (req: Request, res: Response, next: NextFunction) => {
+    if (expected) {
+      const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+      if (!m || !timingSafeEqual(digest(m[1].trim()), expected)) {
+        res.status(401).setHeader('WWW-Authenticate', 'Bearer realm="jouleflow"');
+        res.json({ error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
+        return;
+      }
+      next();
+      return;
+    }
+    if (opts.loopbackOnly) {
+      next();
+      return;
+    }
+    res.status(403).json({
+      error:
+        'job API mutations need a bearer token when the exporter listens beyond loopback: set --web.jobs-token-file or JOULEFLOW_JOBS_TOKEN',
+    });
+  };
+
+  const json = express.json({ limit: '64kb', type: () => true });
+
+  router.get('/jobs', (req, res) => {
+    const all = req.query.all === '1' || req.query.all === 'true';
+    res.json({ jobs: opts.registry.list(all) });
+  });
+
+  router.get('/jobs/:id', (req: Request<{ id: string }>, res) => {
+    const r = opts.registry.get(req.params.id);
+    if (!r) {
+      res.status(404).json({ error: `no job "${req.params.id}"` });
+      return;
+    }
+    res.json(r);
+  });
+
+  router.post('/jobs', auth, json, (req, res) => {
+    const parsed = JobBody.safeParse(req.body);
+    if (!parsed.success) {
+      const reason = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+      res.status(400).json({ error: `invalid job: ${reason}` });
+      return;
+    }
+    const b = parsed.data;
+    try {
+      const job = opts.registry.register({ ...b, start: b.start !== undefined ? b.start * 1000 : undefined, source: 'api' });
+      res
+        .status(201)
+        .setHeader('Location', `jobs/${encodeURIComponent(job.id)}`)
+        .json(job);
+    } catch (err) {
+      sendError(res, err, opts.log);
+    }
+  });
+
+  router.post('/jobs/:id/end', auth, (req: Request<{ id: string }>, res: Response) => {
+    opts.registry.end(req.params.id).then(
+      (r) => res.json(r),
+      (err) => sendError(res, err, opts.log),
+    );
+  });
+
+  router.use((_req, res) => {
+    res.status(404).json({ error: 'no such API endpoint' });
+  });
+
+  // Body parser errors (malformed JSON, too large) as JSON too.
+  router.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) => {
+    void next;
+    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+    res.status(status).json({ error: status === 500 ? 'internal error' : `invalid request body: ${err.message}` });
+    if (status === 500) opts.log.error('jobs API failed', { err: err.message });
+  });
+  return router;
+}
+
+function sendError(res: Response, err: unknown, log: Logger): void {
+  if (err instanceof JobError) {
+    res.status(err.status).json({ error: err.message });
+    return;
+  }
+  log.error('jobs API failed', { err: (err as Error).message });
+  res.status(500).json({ error: 'internal error' });
+}

@@ -1,0 +1,101 @@
+import * as fs from 'fs';
+import * as path from 'path';
+
+/**
+ * Job discovery without any API call (design §4): Slurm and Kubernetes from the cgroup paths in
+ * /proc/PID/cgroup, the JOULEFLOW_JOB environment variable, and dcgm-exporter-style HPC job
+ * mapping files (one file per GPU index listing the job ids using that GPU). Pure parsers plus
+ * a directory reader; the tracker decides precedence.
+ */
+
+export interface DiscoveredJob {
+  id: string;
+  name: string;
+  scheduler: 'slurm' | 'kubernetes' | 'env' | 'hpc';
+  user?: string;
+}
+
+/** The cgroup paths of a /proc/PID/cgroup text (v1: one line per hierarchy; v2: "0::/path"). */
+export function cgroupPaths(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const a = line.indexOf(':');
+    const b = a < 0 ? -1 : line.indexOf(':', a + 1);
+    if (b < 0) continue;
+    const p = line.slice(b + 1).trim();
+    if (p && !out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+// v1: /slurm/uid_1000/job_42/step_0/task_0 (also /slurm_<node>/uid_… with a NodeName prefix);
+// v2: /system.slice/slurmstepd.scope/job_42/step_0/user/task_0.
+const SLURM_V1 = /\/slurm[^/]*\/uid_(\d+)\/job_(\d+)(?:\/|$)/;
+const SLURM_V2 = /\/slurmstepd\.scope\/job_(\d+)(?:\/|$)/;
+// cgroupfs driver: /kubepods/burstable/pod<uid>/<container>; systemd driver:
+// /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid with _>.slice/cri-containerd-….scope
+const K8S = /kubepods[^\n]*?pod([0-9a-fA-F]{8}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{12})/;
+
+export function slurmFromCgroup(paths: readonly string[]): DiscoveredJob | undefined {
+  for (const p of paths) {
+    const m1 = SLURM_V1.exec(p);
+    if (m1) return { id: m1[2], name: `slurm job ${m1[2]}`, scheduler: 'slurm', user: m1[1] };
+    const m2 = SLURM_V2.exec(p);
+    if (m2) return { id: m2[1], name: `slurm job ${m2[1]}`, scheduler: 'slurm' };
+  }
+  return undefined;
+}
+
+export function kubernetesFromCgroup(paths: readonly string[]): DiscoveredJob | undefined {
+  for (const p of paths) {
+    const m = K8S.exec(p);
+    if (m) {
+      const uid = m[1].toLowerCase().replace(/_/g, '-');
+      return { id: uid, name: `pod ${uid}`, scheduler: 'kubernetes' };
+    }
+  }
+  return undefined;
+}
+
+/** Job ids are label values and URL path segments: printable, bounded, no slash. */
+export const JOB_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$/;
+
+export function envJob(value: string | undefined): DiscoveredJob | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (!JOB_ID_RE.test(v)) return undefined;
+  return { id: v, name: v, scheduler: 'env' };
+}
+
+/**
+ * Reads an HPC job mapping directory (dcgm-exporter --hpc-job-mapping-dir): files named by GPU
+ * index, each listing job ids, one per line (blank lines and # comments ignored).
+ * Returns job id → GPU indexes.
+ */
+export function readHpcMapping(dir: string): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    if (!/^\d+$/.test(n)) continue;
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(dir, n), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const raw of text.split('\n')) {
+      const id = raw.trim();
+      if (!id || id.startsWith('#') || !JOB_ID_RE.test(id)) continue;
+      const gpus = out.get(id) ?? [];
+      if (!gpus.includes(Number(n))) gpus.push(Number(n));
+      out.set(id, gpus);
+    }
+  }
+  for (const g of out.values()) g.sort((a, b) => a - b);
+  return out;
+}

@@ -1,0 +1,199 @@
+import { copAt } from '../../model/cooling';
+import type { Logger } from '../../util/log';
+import type { CounterReading, PowerReading, Reading, SampleContext, SampleResult, Source } from '../types';
+import { SourceError } from '../types';
+import type { PointKind, Unit } from './schema';
+
+/**
+ * What every meter source shares: turning the points a protocol read into readings.
+ *
+ * - Energy counters are preferred over power: a meter with a working energy point gives a
+ *   `counter` reading (joules); only when no energy point works is its power integrated.
+ * - Thermal points (heat removed, such as APC InRow CoolOutput) are not electrical energy: they
+ *   are divided by the COP and carry the source "<protocol>-cop", never the measured label.
+ * - Cooling meters give component "cooling", domain "cooling". IT meters give domain "facility":
+ *   the sampler keeps them out of node totals and uses them only for the room's IT share.
+ */
+
+export type Protocol = 'snmp' | 'modbus' | 'redfish' | 'ipmi';
+
+const UNIT_FACTOR: Record<Unit, number> = { W: 1, kW: 1000, Wh: 3600, kWh: 3.6e6 };
+
+/** A point read from the meter: the raw number, or null when the device says it is unsupported. */
+export interface PointValue {
+  /** What the point is, for error messages ("OID 1.3.6...", "input register 52"). */
+  label: string;
+  kind: PointKind;
+  unit: Unit;
+  scale: number;
+  raw: number | null;
+}
+
+/** raw × scale × unit factor: W for power kinds, J for energy kinds. */
+export function toSI(p: Pick<PointValue, 'raw' | 'scale' | 'unit'>): number | null {
+  return p.raw === null ? null : p.raw * p.scale * UNIT_FACTOR[p.unit];
+}
+
+/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh). */
+export function unitFitsKind(kind: PointKind, unit: Unit): boolean {
+  const energy = kind === 'energy' || kind === 'thermal_energy';
+  return energy ? unit === 'Wh' || unit === 'kWh' : unit === 'W' || unit === 'kW';
+}
+
+/** Parses unit text a device reports (Liebert "kW", Redfish "W"/"kW.h"). */
+export function parseUnitText(text: string): Unit | undefined {
+  const t = text
+    .trim()
+    .toLowerCase()
+    .replace(/[\s.·-]/g, '');
+  const map: Record<string, Unit> = {
+    w: 'W',
+    watt: 'W',
+    watts: 'W',
+    kw: 'kW',
+    kilowatt: 'kW',
+    kilowatts: 'kW',
+    wh: 'Wh',
+    watthour: 'Wh',
+    watthours: 'Wh',
+    kwh: 'kWh',
+    kilowatthour: 'kWh',
+    kilowatthours: 'kWh',
+  };
+  return map[t];
+}
+
+export interface MeterIdentity {
+  name: string;
+  role: 'cooling' | 'it';
+  maxPowerWatts?: number;
+  cop?: number;
+}
+
+/**
+ * Builds the meter's one reading from its points: electrical energy, else electrical power, else
+ * thermal energy / COP, else thermal power / COP. Points of the same kind are summed (phases,
+ * lines, PSUs). Throws a SourceError naming the meter when no point is usable.
+ */
+export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points: readonly PointValue[], defaultCop: number): Reading {
+  const base = {
+    component: 'cooling' as const,
+    domain: meter.role === 'it' ? ('facility' as const) : ('cooling' as const),
+    device: meter.name,
+  };
+  const usable = (kind: PointKind): number | undefined => {
+    const ps = points.filter((p) => p.kind === kind);
+    if (ps.length === 0) return undefined;
+    let sum = 0;
+    for (const p of ps) {
+      const v = toSI(p);
+      if (v === null) return undefined;
+      if (!Number.isFinite(v) || v < 0 || v > 1e15) {
+        throw new SourceError(
+          'bad_value',
+          `meter "${meter.name}" (${protocol}): ${p.label} gives an impossible value ${p.raw} (garbage register or wrong type/scale)`,
+        );
+      }
+      sum += v;
+    }
+    return sum;
+  };
+  const cop = meter.cop ?? defaultCop;
+  const counter = (joules: number, source: string): CounterReading => ({
+    ...base,
+    kind: 'counter',
+    source,
+    joules,
+    maxPowerWatts: meter.maxPowerWatts,
+  });
+  const power = (watts: number, source: string): PowerReading => ({ ...base, kind: 'power', source, watts });
+  const e = usable('energy');
+  if (e !== undefined) return counter(e, protocol);
+  const p = usable('power');
+  if (p !== undefined) return power(p, protocol);
+  const te = usable('thermal_energy');
+  if (te !== undefined) return counter(te / cop, `${protocol}-cop`);
+  const tp = usable('thermal_power');
+  if (tp !== undefined) return power(tp / cop, `${protocol}-cop`);
+  const unsupported = points.filter((p) => p.raw === null).map((p) => p.label);
+  throw new SourceError(
+    'unsupported',
+    `meter "${meter.name}": no usable power or energy point${unsupported.length ? ` (unsupported by the device: ${unsupported.join(', ')})` : ''}`,
+  );
+}
+
+/** The COP used for thermal points when the meter sets none: the cooling model's COP at the supply-air temperature. */
+export function defaultCop(supplyAirCelsius: number): number {
+  return copAt(supplyAirCelsius);
+}
+
+/** Rejects when the signal aborts (the sampler's timeout), so a hung library call never holds a read. */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new SourceError('timeout', `${what}: aborted`));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new SourceError('timeout', `${what}: aborted by the sampler's timeout`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Rejects with a SourceError('timeout') after ms. */
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SourceError('timeout', message)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Base class of the meter sources: one source per meter, named "<protocol>:<meter>". Subclasses
+ * implement readPoints(); errors must be SourceErrors whose message names the meter.
+ */
+export abstract class MeterSource implements Source {
+  readonly name: string;
+
+  constructor(
+    readonly protocol: Protocol,
+    protected readonly meter: MeterIdentity,
+    /** Timeout of one read, ms (below the sampler's per-source timeout). */
+    protected readonly timeoutMs: number,
+    protected readonly cop: number,
+    protected readonly log: Logger,
+  ) {
+    this.name = `${protocol}:${meter.name}`;
+  }
+
+  /** The meter's role, for the sampler's cooling share. */
+  get role(): 'cooling' | 'it' {
+    return this.meter.role;
+  }
+
+  get meterName(): string {
+    return this.meter.name;
+  }
+
+  async init(): Promise<boolean> {
+    return true;
+  }
+
+  protected abstract readPoints(signal: AbortSignal): Promise<PointValue[]>;
+
+  async sample(ctx: SampleContext): Promise<SampleResult> {
+    const points = await abortable(this.readPoints(ctx.signal), ctx.signal, `meter "${this.meter.name}"`);
+    return { readings: [pointsToReading(this.meter, this.protocol, points, this.cop)] };
+  }
+
+  protected fail(reason: string, detail: string): SourceError {
+    return new SourceError(reason, `meter "${this.meter.name}" (${this.protocol}): ${detail}`);
+  }
+}

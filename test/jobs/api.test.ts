@@ -1,0 +1,224 @@
+import type { Server } from 'http';
+import express from 'express';
+import { createJobsRouter } from '../../exporter/src/jobs/api';
+import { Ledger } from '../../exporter/src/jobs/ledger';
+import { JobRegistry } from '../../exporter/src/jobs/tracker';
+import { Metrics } from '../../exporter/src/metrics';
+import type { Attribution, JobShare } from '../../exporter/src/model/attribution';
+import { silentLogger } from '../../exporter/src/util/log';
+import { FakeProcfs } from './fakeproc';
+
+/** The jobs API: validation, auth, errors, reports with J/kWh/PUE/CO₂, the cap, metrics hygiene. */
+
+interface Ctx {
+  fake: FakeProcfs;
+  metrics: Metrics;
+  registry: JobRegistry;
+  server: Server;
+  base: string;
+  now: number;
+}
+
+async function setup(opts: { loopbackOnly?: boolean; token?: string; liveCap?: number; retentionMs?: number } = {}): Promise<Ctx> {
+  const fake = new FakeProcfs();
+  for (const pid of [100, 101, 102, 103]) fake.set(pid, { ppid: 1, starttime: 50_000 });
+  const metrics = new Metrics();
+  const ctx = { fake, metrics, now: 1_800_000_000_000 } as Ctx;
+  ctx.registry = new JobRegistry({
+    procfs: fake.root,
+    log: silentLogger,
+    metrics,
+    ledger: new Ledger(':memory:'),
+    clock: () => ctx.now,
+    liveCap: opts.liveCap ?? 10,
+    retentionMs: opts.retentionMs ?? 60_000,
+    checkpointMs: 0,
+    gpuWindow: 1,
+    carbon: { zone: 'DE', gramsPerKwh: 380 },
+    discovery: { slurm: false, kubernetes: false, env: false },
+  });
+  const app = express();
+  app.use(
+    '/api/v1',
+    createJobsRouter({ registry: ctx.registry, log: silentLogger, loopbackOnly: opts.loopbackOnly ?? true, token: opts.token }),
+  );
+  ctx.server = await new Promise<Server>((r) => {
+    const s = app.listen(0, '127.0.0.1', () => r(s));
+  });
+  const addr = ctx.server.address();
+  ctx.base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/api/v1`;
+  return ctx;
+}
+
+async function teardown(ctx: Ctx): Promise<void> {
+  await new Promise((r) => ctx.server.close(r));
+  ctx.registry.close();
+  ctx.fake.cleanup();
+}
+
+async function call(ctx: Ctx, method: string, p: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(ctx.base + p, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: string } };
+}
+
+function share(id: string, j: [number, number, number, number]): JobShare {
+  return {
+    id,
+    joules: { compute: j[0], transmit: j[1], store: j[2], cooling: j[3] },
+    method: { compute: 'measured', transmit: 'estimated', store: 'measured', cooling: 'measured' },
+  };
+}
+
+/** One interval of attributed energy, as the sampler would hand it over. */
+function interval(ctx: Ctx, shares: JobShare[], dtS = 1): void {
+  ctx.now += dtS * 1000;
+  ctx.registry.measure(ctx.now, []);
+  const attribution: Attribution = { jobs: shares, unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } };
+  ctx.metrics.applyStep({ t: ctx.now, dt: dtS, series: [], events: [] }, attribution);
+  ctx.registry.record({ t: ctx.now, dt: dtS, series: [], events: [] }, attribution);
+}
+
+describe('jobs API', () => {
+  let ctx: Ctx;
+  afterEach(() => teardown(ctx));
+
+  it('creates, reports and ends a job with energy in J and kWh, mean power, PUE and CO₂', async () => {
+    ctx = await setup();
+    const created = await call(ctx, 'POST', '/jobs', { id: 'train-1', name: 'llama', pids: [100], labels: { user: 'ada', team: 'nlp' } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      id: 'train-1',
+      name: 'llama',
+      state: 'running',
+      user: 'ada',
+      labels: { user: 'ada', team: 'nlp' },
+    });
+    interval(ctx, [share('train-1', [3000, 100, 200, 1800])], 2);
+    interval(ctx, [share('train-1', [1000, 0, 100, 600])], 2);
+    const ending = call(ctx, 'POST', '/jobs/train-1/end');
+    await new Promise((r) => setTimeout(r, 50));
+    interval(ctx, [share('train-1', [600, 0, 0, 300])], 1); // the job's last interval
+    const ended = await ending;
+    expect(ended.status).toBe(200);
+    // Expected values computed here from the intervals above.
+    const compute = 3000 + 1000 + 600;
+    const transmit = 100;
+    const store = 300;
+    const cooling = 1800 + 600 + 300;
+    const it = compute + transmit + store;
+    const total = it + cooling;
+    const r = ended.body as unknown as {
+      state: string;
+      durationSeconds: number;
+      energy: Record<string, { joules: number; kwh: number; percent: number; method: string }>;
+      total: { joules: number; kwh: number };
+      meanPowerWatts: number;
+      pue: number;
+      co2: { grams: number; gramsPerKwh: number; zone: string };
+    };
+    expect(r.state).toBe('ended');
+    expect(r.durationSeconds).toBeCloseTo(5, 6);
+    expect(r.energy.compute.joules).toBeCloseTo(compute, 9);
+    expect(r.energy.compute.kwh).toBeCloseTo(compute / 3.6e6, 12);
+    expect(r.energy.transmit.method).toBe('estimated');
+    expect(r.energy.cooling.percent).toBeCloseTo((100 * cooling) / total, 9);
+    expect(r.total.joules).toBeCloseTo(total, 9);
+    expect(r.meanPowerWatts).toBeCloseTo(total / 5, 9);
+    expect(r.pue).toBeCloseTo(total / it, 12);
+    expect(r.co2).toEqual({ grams: expect.any(Number), gramsPerKwh: 380, zone: 'DE' });
+    expect(r.co2.grams).toBeCloseTo((total / 3.6e6) * 380, 9);
+    // After the end, no more energy is added; GET and list agree.
+    interval(ctx, [share('train-1', [999, 0, 0, 0])]);
+    const again = await call(ctx, 'GET', '/jobs/train-1');
+    expect((again.body.total as { joules: number }).joules).toBeCloseTo(total, 9);
+    const list = await call(ctx, 'GET', '/jobs');
+    expect((list.body.jobs as Array<{ id: string }>).map((j) => j.id)).toEqual(['train-1']);
+    // Ending twice returns the same final report.
+    const twice = await call(ctx, 'POST', '/jobs/train-1/end');
+    expect(twice.status).toBe(200);
+    expect((twice.body.total as { joules: number }).joules).toBeCloseTo(total, 9);
+  });
+
+  it('validates bodies and answers JSON errors with a reason', async () => {
+    ctx = await setup();
+    const cases: Array<[unknown, RegExp]> = [
+      [{ pids: [100] }, /name/],
+      [{ name: 'x' }, /at least one of pids, cgroup or gpus/],
+      [{ name: 'x', pids: [-4] }, /pids/],
+      [{ name: 'x', pids: [100], extra: 1 }, /extra|Unrecognized/],
+      [{ name: 'x', id: 'has space', pids: [100] }, /id/],
+      [{ name: 'x', cgroup: 'relative/path' }, /cgroup/],
+      [{ name: 'x', pids: [99999] }, /no such process: 99999/],
+      [{ name: 'x', id: 'unattributed', pids: [100] }, /unattributed/],
+      ['{"name": ', /invalid request body|JSON/],
+    ];
+    for (const [body, reason] of cases) {
+      const r = await call(ctx, 'POST', '/jobs', body);
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatch(reason);
+    }
+    expect((await call(ctx, 'GET', '/jobs/nope')).status).toBe(404);
+    expect((await call(ctx, 'POST', '/jobs/nope/end')).status).toBe(404);
+    expect((await call(ctx, 'GET', '/nothing-here')).status).toBe(404);
+    expect((await call(ctx, 'POST', '/jobs', { id: 'dup', name: 'a', pids: [100] })).status).toBe(201);
+    const dup = await call(ctx, 'POST', '/jobs', { id: 'dup', name: 'b', pids: [101] });
+    expect(dup.status).toBe(409);
+    expect(dup.body.error).toMatch(/already exists/);
+  });
+
+  it('refuses jobs over the live cap with 429, naming the cap, and counts them', async () => {
+    ctx = await setup({ liveCap: 2 });
+    expect((await call(ctx, 'POST', '/jobs', { name: 'a', pids: [100] })).status).toBe(201);
+    expect((await call(ctx, 'POST', '/jobs', { name: 'b', pids: [101] })).status).toBe(201);
+    const over = await call(ctx, 'POST', '/jobs', { name: 'c', pids: [102] });
+    expect(over.status).toBe(429);
+    expect(over.body.error).toMatch(/cap is 2/);
+    const text = await ctx.metrics.registry.metrics();
+    expect(text).toMatch(/^jouleflow_jobs_rejected_total\{reason="cap"\} 1$/m);
+  });
+
+  it('needs a bearer token for mutations unless loopback-only; reads stay open', async () => {
+    ctx = await setup({ loopbackOnly: false });
+    const none = await call(ctx, 'POST', '/jobs', { name: 'a', pids: [100] });
+    expect(none.status).toBe(403);
+    expect(none.body.error).toMatch(/token/);
+    expect((await call(ctx, 'GET', '/jobs')).status).toBe(200);
+    await teardown(ctx);
+    ctx = await setup({ loopbackOnly: false, token: 's3cret' });
+    expect((await call(ctx, 'POST', '/jobs', { name: 'a', pids: [100] })).status).toBe(401);
+    expect((await call(ctx, 'POST', '/jobs', { name: 'a', pids: [100] }, { authorization: 'Bearer wrong' })).status).toBe(401);
+    const ok = await call(ctx, 'POST', '/jobs', { id: 'tok', name: 'a', pids: [100] }, { authorization: 'Bearer s3cret' });
+    expect(ok.status).toBe(201);
+    expect((await call(ctx, 'POST', '/jobs/tok/end', undefined, {})).status).toBe(401);
+  });
+
+  it('exposes awkward names safely and drops every series of a job after the retention window', async () => {
+    ctx = await setup({ retentionMs: 3000 });
+    const name = 'quote " backslash \\ newline \n unicode ünï 🚀 lone \ud800';
+    expect((await call(ctx, 'POST', '/jobs', { id: 'odd', name, pids: [100] })).status).toBe(201);
+    interval(ctx, [share('odd', [10, 1, 1, 5])]);
+    const text = await ctx.metrics.registry.metrics();
+    const line = text.split('\n').find((l) => l.startsWith('jouleflow_job_info{'));
+    expect(line).toBe(
+      'jouleflow_job_info{job_id="odd",job_name="quote \\" backslash \\\\ newline \\n unicode ünï 🚀 lone \ufffd",user="",scheduler="api"} 1',
+    );
+    const ending = call(ctx, 'POST', '/jobs/odd/end');
+    await new Promise((r) => setTimeout(r, 30));
+    interval(ctx, []);
+    expect((await ending).status).toBe(200);
+    expect(await ctx.metrics.registry.metrics()).toMatch(/jouleflow_job_end_time_seconds\{job_id="odd"\}/);
+    interval(ctx, [], 5); // past the retention window
+    const after = await ctx.metrics.registry.metrics();
+    expect(after).not.toMatch(/job_id="odd"/);
+    // …but the ledger still serves it.
+    const r = await call(ctx, 'GET', '/jobs/odd');
+    expect(r.status).toBe(200);
+    expect((r.body.total as { joules: number }).joules).toBeCloseTo(17, 9);
+    expect((await call(ctx, 'GET', '/jobs')).body.jobs).toEqual([]);
+    expect(((await call(ctx, 'GET', '/jobs?all=1')).body.jobs as Array<{ id: string }>).map((j) => j.id)).toEqual(['odd']);
+  });
+});

@@ -1,0 +1,270 @@
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import Database from 'better-sqlite3';
+
+/**
+ * End to end with the built exporter (`node exporter/dist/main.js`): the ledger survives kill -9
+ * (finished jobs served, running jobs resumed from their checkpoint), and `jouleflow run`'s report
+ * equals the job's ledger row and its counters on /metrics.
+ */
+
+const ROOT = path.resolve(__dirname, '../..');
+const MAIN = path.join(ROOT, 'exporter/dist/main.js');
+const COMPONENTS = ['compute', 'transmit', 'store', 'cooling'];
+
+jest.setTimeout(120_000);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Serve {
+  proc: ChildProcess;
+  url: string;
+  log: string[];
+}
+
+async function startServe(ledger: string, port: number): Promise<Serve> {
+  const log: string[] = [];
+  const proc = spawn(
+    process.execPath,
+    [
+      MAIN,
+      'serve',
+      `--web.listen-address=127.0.0.1:${port}`,
+      `--jobs.ledger=${ledger}`,
+      '--sample.interval=200ms',
+      '--jobs.checkpoint-interval=200ms',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.status === 200) return { proc, url, log };
+    } catch {
+      // not listening yet
+    }
+    if (proc.exitCode !== null) break;
+    await sleep(100);
+  }
+  throw new Error(`exporter did not start: ${log.join('')}`);
+}
+
+async function stop(p: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const done = new Promise((r) => p.once('exit', r));
+  p.kill(sig);
+  await done;
+}
+
+async function jobCounters(url: string, id: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^jouleflow_job_energy_joules_total\{job_id="([^"]*)",component="(\w+)",method="(\w+)"\} (\S+)$/.exec(line);
+    if (m && m[1] === id) out[m[2]] = (out[m[2]] ?? 0) + Number(m[4]);
+  }
+  return out;
+}
+
+function ledgerRow(file: string, id: string): Record<string, number | string | null> | undefined {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, number | string | null> | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+async function post(url: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+type Report = { id: string; state: string; durationSeconds: number; total: { joules: number }; energy: Record<string, { joules: number }> };
+
+let tmp: string;
+const owned: ChildProcess[] = [];
+
+beforeAll(() => {
+  // Build the exporter (tsc emits even when an unrelated file in the tree has type errors).
+  try {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'exporter')], {
+      stdio: 'pipe',
+    });
+  } catch {
+    // checked below
+  }
+  if (!fs.existsSync(MAIN) || !fs.existsSync(path.join(ROOT, 'exporter/dist/jobs/tracker.js'))) throw new Error('exporter build failed');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-e2e-'));
+});
+
+afterAll(async () => {
+  for (const p of owned) await stop(p, 'SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('ledger across kill -9', () => {
+  it('serves finished jobs and resumes running ones from their checkpoint', async () => {
+    const ledger = path.join(tmp, 'kill9.db');
+    const port = await freePort();
+    const s1 = await startServe(ledger, port);
+    owned.push(s1.proc);
+    const burner = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' });
+    const briefStart = Date.now();
+    const brief = spawn(process.execPath, ['-e', 'const t=Date.now();while(Date.now()-t<400){}'], { stdio: 'ignore' });
+    owned.push(burner, brief);
+    expect((await post(`${s1.url}/api/v1/jobs`, { id: 'long', name: 'long', pids: [burner.pid] })).status).toBe(201);
+    expect((await post(`${s1.url}/api/v1/jobs`, { id: 'brief', name: 'brief', pids: [brief.pid], start: briefStart / 1000 })).status).toBe(
+      201,
+    );
+    await new Promise((r) => brief.once('exit', r));
+    let briefReport: Report | undefined;
+    for (let i = 0; i < 50 && briefReport?.state !== 'ended'; i++) {
+      await sleep(100);
+      briefReport = (await (await fetch(`${s1.url}/api/v1/jobs/brief`)).json()) as Report;
+    }
+    expect(briefReport?.state).toBe('ended');
+    await sleep(800);
+    const scraped = await jobCounters(s1.url, 'long');
+    expect(scraped.compute).toBeGreaterThan(0);
+    await sleep(1000); // a few checkpoints after that scrape
+    await stop(s1.proc, 'SIGKILL');
+
+    const longRow = ledgerRow(ledger, 'long');
+    const briefRow = ledgerRow(ledger, 'brief');
+    expect(longRow?.end_ms).toBeNull();
+    expect(briefRow?.end_ms).not.toBeNull();
+    expect(briefRow?.compute_j).toBeCloseTo(briefReport?.energy.compute.joules ?? NaN, 9);
+    // The checkpoint is at least what Prometheus saw before the crash: no false counter reset.
+    for (const c of COMPONENTS) expect(Number(longRow?.[`${c}_j`])).toBeGreaterThanOrEqual(scraped[c] ?? 0);
+
+    const s2 = await startServe(ledger, port);
+    owned.push(s2.proc);
+    const resumed = await jobCounters(s2.url, 'long');
+    for (const c of COMPONENTS) expect(resumed[c]).toBeGreaterThanOrEqual(Number(longRow?.[`${c}_j`]) - 1e-9);
+    const briefAgain = (await (await fetch(`${s2.url}/api/v1/jobs/brief`)).json()) as Report;
+    expect(briefAgain.state).toBe('ended');
+    expect(briefAgain.total.joules).toBeCloseTo(briefReport?.total.joules ?? NaN, 9);
+    // The retained finished job is on /metrics again with its final totals.
+    const briefCounters = await jobCounters(s2.url, 'brief');
+    expect(briefCounters.compute).toBeCloseTo(Number(briefRow?.compute_j), 9);
+
+    await sleep(1200);
+    const later = await jobCounters(s2.url, 'long');
+    expect(later.compute).toBeGreaterThan(Number(longRow?.compute_j)); // still measuring the burner
+    const end = await post(`${s2.url}/api/v1/jobs/long/end`);
+    expect(end.status).toBe(200);
+    const final = end.body as unknown as Report;
+    const finalRow = ledgerRow(ledger, 'long');
+    expect(finalRow?.end_ms).not.toBeNull();
+    const rowTotal = COMPONENTS.reduce((a, c) => a + Number(finalRow?.[`${c}_j`]), 0);
+    expect(rowTotal).toBeCloseTo(final.total.joules, 9);
+    expect(final.total.joules).toBeGreaterThan(COMPONENTS.reduce((a, c) => a + Number(longRow?.[`${c}_j`]), 0));
+    await stop(burner, 'SIGKILL');
+    await stop(s2.proc);
+  });
+});
+
+function runCli(
+  args: string[],
+  opts: { signalAfterMs?: number } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [MAIN, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    owned.push(p);
+    let stdout = '';
+    let stderr = '';
+    p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (opts.signalAfterMs !== undefined) setTimeout(() => p.kill('SIGTERM'), opts.signalAfterMs);
+    p.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+describe('jouleflow run', () => {
+  it('with an exporter: the report equals the ledger row and the counters on /metrics', async () => {
+    const ledger = path.join(tmp, 'run.db');
+    const s = await startServe(ledger, await freePort());
+    owned.push(s.proc);
+    const r = await runCli([
+      '--json',
+      '--name',
+      'burn 3s',
+      '--label',
+      'team=ml',
+      '--exporter.url',
+      s.url,
+      '--',
+      process.execPath,
+      '-e',
+      'const t=Date.now();while(Date.now()-t<3000){}',
+    ]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as Report & { labels: Record<string, string> };
+    expect(report.state).toBe('ended');
+    expect(report.labels.team).toBe('ml');
+    expect(report.durationSeconds).toBeGreaterThanOrEqual(3);
+    expect(report.energy.compute.joules).toBeGreaterThan(0);
+    const row = ledgerRow(ledger, report.id);
+    const rowTotal = COMPONENTS.reduce((a, c) => a + Number(row?.[`${c}_j`]), 0);
+    expect(Math.abs(rowTotal - report.total.joules)).toBeLessThanOrEqual(1e-9 * report.total.joules);
+    const counters = await jobCounters(s.url, report.id);
+    const counterTotal = COMPONENTS.reduce((a, c) => a + (counters[c] ?? 0), 0);
+    expect(Math.abs(counterTotal - report.total.joules)).toBeLessThanOrEqual(1e-9 * report.total.joules);
+    for (const c of COMPONENTS) expect(counters[c]).toBeCloseTo(report.energy[c].joules, 9);
+
+    const code = await runCli(['--exporter.url', s.url, '--', process.execPath, '-e', 'process.exit(7)']);
+    expect(code.code).toBe(7);
+    expect(code.stderr).toMatch(/total/);
+    const ls = execFileSync(process.execPath, [MAIN, 'jobs', 'ls', '--exporter.url', s.url], { encoding: 'utf8' });
+    expect(ls).toMatch(new RegExp(`^${report.id}\\s+burn 3s\\s+ended`, 'm'));
+    const show = execFileSync(process.execPath, [MAIN, 'jobs', 'show', report.id, '--exporter.url', s.url], { encoding: 'utf8' });
+    expect(show).toMatch(/compute/);
+    await stop(s.proc);
+  });
+
+  it('without an exporter: measures in-process, passes the exit status and signals through', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const r = await runCli([
+      '--json',
+      '--sample.interval=200ms',
+      '--exporter.url',
+      dead,
+      '--',
+      process.execPath,
+      '-e',
+      'const t=Date.now();while(Date.now()-t<1000){};process.exit(3)',
+    ]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/measuring in-process/);
+    const report = JSON.parse(r.stdout) as Report;
+    expect(report.state).toBe('ended');
+    expect(report.energy.compute.joules).toBeGreaterThan(0);
+    const sig = await runCli(
+      ['--sample.interval=200ms', '--exporter.url', dead, '--', process.execPath, '-e', 'setInterval(()=>{},1000)'],
+      { signalAfterMs: 1500 },
+    );
+    expect(sig.signal).toBe('SIGTERM');
+    expect(sig.stderr).toMatch(/total/);
+  });
+});

@@ -1,0 +1,292 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { JobRegistry, type TrackerOptions } from '../../exporter/src/jobs/tracker';
+import { GpuShareWindow } from '../../exporter/src/jobs/gpu-shares';
+import { silentLogger } from '../../exporter/src/util/log';
+import type { JobUsage } from '../../exporter/src/model/attribution';
+import { FakeProcfs } from './fakeproc';
+
+/** The tracker on fake procfs trees: membership, CPU/io deltas (exits, reuse, no negatives), discovery. */
+
+const BOOT_MS = 1_700_000_000_000;
+/** Uptime at the test's start: 1000 s = 100 000 ticks. */
+const T0 = 1000;
+
+class Harness {
+  readonly fake = new FakeProcfs();
+  uptimeS = T0;
+  readonly registry: JobRegistry;
+  constructor(extra: Partial<TrackerOptions> = {}) {
+    this.registry = new JobRegistry({
+      procfs: this.fake.root,
+      log: silentLogger,
+      clock: () => this.now,
+      liveCap: 100,
+      retentionMs: 60_000,
+      checkpointMs: 1000,
+      gpuWindow: 3,
+      carbon: { zone: 'test' },
+      discovery: { slurm: true, kubernetes: true, env: true },
+      ...extra,
+    });
+  }
+  get now(): number {
+    return BOOT_MS + this.uptimeS * 1000;
+  }
+  /** Advances time by `s` seconds and measures. */
+  step(s = 1, gpu: Parameters<JobRegistry['measure']>[1] = []): Map<string, JobUsage> {
+    this.uptimeS += s;
+    this.fake.uptime(this.uptimeS);
+    return new Map(this.registry.measure(this.now, gpu).map((u) => [u.id, u]));
+  }
+  cleanup(): void {
+    this.fake.cleanup();
+  }
+}
+
+const OLD = 50_000; // starttime (ticks) of processes born long before the test's jobs
+
+describe('process trees and CPU time', () => {
+  let h: Harness;
+  beforeEach(() => (h = new Harness()));
+  afterEach(() => h.cleanup());
+
+  it('finds descendants of a root and counts only CPU used after the job started', () => {
+    h.fake.set(1, { ppid: 0, starttime: 1 });
+    h.fake.set(100, { ppid: 1, utime: 500, stime: 100, starttime: OLD });
+    h.fake.set(101, { ppid: 100, utime: 50, starttime: OLD + 1 });
+    h.fake.set(102, { ppid: 101, utime: 7, starttime: OLD + 2 });
+    h.fake.set(200, { ppid: 1, utime: 999, starttime: OLD });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    const u1 = h.step();
+    expect(u1.get('a')?.cpuSeconds).toBe(0); // baseline: history before the job is not the job's
+    expect([...h.registry.membership()].sort()).toEqual([
+      [100, 'a'],
+      [101, 'a'],
+      [102, 'a'],
+    ]);
+    h.fake.update(100, { utime: 530, stime: 110 }); // +40
+    h.fake.update(101, { utime: 75 }); // +25
+    h.fake.update(200, { utime: 5000 }); // not a member
+    const u2 = h.step();
+    expect(u2.get('a')?.cpuSeconds).toBeCloseTo(0.65, 10);
+  });
+
+  it('recovers the last interval of a child that exits through the parent cutime, never twice', () => {
+    h.fake.set(100, { ppid: 1, utime: 10, starttime: OLD });
+    h.fake.set(101, { ppid: 100, utime: 100, cutime: 0, starttime: OLD + 5 });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    h.step();
+    h.fake.update(101, { utime: 150 }); // +50
+    expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.5, 10);
+    // The child burns 30 more ticks, exits and is reaped: the parent's cutime grows by its total (180).
+    h.fake.remove(101);
+    h.fake.update(100, { utime: 12, cutime: 180 });
+    // Counted: parent +2, child's unseen 180 − 150 = 30.
+    expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.32, 10);
+    h.fake.update(100, { utime: 13 });
+    expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.01, 10);
+  });
+
+  it('counts a child born during the interval from zero, and never goes negative', () => {
+    h.fake.set(100, { ppid: 1, utime: 10, starttime: OLD });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    h.step();
+    // born 0.5 s ago (uptime is T0 + 1 s now; the next step is at T0 + 2 s)
+    h.fake.set(103, { ppid: 100, utime: 20, stime: 5, starttime: (T0 + 1.5) * 100 });
+    expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.25, 10);
+    h.fake.update(103, { utime: 0, stime: 0 }); // a counter going backwards: nothing, not negative
+    expect(h.step().get('a')?.cpuSeconds).toBe(0);
+  });
+
+  it('treats a reused PID as a new process', () => {
+    h.fake.set(100, { ppid: 1, utime: 10, starttime: OLD });
+    h.fake.set(101, { ppid: 100, utime: 100, starttime: OLD + 5 });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    h.step();
+    // 101 exits unseen-reaped by an outsider, and an unrelated process gets PID 101.
+    h.fake.set(101, { ppid: 1, utime: 3, starttime: (T0 + 0.5) * 100 });
+    h.step();
+    expect(h.registry.membership().get(101)).toBeUndefined();
+  });
+
+  it('storage bytes: read + write − cancelled, children recovered like CPU', () => {
+    h.fake.set(100, { ppid: 1, readBytes: 1000, writeBytes: 5000, starttime: OLD });
+    h.fake.set(101, { ppid: 100, writeBytes: 100, starttime: OLD + 1 });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    h.step();
+    h.fake.update(100, { readBytes: 1500, writeBytes: 9000, cancelledWriteBytes: 1000 }); // +500 +4000 −1000
+    h.fake.update(101, { writeBytes: 400 }); // +300
+    expect(h.step().get('a')?.ioBytes).toBe(3800);
+    h.fake.remove(101); // wrote 100 more before exiting: the parent's io includes its 500
+    h.fake.update(100, { writeBytes: 9000 + 500 });
+    expect(h.step().get('a')?.ioBytes).toBe(100);
+  });
+
+  it('a later process that gets the root\'s PID is not the job', () => {
+    h.fake.set(100, { ppid: 1, starttime: OLD });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    h.step();
+    expect(h.registry.membership().get(100)).toBe('a');
+    h.fake.set(100, { ppid: 1, utime: 500, starttime: (T0 + 1.5) * 100 }); // the root exited; PID reused
+    h.step();
+    expect(h.registry.membership().get(100)).toBeUndefined();
+  });
+
+  it('ends a pid job when all its processes are gone', () => {
+    h.fake.set(100, { ppid: 1, starttime: OLD });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    h.step();
+    h.fake.remove(100);
+    h.step();
+    h.registry.record(
+      { t: h.now, dt: 1, series: [], events: [] },
+      { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
+    );
+    expect(h.registry.get('a')?.state).toBe('ended');
+  });
+});
+
+describe('discovery', () => {
+  let h: Harness;
+  let mapDir: string;
+  beforeEach(() => {
+    mapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-hpc-'));
+    h = new Harness({ discovery: { slurm: true, kubernetes: true, env: true, hpcMappingDir: mapDir } });
+  });
+  afterEach(() => {
+    h.cleanup();
+    fs.rmSync(mapDir, { recursive: true, force: true });
+  });
+
+  it('Slurm (cgroup v1 and v2), Kubernetes (cgroupfs and systemd drivers) and JOULEFLOW_JOB', () => {
+    const v1 =
+      '12:memory:/slurm/uid_1000/job_4242/step_0/task_0\n11:cpuset:/slurm/uid_1000/job_4242/step_0\n1:name=systemd:/system.slice/slurmd.service\n';
+    h.fake.set(300, { ppid: 1, cgroup: v1, starttime: OLD });
+    h.fake.set(301, { ppid: 1, cgroup: '0::/system.slice/slurmstepd.scope/job_77/step_batch/user/task_0\n', starttime: OLD });
+    h.fake.set(302, {
+      ppid: 1,
+      cgroup: '4:memory:/kubepods/burstable/pod3f6e2a10-1b2c-4d5e-8f90-aabbccddeeff/0123456789ab\n',
+      starttime: OLD,
+    });
+    h.fake.set(303, {
+      ppid: 1,
+      cgroup:
+        '0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod11111111_2222_3333_4444_555555555555.slice/cri-containerd-abc.scope\n',
+      starttime: OLD,
+    });
+    h.fake.set(304, { ppid: 1, environ: { PATH: '/bin', JOULEFLOW_JOB: 'train-42' }, starttime: OLD });
+    h.fake.set(305, { ppid: 304, starttime: OLD + 1 }); // child of an env job, no env of its own
+    h.fake.set(306, { ppid: 1, environ: { JOULEFLOW_JOB: 'bad id with spaces' }, starttime: OLD });
+    h.step();
+    const m = h.registry.membership();
+    expect(m.get(300)).toBe('4242');
+    expect(m.get(301)).toBe('77');
+    expect(m.get(302)).toBe('3f6e2a10-1b2c-4d5e-8f90-aabbccddeeff');
+    expect(m.get(303)).toBe('11111111-2222-3333-4444-555555555555');
+    expect(m.get(304)).toBe('train-42');
+    expect(m.get(305)).toBe('train-42');
+    expect(m.get(306)).toBeUndefined();
+    const byId = new Map(h.registry.list().map((j) => [j.id, j]));
+    expect(byId.get('4242')).toMatchObject({ scheduler: 'slurm', user: '1000' });
+    expect(byId.get('77')?.scheduler).toBe('slurm');
+    expect(byId.get('3f6e2a10-1b2c-4d5e-8f90-aabbccddeeff')?.scheduler).toBe('kubernetes');
+    expect(byId.get('train-42')?.scheduler).toBe('env');
+  });
+
+  it('a process that exec()s with JOULEFLOW_JOB right after fork is caught on the next tick', () => {
+    h.fake.set(310, { ppid: 1, starttime: OLD });
+    h.step();
+    expect(h.registry.membership().get(310)).toBeUndefined();
+    h.fake.update(310, { environ: { JOULEFLOW_JOB: 'late' } });
+    h.step();
+    h.step();
+    expect(h.registry.membership().get(310)).toBe('late');
+  });
+
+  it('HPC job mapping files give jobs their GPUs; the GPU share follows', () => {
+    fs.writeFileSync(path.join(mapDir, '0'), 'jobA\n');
+    fs.writeFileSync(path.join(mapDir, '1'), '# comment\njobA\njobB\n');
+    h.fake.set(400, { ppid: 1, starttime: OLD });
+    h.fake.set(401, { ppid: 1, starttime: OLD });
+    const gpu = [
+      { device: 'gpu0', pid: 400, smUtilPercent: 60 },
+      { device: 'gpu1', pid: 401, smUtilPercent: 30 },
+    ];
+    h.step(1, gpu);
+    const u = h.step(1, gpu);
+    const byId = new Map(h.registry.list().map((j) => [j.id, j]));
+    expect(byId.get('jobA')?.gpus).toEqual(['0', '1']);
+    expect(byId.get('jobB')?.gpus).toEqual(['1']);
+    expect(u.get('jobA')?.gpuShares.gpu0).toBeCloseTo(1, 10);
+    // 401 holds gpu1, which both jobs map: the first job naming that GPU claims it.
+    expect(h.registry.membership().get(401)).toBe('jobA');
+    fs.writeFileSync(path.join(mapDir, '1'), 'jobA\n');
+    h.step(1, gpu);
+    h.registry.record(
+      { t: h.now, dt: 1, series: [], events: [] },
+      { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
+    );
+    expect(h.registry.get('jobB')?.state).toBe('ended');
+  });
+
+  it('an API cgroup job takes the processes under that cgroup (longest prefix wins)', () => {
+    h.fake.set(500, { ppid: 1, cgroup: '0::/user.slice/train/a\n', starttime: OLD });
+    h.fake.set(501, { ppid: 1, cgroup: '0::/user.slice/train/b/x\n', starttime: OLD });
+    h.fake.set(502, { ppid: 1, cgroup: '0::/user.slice/trainee\n', starttime: OLD });
+    h.registry.register({ id: 'all', name: 'all', cgroup: '/user.slice/train' });
+    h.registry.register({ id: 'b', name: 'b', cgroup: '/user.slice/train/b/' });
+    h.step();
+    const m = h.registry.membership();
+    expect(m.get(500)).toBe('all');
+    expect(m.get(501)).toBe('b');
+    expect(m.get(502)).toBeUndefined();
+  });
+
+  it("a job in its own network namespace gets that namespace's bytes (lo excluded)", () => {
+    h.fake.set(600, { ppid: 1, netns: 'net:[4026532000]', netDev: { lo: { rx: 5, tx: 5 }, eth0: { rx: 1000, tx: 200 } }, starttime: OLD });
+    h.fake.set(601, { ppid: 1, starttime: OLD });
+    h.registry.register({ id: 'ns', name: 'ns', pids: [600] });
+    h.registry.register({ id: 'host', name: 'host', pids: [601] });
+    expect(h.step().get('ns')?.netnsBytes).toBe(0);
+    h.fake.update(600, { netDev: { lo: { rx: 999, tx: 999 }, eth0: { rx: 1500, tx: 260 } } });
+    const u = h.step();
+    expect(u.get('ns')?.netnsBytes).toBe(560);
+    expect(u.get('host')?.netnsBytes).toBeUndefined();
+  });
+});
+
+describe('GPU shares over a window', () => {
+  it('time-sliced processes reported alternately get fair shares', () => {
+    const w = new GpuShareWindow(4);
+    const jobOf = (pid: number) => (pid === 1 ? 'a' : pid === 2 ? 'b' : undefined);
+    w.push([{ device: 'gpu0', pid: 1, smUtilPercent: 90 }], jobOf);
+    w.push([{ device: 'gpu0', pid: 2, smUtilPercent: 90 }], jobOf);
+    w.push([{ device: 'gpu0', pid: 1, smUtilPercent: 90 }], jobOf);
+    w.push([{ device: 'gpu0', pid: 2, smUtilPercent: 90 }], jobOf);
+    const s = w.shares().get('gpu0');
+    expect(s?.basis).toBe('sm');
+    expect(s?.byJob.get('a')).toBeCloseTo(0.5, 10);
+    expect(s?.byJob.get('b')).toBeCloseTo(0.5, 10);
+  });
+
+  it('falls back to memory held, then to equal shares; processes of no job stay unattributed', () => {
+    const w = new GpuShareWindow(1);
+    const jobOf = (pid: number) => (pid === 1 ? 'a' : undefined);
+    w.push(
+      [
+        { device: 'gpu0', pid: 1, usedMemoryBytes: 3e9 },
+        { device: 'gpu0', pid: 9, usedMemoryBytes: 1e9 },
+        { device: 'gpu1', pid: 1 },
+        { device: 'gpu1', pid: 9 },
+      ],
+      jobOf,
+    );
+    const s = w.shares();
+    expect(s.get('gpu0')?.basis).toBe('memory');
+    expect(s.get('gpu0')?.byJob.get('a')).toBeCloseTo(0.75, 10);
+    expect(s.get('gpu1')?.basis).toBe('equal');
+    expect(s.get('gpu1')?.byJob.get('a')).toBeCloseTo(0.5, 10);
+  });
+});

@@ -1,0 +1,274 @@
+import { parseConfig, type ConfigInput } from '../../exporter/src/config';
+import { createExporter, type Exporter } from '../../exporter/src/exporter';
+import type { Source } from '../../exporter/src/sources/types';
+import { silentLogger } from '../../exporter/src/util/log';
+import { exportedJoules, sourceError, sourceUp, StepClock, tempDir } from './helpers';
+import { SnmpPeer } from './snmp-peer';
+
+/**
+ * SNMP meters against a real Debian snmpd (v2c and v3 authPriv) on loopback. Expected energies
+ * are computed here from the values the agent logged as served.
+ */
+
+const RPDU_POWER = (i: number) => `1.3.6.1.4.1.318.1.1.26.4.3.1.5.${i}`;
+const RPDU_ENERGY = (i: number) => `1.3.6.1.4.1.318.1.1.26.4.3.1.9.${i}`;
+const GEIST_POWER = '1.3.6.1.4.1.21239.5.2.3.1.1.9.1';
+const GEIST_ENERGY = '1.3.6.1.4.1.21239.5.2.3.1.1.12.1';
+const UPS_POWER = '1.3.6.1.2.1.33.1.4.4.1.4.1';
+const INROW_COOL = '1.3.6.1.4.1.318.1.1.13.3.2.2.2.2.0';
+const V3 = { user: 'jfmeter', auth: 'authpass-4711', priv: 'privpass-4711' };
+const STEP_S = 1;
+const NODE_IT_W = 1000;
+
+/** The node's IT power: a fixed 1000 W, so node IT energy per interval is known exactly. */
+class FixedIt implements Source {
+  readonly name = 'fixed-it';
+  async init() {
+    return true;
+  }
+  async sample() {
+    return {
+      readings: [
+        {
+          kind: 'mean_power' as const,
+          component: 'compute' as const,
+          domain: 'cpu' as const,
+          device: 'cpu',
+          source: 'test',
+          watts: NODE_IT_W,
+        },
+      ],
+    };
+  }
+}
+
+const quiet = { rapl: false, cpuModel: false, dramModel: false, diskstats: false, netdev: false, nvml: false };
+
+async function exporterFor(input: ConfigInput, clock: StepClock): Promise<Exporter> {
+  const cfg = parseConfig({ sample: { interval: `${STEP_S}s` }, sources: quiet, ...input });
+  return createExporter(cfg, { log: silentLogger, clock: clock.fn, extraSources: [new FixedIt()] });
+}
+
+async function tickN(exp: Exporter, clock: StepClock, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    clock.advance();
+    await exp.sampler.tick();
+  }
+}
+
+const diffs = (xs: number[]) => xs.slice(1).map((x, i) => x - xs[i]);
+/** COP of a CRAC at supply-air T (Moore et al. 2005), written out here. */
+const cop20 = 0.0068 * 20 * 20 + 0.0008 * 20 + 0.458;
+
+describe('SNMP meters against a real snmpd', () => {
+  let a: SnmpPeer;
+  let b: SnmpPeer;
+  const exps: Exporter[] = [];
+
+  beforeAll(async () => {
+    // Peer A: an APC rack PDU feeding a CRAC (cooling) and a UPS-MIB UPS feeding a CRAH (power only).
+    a = new SnmpPeer(tempDir('snmpd-a'), {
+      passRoots: ['1.3.6.1.4.1.318.1.1.26', '1.3.6.1.2.1.33'],
+      series: {
+        [RPDU_ENERGY(1)]: { base: 123_400, rate: 20 }, // tenths of kWh
+        [RPDU_POWER(1)]: { base: 720, rate: 0 }, // hundredths of kW
+        [UPS_POWER]: { base: 5000, rate: 0 }, // W
+      },
+    });
+    // Peer B: the room's IT feed (Geist PDU, Wh) and an APC InRow (thermal), v2c and v3 authPriv.
+    b = new SnmpPeer(tempDir('snmpd-b'), {
+      passRoots: ['1.3.6.1.4.1.21239', '1.3.6.1.4.1.318.1.1.26'],
+      overrides: { [INROW_COOL]: 125 },
+      series: {
+        [GEIST_ENERGY]: { base: 9_000_000, rate: 100 }, // Wh
+        [GEIST_POWER]: { base: 360_000, rate: 0 }, // W
+        [RPDU_ENERGY(2)]: { base: 50_000, rate: 10 },
+        [RPDU_POWER(2)]: { base: 360, rate: 0 },
+      },
+      v3: V3,
+    });
+    await Promise.all([a.start(), b.start()]);
+  }, 30000);
+
+  afterAll(async () => {
+    for (const e of exps) await e.close();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  test('cooling energy = Σ served ΔE × (node IT / room IT), v2c and v3 authPriv, InRow thermal through the COP', async () => {
+    // Cross-check the agent with Net-SNMP's snmpget (its reads are logged too, before the window).
+    expect(Number(a.get(RPDU_ENERGY(1)))).toBeGreaterThanOrEqual(123_400);
+    expect(Number(b.get(RPDU_ENERGY(2), V3))).toBeGreaterThanOrEqual(50_000);
+    expect(b.get(INROW_COOL, V3)).toBe('125');
+    const before = { a: a.served(), b: b.served() };
+    const clock = new StepClock(STEP_S * 1000);
+    const exp = await exporterFor(
+      {
+        cooling: { share: 'it-meters' },
+        meters: [
+          { name: 'crac-pdu', protocol: 'snmp', host: '127.0.0.1', port: a.port, profile: 'apc-rpdu2' },
+          {
+            name: 'crac-v3',
+            protocol: 'snmp',
+            host: '127.0.0.1',
+            port: b.port,
+            version: '3',
+            user: { name: V3.user, authKey: V3.auth, privKey: V3.priv },
+            profile: 'apc-rpdu2',
+            index: 2,
+          },
+          {
+            name: 'inrow-1',
+            protocol: 'snmp',
+            host: '127.0.0.1',
+            port: b.port,
+            version: '3',
+            user: { name: V3.user, authKey: V3.auth, privKey: V3.priv },
+            profile: 'apc-inrow',
+          },
+          { name: 'room-it', role: 'it', protocol: 'snmp', host: '127.0.0.1', port: b.port, profile: 'geist-pdu' },
+        ],
+      },
+      clock,
+    );
+    exps.push(exp);
+    await exp.sampler.tick();
+    await tickN(exp, clock, 10);
+    for (const s of ['snmp:crac-pdu', 'snmp:crac-v3', 'snmp:inrow-1', 'snmp:room-it']) expect([s, sourceUp(exp, s)]).toEqual([s, true]);
+
+    const sa = a.served();
+    const sb = b.served();
+    const window = (m: Map<string, number[]>, prev: Map<string, number[]>, oid: string) =>
+      (m.get(oid) ?? []).slice(prev.get(oid)?.length ?? 0);
+    const cracE = window(sa, before.a, RPDU_ENERGY(1));
+    const v3E = window(sb, before.b, RPDU_ENERGY(2));
+    const roomE = window(sb, before.b, GEIST_ENERGY);
+    expect(cracE).toHaveLength(11);
+    expect(roomE).toHaveLength(11);
+    // share per interval = node IT (1000 W × 1 s) / room IT (ΔWh × 3600)
+    const shares = diffs(roomE).map((dwh) => (NODE_IT_W * STEP_S) / (dwh * 3600));
+    const expectCrac = diffs(cracE).reduce((acc, d, i) => acc + d * 0.1 * 3.6e6 * shares[i], 0);
+    const expectV3 = diffs(v3E).reduce((acc, d, i) => acc + d * 0.1 * 3.6e6 * shares[i], 0);
+    const expectInrow = shares.reduce((acc, sh) => acc + ((12.5 * 1000) / cop20) * STEP_S * sh, 0);
+
+    const gotCrac = await exportedJoules(exp, { component: 'cooling', device: 'crac-pdu', source: 'snmp' });
+    const gotV3 = await exportedJoules(exp, { component: 'cooling', device: 'crac-v3', source: 'snmp' });
+    const gotInrow = await exportedJoules(exp, { component: 'cooling', device: 'inrow-1', source: 'snmp-cop' });
+    expect(expectCrac).toBeGreaterThan(0);
+    expect(Math.abs(gotCrac - expectCrac) / expectCrac).toBeLessThan(0.005);
+    expect(Math.abs(gotV3 - expectV3) / expectV3).toBeLessThan(0.005);
+    expect(Math.abs(gotInrow - expectInrow) / expectInrow).toBeLessThan(0.005);
+    // Thermal output is never passed off as measured electrical energy; IT meters are not node energy.
+    expect(await exportedJoules(exp, { device: 'inrow-1', source: 'snmp' })).toBe(0);
+    expect(await exportedJoules(exp, { device: 'room-it' })).toBe(0);
+    expect(await exportedJoules(exp, { component: 'cooling', source: 'model' })).toBe(0);
+    expect(exp.sampler.coolingNotices.join(' ')).toMatch(/measured by .*crac-pdu \(snmp\)/);
+    console.log(
+      `SNMP accuracy: crac-pdu ${gotCrac.toFixed(3)} J vs ${expectCrac.toFixed(3)} J; crac-v3 ${gotV3.toFixed(3)} vs ${expectV3.toFixed(3)}; inrow ${gotInrow.toFixed(4)} vs ${expectInrow.toFixed(4)}`,
+    );
+  }, 60000);
+
+  test('an agent killed mid-run: its meters go down, the others keep counting, recovery without a jump', async () => {
+    const before = { a: a.served(), b: b.served() };
+    const clock = new StepClock(STEP_S * 1000);
+    const share = 0.25;
+    const exp = await exporterFor(
+      {
+        cooling: { share },
+        meters: [
+          { name: 'crac-pdu', protocol: 'snmp', host: '127.0.0.1', port: a.port, profile: 'apc-rpdu2' },
+          { name: 'crah-ups', protocol: 'snmp', host: '127.0.0.1', port: a.port, profile: 'ups-mib', timeout: '300ms' },
+          { name: 'crac-b', protocol: 'snmp', host: '127.0.0.1', port: b.port, profile: 'apc-rpdu2', index: 2 },
+        ],
+      },
+      clock,
+    );
+    exps.push(exp);
+    await exp.sampler.tick();
+    await tickN(exp, clock, 4);
+    await a.stop();
+    await tickN(exp, clock, 3);
+    expect(sourceUp(exp, 'snmp:crac-pdu')).toBe(false);
+    expect(sourceUp(exp, 'snmp:crah-ups')).toBe(false);
+    expect(sourceError(exp, 'snmp:crac-pdu')).toMatch(/meter "crac-pdu"/);
+    expect(sourceUp(exp, 'snmp:crac-b')).toBe(true);
+    expect(exp.sampler.coolingNotices.join(' ')).toMatch(/down: crac-pdu, crah-ups/);
+    await a.start();
+    await tickN(exp, clock, 4);
+    expect(sourceUp(exp, 'snmp:crac-pdu')).toBe(true);
+    expect(sourceUp(exp, 'snmp:crah-ups')).toBe(true);
+
+    const window = (m: Map<string, number[]>, prev: Map<string, number[]>, oid: string) =>
+      (m.get(oid) ?? []).slice(prev.get(oid)?.length ?? 0);
+    const cracE = window(a.served(), before.a, RPDU_ENERGY(1));
+    const bE = window(b.served(), before.b, RPDU_ENERGY(2));
+    const upsP = window(a.served(), before.a, UPS_POWER);
+    expect(cracE).toHaveLength(9); // 5 before the kill, 4 after
+    expect(bE).toHaveLength(12); // every tick
+    // Counter: the delta across the outage is the energy that really flowed (no jump, no loss).
+    const expectCrac = (cracE[cracE.length - 1] - cracE[0]) * 0.1 * 3.6e6 * share;
+    const expectB = (bE[bE.length - 1] - bE[0]) * 0.1 * 3.6e6 * share;
+    // Power: integrated only between consecutive answered ticks (5 before, 4 after → 4 + 3 intervals).
+    expect(upsP).toHaveLength(9);
+    const trap = (xs: number[]) => diffs(xs).reduce((acc, _d, i) => acc + ((xs[i] + xs[i + 1]) / 2) * STEP_S, 0);
+    const expectUps = (trap(upsP.slice(0, 5)) + trap(upsP.slice(5))) * share;
+    const got = async (device: string) => exportedJoules(exp, { component: 'cooling', device, source: 'snmp' });
+    expect(Math.abs((await got('crac-pdu')) - expectCrac) / expectCrac).toBeLessThan(0.005);
+    expect(Math.abs((await got('crac-b')) - expectB) / expectB).toBeLessThan(0.005);
+    expect(Math.abs((await got('crah-ups')) - expectUps) / expectUps).toBeLessThan(0.005);
+    expect(await exportedJoules(exp, { component: 'cooling', source: 'model' })).toBe(0);
+  }, 60000);
+
+  test('wrong community, wrong v3 key, wrong OID: clear errors naming the meter; no meter → the model, said on the page', async () => {
+    const clock = new StepClock(STEP_S * 1000);
+    const exp = await exporterFor(
+      {
+        cooling: { share: 0.5 },
+        meters: [
+          {
+            name: 'bad-community',
+            protocol: 'snmp',
+            host: '127.0.0.1',
+            port: b.port,
+            community: 'nope',
+            profile: 'geist-pdu',
+            timeout: '300ms',
+          },
+          {
+            name: 'bad-key',
+            protocol: 'snmp',
+            host: '127.0.0.1',
+            port: b.port,
+            version: '3',
+            user: { name: V3.user, authKey: 'wrong-auth-key', privKey: V3.priv },
+            profile: 'apc-inrow',
+            timeout: '300ms',
+          },
+          {
+            name: 'bad-oid',
+            protocol: 'snmp',
+            host: '127.0.0.1',
+            port: b.port,
+            points: [{ oid: '.1.3.6.1.4.1.21239.5.2.3.1.1.99.1', kind: 'power', unit: 'W' }],
+          },
+        ],
+      },
+      clock,
+    );
+    exps.push(exp);
+    await exp.sampler.tick();
+    await tickN(exp, clock, 2);
+    expect(sourceUp(exp, 'snmp:bad-community')).toBe(false);
+    expect(sourceError(exp, 'snmp:bad-community')).toMatch(/meter "bad-community" \(snmp\).*no answer.*community/);
+    expect(sourceError(exp, 'snmp:bad-key')).toMatch(/meter "bad-key" \(snmp\): v3 127\.0\.0\.1:\d+: authentication failed/);
+    expect(sourceError(exp, 'snmp:bad-oid')).toMatch(
+      /meter "bad-oid" \(snmp\): OID 1\.3\.6\.1\.4\.1\.21239\.5\.2\.3\.1\.1\.99\.1 .*(NoSuch|noSuch)/,
+    );
+    const notice = exp.sampler.coolingNotices.join(' ');
+    expect(notice).toMatch(/source="model": no cooling meter answered/);
+    const it = NODE_IT_W * STEP_S * 2;
+    expect(await exportedJoules(exp, { component: 'cooling', source: 'model' })).toBeCloseTo(it * 0.56, 6);
+    const errors = await exp.metrics.sourceErrors.get();
+    expect(errors.values.some((v) => v.labels.source === 'snmp:bad-oid' && v.labels.reason === 'bad_oid' && v.value >= 1)).toBe(true);
+  }, 60000);
+});

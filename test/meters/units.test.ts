@@ -1,0 +1,224 @@
+import { readFileSync } from 'fs';
+import { resolve } from 'path';
+import { parse as parseYaml } from 'yaml';
+import { parseConfig, ConfigError } from '../../exporter/src/config';
+import { startExporter } from '../../exporter/src/exporter';
+import { CoolingAccounting } from '../../exporter/src/model/cooling';
+import type { SeriesDelta } from '../../exporter/src/model/energy';
+import { EnergyModel } from '../../exporter/src/model/energy';
+import { createMeterSources } from '../../exporter/src/sources/meters';
+import { pointsToReading } from '../../exporter/src/sources/meters/common';
+import { decodeRegisters } from '../../exporter/src/sources/meters/modbus';
+import { resolveRegister } from '../../exporter/src/sources/meters/schema';
+import { snmpProfilePoints } from '../../exporter/src/sources/meters/snmp';
+import type { Reading } from '../../exporter/src/sources/types';
+import { silentLogger } from '../../exporter/src/util/log';
+
+/** The pieces of the meters without a peer: share accounting, register decoding, config checks. */
+
+const cfg = { mode: 'pue' as const, pue: 1.5, supplyAirCelsius: 20 };
+const s = (
+  device: string,
+  domain: 'cooling' | 'facility' | 'cpu',
+  joules: number,
+  component: SeriesDelta['component'] = 'cooling',
+): SeriesDelta => ({
+  component,
+  domain,
+  device,
+  source: domain === 'cpu' ? 'rapl' : 'snmp',
+  joules,
+  watts: joules,
+});
+const noForget = { forget: () => undefined };
+
+describe('CoolingAccounting', () => {
+  test('share = node IT / room IT from the IT meters, once they cover a whole interval', () => {
+    const acc = new CoolingAccounting(cfg, { cooling: ['crac'], it: ['ups'] });
+    const tick = (cool: number, room: number, it: number) => {
+      const series = [s('crac', 'cooling', cool), s('ups', 'facility', room), s('cpu', 'cpu', it, 'compute')];
+      const share = acc.apply(series, it, 1, noForget);
+      return { share, series };
+    };
+    // First tick: the IT meter has no previous reading yet → no share → the model.
+    const t0 = tick(0, 0, 0);
+    expect(t0.share).toBeUndefined();
+    expect(t0.series.find((x) => x.source === 'model')).toBeDefined();
+    const t1 = tick(1000, 10000, 500);
+    expect(t1.share).toBeCloseTo(0.05, 12);
+    expect(t1.series.find((x) => x.device === 'crac')?.joules).toBeCloseTo(50, 12);
+    expect(t1.series.some((x) => x.device === 'ups')).toBe(false); // IT meters are not node energy
+    expect(t1.series.some((x) => x.source === 'model')).toBe(false);
+    // The IT meter misses a tick: the last share is kept.
+    const t2 = acc.apply([s('crac', 'cooling', 2000), s('cpu', 'cpu', 100, 'compute')], 100, 1, noForget);
+    expect(t2).toBeCloseTo(0.05, 12);
+    expect(acc.notices()[0]).toMatch(/measured by crac \(snmp\); share 0\.0500/);
+  });
+
+  test('a constant share; all cooling meters down → the model, and the down meters are forgotten', () => {
+    const forgotten: string[] = [];
+    const acc = new CoolingAccounting(cfg, { cooling: ['a', 'b'], it: [], share: 0.25 });
+    const series = [s('a', 'cooling', 400), s('b', 'cooling', 400)];
+    expect(acc.apply(series, 1000, 1, noForget)).toBe(0.25);
+    expect(series.reduce((x, y) => x + y.joules, 0)).toBeCloseTo(200, 12);
+    const none: SeriesDelta[] = [s('cpu', 'cpu', 1000, 'compute')];
+    expect(acc.apply(none, 1000, 1, { forget: (r) => forgotten.push(r.device) })).toBeUndefined();
+    expect(none.find((x) => x.source === 'model')?.joules).toBeCloseTo(500, 12);
+    expect(forgotten.sort()).toEqual(['a', 'b']);
+    expect(acc.notices()[0]).toMatch(/PUE model \(PUE 1\.5\), source="model": no cooling meter answered \(down: a, b\)/);
+  });
+
+  test('a power meter returning after an outage restarts from a new baseline (no trapezoid across the gap)', () => {
+    const model = new EnergyModel();
+    const acc = new CoolingAccounting(cfg, { cooling: ['p'], it: [], share: 1 });
+    const r = (w: number): Reading => ({ kind: 'power', component: 'cooling', domain: 'cooling', device: 'p', source: 'modbus', watts: w });
+    const step = (t: number, readings: Reading[]) => {
+      acc.prepare(readings, model);
+      const st = model.step(t, readings);
+      acc.apply(st.series, 0, 1, model);
+      return st.series.filter((x) => x.device === 'p').reduce((a, x) => a + x.joules, 0);
+    };
+    expect(step(0, [r(100)])).toBe(0);
+    expect(step(1000, [r(100)])).toBe(100);
+    expect(step(2000, [])).toBe(0); // down
+    expect(step(60000, [r(100)])).toBe(0); // back: a baseline, not 58 s × 100 W
+    expect(step(61000, [r(100)])).toBe(100);
+  });
+
+  test('without meters: cooling series from other sources are kept as they are (no model on top)', () => {
+    const acc = new CoolingAccounting(cfg);
+    const series = [{ ...s('crac-x', 'cooling', 10), source: 'other' }, s('cpu', 'cpu', 100, 'compute')];
+    acc.apply(series, 100, 1, noForget);
+    expect(series.filter((x) => x.component === 'cooling')).toEqual([expect.objectContaining({ device: 'crac-x', joules: 10 })]);
+  });
+});
+
+describe('meter readings', () => {
+  test('energy preferred; unsupported energy (APC −1) falls back to power; thermal only through the COP', () => {
+    const m = { name: 'pdu', role: 'cooling' as const };
+    const pts = snmpProfilePoints('apc-rpdu2', 1);
+    const e = pointsToReading(
+      m,
+      'snmp',
+      [
+        { ...pts[0], label: 'p', raw: 720 },
+        { ...pts[1], label: 'e', raw: 1234 },
+      ],
+      3,
+    );
+    expect(e).toMatchObject({ kind: 'counter', joules: 1234 * 0.1 * 3.6e6, source: 'snmp', domain: 'cooling' });
+    const p = pointsToReading(
+      m,
+      'snmp',
+      [
+        { ...pts[0], label: 'p', raw: 720 },
+        { ...pts[1], label: 'e', raw: null },
+      ],
+      3,
+    );
+    expect(p).toMatchObject({ kind: 'power', watts: 7200, source: 'snmp' });
+    const t = pointsToReading(
+      { name: 'inrow', role: 'cooling' },
+      'snmp',
+      [{ ...snmpProfilePoints('apc-inrow')[0], label: 'c', raw: 125 }],
+      4,
+    );
+    expect(t).toMatchObject({ kind: 'power', watts: 12500 / 4, source: 'snmp-cop' });
+    const it = pointsToReading({ name: 'ups', role: 'it' }, 'snmp', [{ ...pts[0], label: 'p', raw: 720 }], 3);
+    expect(it.domain).toBe('facility');
+    expect(() => pointsToReading(m, 'snmp', [{ ...pts[0], label: 'OID x', raw: -5 }], 3)).toThrow(
+      /meter "pdu" \(snmp\): OID x gives an impossible value -5/,
+    );
+  });
+
+  test('Modbus registers: word order, signedness, float32; Modicon numbering made explicit', () => {
+    expect(decodeRegisters([0x4348, 0x0000], 'float32', 'high-first')).toBe(200);
+    expect(decodeRegisters([0x0000, 0x4348], 'float32', 'low-first')).toBe(200);
+    expect(decodeRegisters([0x0001, 0x0002], 'uint32', 'high-first')).toBe(65538);
+    expect(decodeRegisters([0xffff, 0xfffe], 'int32', 'high-first')).toBe(-2);
+    expect(decodeRegisters([0xfffe], 'int16', 'high-first')).toBe(-2);
+    expect(resolveRegister({ address: 31001, numbering: 'modicon', table: undefined })).toEqual({ table: 'input', address: 1000 });
+    expect(resolveRegister({ address: 40089, numbering: 'modicon', table: undefined })).toEqual({ table: 'holding', address: 88 });
+    expect(resolveRegister({ address: 300001, numbering: 'modicon', table: undefined })).toEqual({ table: 'input', address: 0 });
+    expect(() => resolveRegister({ address: 31001, numbering: 'modicon', table: 'holding' })).toThrow(
+      /input register, but table says holding/,
+    );
+    expect(() => resolveRegister({ address: 52, numbering: 'zero', table: undefined })).toThrow(/need table/);
+  });
+});
+
+describe('meters configuration', () => {
+  test('the example in docs/meters.md is a valid configuration', () => {
+    const md = readFileSync(resolve(__dirname, '../../docs/meters.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(md)?.[1] ?? '';
+    const c = parseConfig(parseYaml(yaml));
+    expect(c.meters.map((m) => m.name)).toEqual([
+      'crac-1',
+      'inrow-3',
+      'room-ups-a',
+      'crah-custom',
+      'crac-2-meter',
+      'icom-1',
+      'chiller-pump',
+      'cdu-1',
+      'pdu-row-b',
+      'crah-bmc',
+    ]);
+    expect(createMeterSources(c, silentLogger)).toHaveLength(10);
+  });
+
+  test('errors name the field', () => {
+    expect(() => parseConfig({ meters: [{ name: 'x', protocol: 'snmp', host: 'h' }] })).toThrow(
+      /meters\.0: give a profile or at least one point/,
+    );
+    expect(() =>
+      parseConfig({ meters: [{ name: 'x', protocol: 'snmp', host: 'h', points: [{ oid: 'PowerNet-MIB::x', kind: 'power', unit: 'W' }] }] }),
+    ).toThrow(/meters\.0\.points\.0\.oid: numeric OIDs only/);
+    expect(() => parseConfig({ meters: [{ name: 'x', protocol: 'snmp', host: 'h', version: '3', profile: 'apc-ups' }] })).toThrow(
+      /meters\.0\.user: SNMPv3 needs a user/,
+    );
+    expect(() =>
+      parseConfig({
+        meters: [
+          {
+            name: 'x',
+            protocol: 'modbus',
+            host: 'h',
+            registers: [{ address: 29999, numbering: 'modicon', type: 'uint16', kind: 'power', unit: 'W' }],
+          },
+        ],
+      }),
+    ).toThrow(/meters\.0\.registers\.0\.address: Modicon address 29999/);
+    expect(() =>
+      parseConfig({
+        meters: [
+          { name: 'a', protocol: 'ipmi' },
+          { name: 'a', protocol: 'ipmi' },
+        ],
+      }),
+    ).toThrow(/duplicate meter name "a"/);
+    expect(() => parseConfig({ cooling: { share: 1.5 } })).toThrow(/cooling\.share/);
+  });
+
+  test('cooling meters without a share or IT meters are refused with a clear message', () => {
+    const c = parseConfig({ meters: [{ name: 'crac', protocol: 'snmp', host: 'h', profile: 'apc-rpdu2' }] });
+    expect(() => createMeterSources(c, silentLogger)).toThrow(ConfigError);
+    expect(() => createMeterSources(c, silentLogger)).toThrow(/cooling\.share: cooling meters are configured/);
+    const ok = parseConfig({ cooling: { share: 0.1 }, meters: [{ name: 'crac', protocol: 'snmp', host: 'h', profile: 'apc-rpdu2' }] });
+    expect(createMeterSources(ok, silentLogger).map((m) => m.name)).toEqual(['snmp:crac']);
+  });
+
+  test('the landing page says when the cooling model stands in, and why', async () => {
+    const c = parseConfig({
+      web: { listenAddress: '127.0.0.1:0' },
+      sources: { rapl: false, cpuModel: false, dramModel: false, diskstats: false, netdev: false, nvml: false },
+    });
+    const exp = await startExporter(c, { log: silentLogger });
+    try {
+      const html = await (await fetch(`${exp.url}/`)).text();
+      expect(html).toMatch(/cooling: estimated with the PUE model \(PUE 1\.56\), source=&#34;model&#34;: no cooling meter is configured/);
+    } finally {
+      await exp.close();
+    }
+  });
+});

@@ -1,0 +1,175 @@
+import { execFileSync } from 'child_process';
+import { existsSync, readFileSync, statSync } from 'fs';
+import { join, resolve } from 'path';
+import { performance } from 'perf_hooks';
+import type * as Koffi from 'koffi';
+import { parseConfig, type ConfigInput } from '../../exporter/src/config';
+import { createExporter, type Exporter, type ExporterOptions } from '../../exporter/src/exporter';
+import { createLogger, type Logger } from '../../exporter/src/util/log';
+
+/**
+ * Helpers for tests that run the exporter against the fake libnvidia-ml (test/fakes/nvml).
+ * The library is built on demand (gcc) when missing or older than its source.
+ */
+
+export const ROOT = resolve(__dirname, '../..');
+export const FAKE_DIR = join(ROOT, 'test/fakes/nvml');
+export const FAKE_LIBRARY = join(FAKE_DIR, 'build/libnvidia-ml.so.1');
+export const FIXTURES = join(ROOT, 'test/fixtures/nvidia-h200');
+
+/** Builds the fake NVML library if it is missing or stale; returns its path. */
+export function ensureFakeNvml(): string {
+  const src = join(FAKE_DIR, 'fake_nvml.c');
+  if (!existsSync(FAKE_LIBRARY) || statSync(FAKE_LIBRARY).mtimeMs < statSync(src).mtimeMs) {
+    execFileSync('sh', [join(FAKE_DIR, 'build.sh')], { stdio: 'pipe' });
+  }
+  return FAKE_LIBRARY;
+}
+
+export const FAKE_ENV = [
+  'JOULEFLOW_FAKE_NVML_TRACE',
+  'JOULEFLOW_FAKE_NVML_SPEED',
+  'JOULEFLOW_FAKE_NVML_EPOCH',
+  'JOULEFLOW_FAKE_NVML_GPUS',
+  'JOULEFLOW_FAKE_NVML_FAULT_GPU',
+  'JOULEFLOW_FAKE_NVML_NO_ENERGY',
+  'JOULEFLOW_FAKE_NVML_RESET_AT',
+  'JOULEFLOW_FAKE_NVML_LOST_AT',
+  'JOULEFLOW_FAKE_NVML_HANG_MS',
+  'JOULEFLOW_FAKE_NVML_MIG',
+] as const;
+export type FakeEnv = Partial<Record<(typeof FAKE_ENV)[number], string>>;
+
+let libc: { setenv: (k: string, v: string, o: number) => number; unsetenv: (k: string) => number } | undefined;
+
+/**
+ * Sets the fake's switches in the real process environment (the fake reads them with getenv at
+ * nvmlInit). Jest gives each test file a copy of process.env that never reaches getenv, so this
+ * calls libc's setenv/unsetenv. Every switch not given is unset.
+ */
+export function setFakeEnv(env: FakeEnv): void {
+  if (!libc) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- koffi is loaded lazily, as the exporter does
+    const koffi = require('koffi') as typeof Koffi;
+    const lib = koffi.load('libc.so.6');
+    libc = { setenv: lib.func('int setenv(const char *k, const char *v, int o)'), unsetenv: lib.func('int unsetenv(const char *k)') };
+  }
+  for (const k of FAKE_ENV) {
+    const v = env[k];
+    if (v === undefined) libc.unsetenv(k);
+    else libc.setenv(k, v, 1);
+  }
+}
+
+export interface TraceSample {
+  t: number;
+  power_mw: number;
+  energy_mj: number;
+  util_gpu?: number;
+  procs?: Array<{ pid: number; used_mem?: number; sm_util?: number }>;
+}
+export interface TraceGpu {
+  name?: string;
+  uuid?: string;
+  samples: TraceSample[];
+}
+
+export function fixture(name: string): string {
+  return join(FIXTURES, name);
+}
+
+/** The trace's GPUs, whichever of the two layouts the file uses. */
+export function readTrace(name: string): TraceGpu[] {
+  const j = JSON.parse(readFileSync(fixture(name), 'utf8')) as { gpus?: TraceGpu[]; samples?: TraceSample[] };
+  return j.gpus ?? [{ samples: j.samples ?? [] }];
+}
+
+/** Trace duration in seconds (last sample's offset from the first). */
+export function duration(g: TraceGpu): number {
+  return g.samples[g.samples.length - 1].t - g.samples[0].t;
+}
+
+/** Counter value (mJ) of the sample replayed at offset x: the last one with offset <= x. */
+export function energyAt(g: TraceGpu, x: number): number {
+  const t0 = g.samples[0].t;
+  let e = g.samples[0].energy_mj;
+  for (const s of g.samples) {
+    if (s.t - t0 > x) break;
+    e = s.energy_mj;
+  }
+  return e;
+}
+
+export function collectingLogger(lines: string[]): Logger {
+  return createLogger('debug', 'logfmt', (l) => lines.push(l));
+}
+
+/** A config with only NVML enabled (others optional), pointing at the given library. */
+export function nvmlConfig(library: string, extra: ConfigInput = {}) {
+  return parseConfig({
+    ...extra,
+    web: { listenAddress: '127.0.0.1:0' },
+    sources: { rapl: false, cpuModel: false, dramModel: false, diskstats: false, netdev: false, nvml: true, ...extra.sources },
+    nvml: { library },
+    sample: { interval: '1s', ...extra.sample },
+  });
+}
+
+export interface Replay {
+  exp: Exporter;
+  /** Trace seconds elapsed since the replay clock started. */
+  elapsed(): number;
+  /** Runs a tick at each multiple of `every` trace seconds up to and including `until`. */
+  run(every: number, until: number, each?: (offset: number) => void): Promise<void>;
+}
+
+/**
+ * Creates an exporter whose clock runs `speed` times faster than real time, in step with the
+ * fake's replay (EPOCH=first-read: the fake starts at the first tick's first read), so that the
+ * model's Δt is trace time and the impossible-delta check sees trace-time power.
+ */
+export async function startReplay(
+  config: ReturnType<typeof nvmlConfig>,
+  speed: number,
+  opts: Partial<ExporterOptions> = {},
+): Promise<Replay> {
+  let start: number | undefined;
+  const base = Date.now();
+  const elapsed = () => (start === undefined ? 0 : ((performance.now() - start) / 1000) * speed);
+  const clock = () => base + elapsed() * 1000;
+  const exp = await createExporter(config, { log: createLogger('error'), clock, ...opts });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+  return {
+    exp,
+    elapsed,
+    async run(every, until, each) {
+      start ??= performance.now();
+      for (let k = 0; ; k++) {
+        const target = Math.min(k * every, until);
+        await sleep(((target - elapsed()) / speed) * 1000);
+        await exp.sampler.tick();
+        each?.(elapsed());
+        if (target >= until) break;
+      }
+    },
+  };
+}
+
+type Labels = Record<string, string>;
+interface Gettable {
+  get(): Promise<{ values: Array<{ labels: Record<string, string | number | undefined>; value: number }> }>;
+}
+
+/** Sum of a metric's values whose labels include `match`. */
+export async function metricSum(metric: Gettable, match: Labels): Promise<number> {
+  const { values } = await metric.get();
+  return values.filter((v) => Object.entries(match).every(([k, x]) => String(v.labels[k]) === x)).reduce((a, v) => a + v.value, 0);
+}
+
+/** Every value of a metric whose labels include `match`. */
+export async function metricValues(metric: Gettable, match: Labels = {}): Promise<Array<{ labels: Labels; value: number }>> {
+  const { values } = await metric.get();
+  return values
+    .filter((v) => Object.entries(match).every(([k, x]) => String(v.labels[k]) === x))
+    .map((v) => ({ labels: Object.fromEntries(Object.entries(v.labels).map(([k, x]) => [k, String(x)])), value: v.value }));
+}
