@@ -39,15 +39,6 @@ function fail(msg) {
   process.exit(1);
 }
 
-for (const [file, fix] of [
-  [MAIN, 'build the exporter: npm run build'],
-  [LIB, 'build the fake NVML library: npm run build:fake-nvml (needs gcc)'],
-  [TRACE, 'set JOULEFLOW_FAKE_NVML_TRACE to a trace recorded on a GPU (test/fixtures/nvidia-h200/)'],
-]) {
-  if (!existsSync(file)) fail(`${file} is missing; ${fix}`);
-}
-if (!(HOURS > 0)) fail(`JOULEFLOW_DEMO_HOURS must be a positive number, got ${process.env.JOULEFLOW_DEMO_HOURS}`);
-
 const host = LISTEN.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
 const token = process.env.JOULEFLOW_JOBS_TOKEN || (loopback ? '' : randomBytes(24).toString('hex'));
@@ -93,7 +84,12 @@ export function loopTrace(trace, hours, pid) {
       prev = ix;
     }
   }
-  return { what: `${trace.what ?? 'recorded trace'} (looped ${loops}× by the jouleflow demo)`, name: trace.name, uuid: trace.uuid, samples };
+  return {
+    what: `${trace.what ?? 'recorded trace'} (looped ${loops}× by the jouleflow demo)`,
+    name: trace.name,
+    uuid: trace.uuid,
+    samples,
+  };
 }
 
 let exporter;
@@ -112,7 +108,10 @@ async function registerJob(url) {
   const headers = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
   const body = JSON.stringify({ id: JOB_ID, name: JOB_NAME, pids: [trainer.pid], gpus: [0], labels: { user: 'demo', scheduler: 'demo' } });
   for (let i = 0; i < 50; i++) {
-    const res = await fetch(`${url}/api/v1/jobs`, { method: 'POST', headers, body }).catch((err) => ({ status: 0, text: async () => err.message }));
+    const res = await fetch(`${url}/api/v1/jobs`, { method: 'POST', headers, body }).catch((err) => ({
+      status: 0,
+      text: async () => err.message,
+    }));
     if (res.status === 201 || res.status === 200) return true;
     if (res.status === 404) {
       log('the exporter has no jobs API (POST /api/v1/jobs → 404): GPU energy stays unattributed');
@@ -131,15 +130,27 @@ async function registerJob(url) {
 async function cycle() {
   work = mkdtempSync(join(tmpdir(), 'jouleflow-demo-'));
   // the "training job": a process that holds the replayed GPU and uses a little CPU
-  trainer = spawn(process.execPath, ['-e', 'process.title = "jouleflow-demo-trainer"; setInterval(() => { const e = Date.now() + 20; while (Date.now() < e); }, 200);'], {
-    stdio: 'ignore',
-  });
+  trainer = spawn(
+    process.execPath,
+    ['-e', 'process.title = "jouleflow-demo-trainer"; setInterval(() => { const e = Date.now() + 20; while (Date.now() < e); }, 200);'],
+    {
+      stdio: 'ignore',
+    },
+  );
   const trace = JSON.parse(readFileSync(TRACE, 'utf8'));
   if (!Array.isArray(trace.samples)) fail(`${TRACE}: expected { "samples": [...] } (a one-GPU trace)`);
   const looped = join(work, 'trace.json');
   writeFileSync(looped, JSON.stringify(loopTrace(trace, HOURS, trainer.pid)));
 
-  const args = [MAIN, 'serve', '--demo', `--nvml.library=${LIB}`, `--web.listen-address=${LISTEN}`, `--jobs.ledger=${join(work, 'jobs.db')}`, ...extraArgs];
+  const args = [
+    MAIN,
+    'serve',
+    '--demo',
+    `--nvml.library=${LIB}`,
+    `--web.listen-address=${LISTEN}`,
+    `--jobs.ledger=${join(work, 'jobs.db')}`,
+    ...extraArgs,
+  ];
   exporter = spawn(process.execPath, args, {
     env: { ...process.env, JOULEFLOW_DEMO: '1', JOULEFLOW_FAKE_NVML_TRACE: looped, JOULEFLOW_JOBS_TOKEN: token },
     stdio: ['ignore', 'inherit', 'pipe'],
@@ -202,14 +213,25 @@ async function restart() {
   await cycle();
 }
 
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    stopping = true;
-    void stopExporter().then(() => {
-      cleanup();
-      process.exit(0);
+async function main() {
+  for (const [file, fix] of [
+    [MAIN, 'build the exporter: npm run build'],
+    [LIB, 'build the fake NVML library: npm run build:fake-nvml (needs gcc)'],
+    [TRACE, 'set JOULEFLOW_FAKE_NVML_TRACE to a trace recorded on a GPU (test/fixtures/nvidia-h200/)'],
+  ]) {
+    if (!existsSync(file)) fail(`${file} is missing; ${fix}`);
+  }
+  if (!(HOURS > 0)) fail(`JOULEFLOW_DEMO_HOURS must be a positive number, got ${process.env.JOULEFLOW_DEMO_HOURS}`);
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      stopping = true;
+      void stopExporter().then(() => {
+        cleanup();
+        process.exit(0);
+      });
     });
-  });
+  }
+  await cycle();
 }
 
-await cycle();
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -103,7 +103,7 @@ export class Metrics {
     });
     this.pue = new Gauge({
       name: 'jouleflow_pue_ratio',
-      help: 'Effective power usage effectiveness over the last interval: (IT + cooling) energy / IT energy.',
+      help: 'Effective power usage effectiveness over the last interval: (IT + cooling) energy / IT energy; equals the configured PUE while cooling comes from the PUE model.',
       registers,
     });
     this.carbon = new Gauge({

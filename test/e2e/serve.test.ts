@@ -183,7 +183,7 @@ test('a broken config stops start-up with exit code 2, naming the field', () => 
 test('a port in use is a clear error', async () => {
   const first = await startServe(['--path.sysfs=/nonexistent', '--path.procfs=/proc', '--jobs.ledger=']);
   const port = new URL(first.url).port;
-  const second = spawn(process.execPath, [MAIN, 'serve', `--web.listen-address=127.0.0.1:${port}`], {
+  const second = spawn(process.execPath, [MAIN, 'serve', `--web.listen-address=127.0.0.1:${port}`, '--jobs.ledger='], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

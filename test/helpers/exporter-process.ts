@@ -22,7 +22,9 @@ export interface RunningExporter {
 /** Starts `jouleflow serve` with the given flags on a free loopback port and waits until it serves. */
 export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<RunningExporter> {
   ensureBuilt();
-  const child = spawn(process.execPath, [MAIN, 'serve', '--web.listen-address=127.0.0.1:0', ...args], {
+  // Tests never share the default ledger (/var/lib/jouleflow): one without a ledger flag gets none.
+  const ledger = args.some((a) => a.startsWith('--jobs.ledger')) ? [] : ['--jobs.ledger='];
+  const child = spawn(process.execPath, [MAIN, 'serve', '--web.listen-address=127.0.0.1:0', ...ledger, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

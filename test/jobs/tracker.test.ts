@@ -124,7 +124,7 @@ describe('process trees and CPU time', () => {
     expect(h.step().get('a')?.ioBytes).toBe(100);
   });
 
-  it('a later process that gets the root\'s PID is not the job', () => {
+  it("a later process that gets the root's PID is not the job", () => {
     h.fake.set(100, { ppid: 1, starttime: OLD });
     h.registry.register({ id: 'a', name: 'A', pids: [100] });
     h.step();
