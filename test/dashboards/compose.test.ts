@@ -190,6 +190,13 @@ describe('docker-compose.yml', () => {
     expect(am).toBe('alertmanager:9093');
   });
 
+  test('promtool check config --syntax-only accepts deploy/prometheus/prometheus.yml as shipped', () => {
+    requireBinary('promtool', 'prometheus');
+    const r = spawnSync('promtool', ['check', 'config', '--syntax-only', PROMETHEUS_CONFIG], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS');
+    expect(r.status).toBe(0);
+  });
+
   test('Alertmanager: every route names a defined receiver', () => {
     interface Route {
       receiver?: string;

@@ -1,0 +1,112 @@
+import { type ChildProcess, spawn, spawnSync } from 'child_process';
+import { existsSync } from 'fs';
+import { join } from 'path';
+import { ensureBuilt } from '../helpers/exporter-process';
+import { REPO, requireBinary, sleep } from '../prometheus/lib';
+
+/**
+ * `npm run demo` end to end (scripts/demo.mjs, which the compose `demo` profile runs too): the
+ * real exporter in demo mode on a free loopback port, the fake libnvidia-ml replaying the H200
+ * training trace, the placeholder trainer registered as job demo-gpt2-small. Proves the demo is
+ * unmistakable (build_info mode="demo", landing-page banner), that the replayed GPU's energy
+ * reaches the job, and that stopping the demo stops its processes.
+ */
+
+const LIB = join(REPO, 'test/fakes/nvml/build/libnvidia-ml.so.1');
+const JOB = 'demo-gpt2-small';
+
+let demo: ChildProcess | undefined;
+let out = '';
+let url = '';
+
+function sample(text: string, re: RegExp): number | undefined {
+  const m = re.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function metrics(): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+beforeAll(async () => {
+  if (!existsSync(LIB)) {
+    requireBinary('gcc', 'gcc');
+    const r = spawnSync('sh', [join(REPO, 'test/fakes/nvml/build.sh')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building the fake NVML library failed:\n${r.stdout}${r.stderr}`);
+  }
+  ensureBuilt();
+  demo = spawn(process.execPath, [join(REPO, 'scripts/demo.mjs')], {
+    cwd: REPO,
+    env: { ...process.env, JOULEFLOW_DEMO_LISTEN: '127.0.0.1:0', JOULEFLOW_DEMO_HOURS: '0.05', JOULEFLOW_JOBS_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const end = Date.now() + 20_000;
+  while (!url) {
+    const m = /^demo ready (http:\/\/\S+)$/m.exec(out);
+    if (m) url = m[1];
+    else if (demo.exitCode !== null || Date.now() > end) throw new Error(`the demo did not start:\n${out}`);
+    else await sleep(100);
+  }
+}, 40_000);
+
+afterAll(async () => {
+  if (demo && demo.exitCode === null) {
+    demo.kill('SIGKILL');
+  }
+});
+
+describe('npm run demo (scripts/demo.mjs)', () => {
+  test('demo mode is unmistakable: jouleflow_build_info{mode="demo"} and the landing-page banner', async () => {
+    expect(await metrics()).toMatch(/^jouleflow_build_info\{[^}]*mode="demo"[^}]*\} 1$/m);
+    expect(await (await fetch(`${url}/`)).text()).toContain('DEMO MODE');
+  });
+
+  test('the fake NVML GPU is up and the replayed job is registered with its name', async () => {
+    const text = await metrics();
+    expect(text).toMatch(/^jouleflow_source_up\{source="nvml",device="gpu0"\} 1$/m);
+    expect(text).toMatch(new RegExp(`^jouleflow_job_info\\{job_id="${JOB}",job_name="GPT-2 small training[^"]*"`, 'm'));
+  });
+
+  test('the replayed GPU energy is attributed to the demo job', async () => {
+    const jobCompute = new RegExp(`^jouleflow_job_energy_joules_total\\{job_id="${JOB}",component="compute"[^}]*\\} (\\S+)$`, 'm');
+    const gpu = /^jouleflow_node_energy_joules_total\{component="compute",device="gpu0",source="nvml"\} (\S+)$/m;
+    const first = await metrics();
+    const j0 = sample(first, jobCompute) ?? 0;
+    const g0 = sample(first, gpu) ?? 0;
+    // the trace starts 2 s before training begins; the job's GPU share then dominates
+    let j1 = j0;
+    let g1 = g0;
+    const end = Date.now() + 20_000;
+    while (Date.now() < end) {
+      await sleep(500);
+      const text = await metrics();
+      j1 = sample(text, jobCompute) ?? j1;
+      g1 = sample(text, gpu) ?? g1;
+      if (g1 - g0 > 500 && j1 - j0 > 0.5 * (g1 - g0)) break;
+    }
+    expect(g1 - g0).toBeGreaterThan(500);
+    expect(j1 - j0).toBeGreaterThan(0.5 * (g1 - g0));
+  }, 30_000);
+
+  test('SIGTERM stops the demo, its exporter and its trainer', async () => {
+    const trainer = Number(/trainer pid (\d+)/.exec(out)?.[1]);
+    expect(trainer).toBeGreaterThan(0);
+    const exited = new Promise<number | null>((r) => demo!.once('exit', (code) => r(code)));
+    demo!.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // killed with the demo (allow the kernel a moment to reap it)
+    for (let i = 0; i < 50 && alive(trainer); i++) await sleep(100);
+    expect(alive(trainer)).toBe(false);
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  }, 20_000);
+});
