@@ -99,6 +99,9 @@ test('scrapes of one tick share one rendering; a new tick renders anew', async (
   expect(om.text).toMatch(/# EOF\s*$/);
   expect(om.gzip!.length).toBeGreaterThan(0);
   expect(om.text).toMatch(/^# TYPE jouleflow_node_energy_joules counter$/m);
+  // OpenMetrics has no blank lines (Prometheus rejects the scrape), and HELP escapes quotes.
+  expect(om.text).not.toMatch(/\n\n/);
+  expect(om.text).toMatch(/^# HELP jouleflow_job_energy_joules .*job_id=\\"unattributed\\"/m);
   // Rendering OpenMetrics must not rename the plain format's counters.
   metrics.invalidate();
   expect((await metrics.render(false, false)).text).toMatch(/^# TYPE jouleflow_node_energy_joules_total counter$/m);
