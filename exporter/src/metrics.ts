@@ -5,6 +5,7 @@ import type { Attribution } from './model/attribution';
 import { UNATTRIBUTED } from './model/attribution';
 import type { StepResult } from './model/energy';
 import { COMPONENTS } from './sources/types';
+import { renderSliced } from './exposition';
 import { VERSION } from './version';
 
 /**
@@ -33,6 +34,7 @@ export class Metrics {
   private version = 0;
   private readonly cache = new Map<string, { version: number; value: Promise<Rendered> }>();
   private base: { version: number; text: Promise<string> } | undefined;
+  private lastRendered: { version: number; text: string } | undefined;
   /** When the last scrape came: the text is rendered ahead of scrapes only while someone scrapes. */
   private lastScrapeAt = 0;
   /** Node power series set by the last step: those missing from the next one are removed. */
@@ -161,12 +163,28 @@ export class Metrics {
 
   /** Applies one sampler step: node series and the per-job split. */
   applyStep(step: StepResult, attribution: Attribution): void {
+    for (const _ of this.applyOps(step, attribution));
+  }
+
+  /**
+   * The same, yielding to the event loop every `slice` series so that scrapes are answered while a
+   * big node (thousands of series) is updated. It waits for a rendering in progress, so no text
+   * ever mixes two ticks.
+   */
+  async applyStepSliced(step: StepResult, attribution: Attribution, slice = 2000): Promise<void> {
+    await this.base?.text.catch(() => undefined);
+    let n = 0;
+    for (const _ of this.applyOps(step, attribution)) if (++n % slice === 0) await new Promise<void>((r) => setImmediate(r));
+  }
+
+  private *applyOps(step: StepResult, attribution: Attribution): Generator<void> {
     const power = new Map<string, Record<'component' | 'device' | 'source', string>>();
     for (const s of step.series) {
       const labels = { component: s.component, device: s.device, source: s.source };
       this.nodeEnergy.inc(labels, s.joules);
       this.nodePower.set(labels, s.watts);
       power.set(`${s.component}\u0000${s.device}\u0000${s.source}`, labels);
+      yield;
     }
     // A device that stopped reporting has no current power; its energy counter stays.
     for (const [key, labels] of this.powerSeries) if (!power.has(key)) this.nodePower.remove(labels);
@@ -180,7 +198,10 @@ export class Metrics {
         this.jobPower.set({ job_id: id, component: c }, dt > 0 ? joules[c] / dt : 0);
       }
     };
-    for (const j of attribution.jobs) apply(j.id, j.joules, j.method);
+    for (const j of attribution.jobs) {
+      apply(j.id, j.joules, j.method);
+      yield;
+    }
     const measured = { compute: 'measured', transmit: 'measured', store: 'measured', cooling: 'measured' };
     apply(UNATTRIBUTED, attribution.unattributed, measured);
   }
@@ -244,7 +265,17 @@ export class Metrics {
 
   /** The plain text of the current version, rendered once (every variant derives from it). */
   private baseText(): Promise<string> {
-    if (!this.base || this.base.version !== this.version) this.base = { version: this.version, text: this.registry.metrics() };
+    if (!this.base || this.base.version !== this.version) {
+      const version = this.version;
+      const text = renderSliced(this.registry);
+      this.base = { version, text };
+      void text.then(
+        (t) => {
+          if (!this.lastRendered || this.lastRendered.version < version) this.lastRendered = { version, text: t };
+        },
+        () => undefined,
+      );
+    }
     return this.base.text;
   }
 
@@ -257,6 +288,17 @@ export class Metrics {
       if (scrape) this.scrapeCacheHits.inc();
       return hit.value;
     }
+    // While the new tick's text is still being written, a scrape gets the previous tick's
+    // (at most one interval old) rather than waiting for it.
+    const rendering = this.base && this.base.version === this.version && this.lastRendered?.version !== this.version;
+    if (scrape && rendering && this.lastRendered) {
+      const prev = this.cache.get(key);
+      if (prev && prev.version === this.lastRendered.version) {
+        this.scrapeCacheHits.inc();
+        return prev.value;
+      }
+    }
+    const version = this.version;
     const value = (async (): Promise<Rendered> => {
       const prom = await this.baseText();
       const text = openMetrics ? toOpenMetrics(prom) : prom;
@@ -266,7 +308,7 @@ export class Metrics {
         contentType: openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE,
       };
     })();
-    this.cache.set(key, { version: this.version, value });
+    this.cache.set(key, { version, value });
     return value;
   }
 }

@@ -255,7 +255,7 @@ export class Sampler {
     this.coolingAccounting.apply(step.series, itEnergy(totals), step.dt, this.model);
     const usage = jobs && step.dt > 0 ? await this.jobUsage(jobs, now, step.dt, gpu) : [];
     const attribution = attribute(step.series, usage, { cpuCapacitySeconds: this.opts.cpuCount * step.dt });
-    metrics.applyStep(step, attribution);
+    await metrics.applyStepSliced(step, attribution);
     jobs?.record(step, attribution);
     const after = totalsByComponent(step.series);
     const it = itEnergy(after);
