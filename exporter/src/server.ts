@@ -1,6 +1,7 @@
 import type { Server } from 'http';
 import express, { type Express, type Request, type Response, type Router } from 'express';
 import type { Metrics } from './metrics';
+import type { SeriesDelta } from './model/energy';
 import type { Sampler } from './sampler';
 import type { Logger } from './util/log';
 import { VERSION } from './version';
@@ -37,6 +38,19 @@ export function accepts(header: string | undefined, token: string): boolean {
 
 export function wantsOpenMetrics(accept: string | undefined): boolean {
   return accepts(accept, 'application/openmetrics-text');
+}
+
+/** Mean power over the last interval per component and device, with how each was obtained. */
+function powerTable(series: readonly SeriesDelta[]): string {
+  if (series.length === 0) return '<p>waiting for the first interval…</p>';
+  const rows = series
+    .filter((s) => s.domain !== 'facility')
+    .map(
+      (s) =>
+        `<tr><td>${escapeHtml(s.component)}</td><td>${escapeHtml(s.device)}</td><td class="num">${s.watts.toFixed(1)} W</td><td>${escapeHtml(s.source)}${s.source === 'model' ? ' (estimate)' : ''}</td></tr>`,
+    );
+  const total = series.filter((s) => s.domain !== 'facility').reduce((a, s) => a + s.watts, 0);
+  return `<table><tr><th>component</th><th>device</th><th>power</th><th>source</th></tr>${rows.join('')}<tr><th>total</th><td></td><th class="num">${total.toFixed(1)} W</th><td></td></tr></table>`;
 }
 
 export function createApp(opts: ServerOptions): Express {
@@ -86,16 +100,18 @@ export function createApp(opts: ServerOptions): Express {
       })
       .join('\n');
     const notices = (opts.notices?.() ?? []).map((n) => `<p class="notice">${escapeHtml(n)}</p>`).join('\n');
+    const power = powerTable(opts.sampler.last?.series ?? []);
     const banner =
       opts.mode === 'demo'
         ? '<p class="demo">DEMO MODE: replaying a recorded training job through a fake NVML library. These are not this machine\'s GPUs.</p>'
         : '';
     res.type('html').send(`<!doctype html>
 <html><head><meta charset="utf-8"><title>jouleflow exporter</title>
-<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}.up{color:green}.down{color:#c00}.absent{color:#888}.demo{background:#fd0;padding:8px;font-weight:bold}.notice{color:#555}</style></head>
+<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}.up{color:green}.down{color:#c00}.absent{color:#888}.demo{background:#fd0;padding:8px;font-weight:bold}.notice{color:#555}.num{text-align:right}</style></head>
 <body><h1>jouleflow ${escapeHtml(VERSION)}</h1>${banner}
 <p>Energy per training job: compute, transmit, store and cooling.</p>
 <ul><li><a href="${escapeHtml(opts.telemetryPath.replace(/^\//, ''))}">Metrics</a></li><li><a href="api/v1/jobs">Jobs</a></li><li><a href="healthz">Health</a></li></ul>
+<h2>Power now</h2>${power}
 <h2>Sources</h2><table><tr><th>source</th><th>state</th><th>detail</th></tr>
 ${rows}
 </table>${notices}</body></html>`);
