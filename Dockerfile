@@ -9,6 +9,10 @@
 # ---- build: compile the exporter (TypeScript) and the fake NVML library
 FROM node:20-bookworm AS build
 WORKDIR /src
+# better-sqlite3 is compiled here: no prebuilt download from github.com, and node-gyp takes the
+# headers the node image ships in /usr/local/include/node instead of fetching them from
+# nodejs.org, so building the image needs no network beyond the npm registry.
+ENV npm_config_build_from_source=better-sqlite3 npm_config_nodedir=/usr/local
 # every workspace's package.json, so that npm ci matches the lock file
 COPY package.json package-lock.json tsconfig.base.json ./
 COPY exporter/package.json exporter/
@@ -22,6 +26,7 @@ RUN sh test/fakes/nvml/build.sh
 # ---- production dependencies only (better-sqlite3 and koffi are native: same base as runtime)
 FROM node:20-bookworm AS deps
 WORKDIR /src
+ENV npm_config_build_from_source=better-sqlite3 npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
 COPY exporter/package.json exporter/
 COPY grafana-plugin/package.json grafana-plugin/

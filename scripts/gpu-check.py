@@ -73,7 +73,11 @@ def unpack(work):
         shutil.copyfileobj(src, dst)
     os.chmod(node, 0o755)
     with tarfile.open(os.path.join(dev, "exporter.tar.xz"), "r:xz") as tar:
-        tar.extractall(work)
+        # The "data" filter (Python >= 3.11.4/3.12) where there is one: no warning, no unsafe paths.
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(work, filter="data")
+        else:
+            tar.extractall(work)
     return node, os.path.join(work, "exporter", "dist", "main.js")
 
 
@@ -110,6 +114,24 @@ def proc_cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_env(nvml, handle):
+    """Environment for the torch load: its cuda:0 must be NVML's GPU 0, the one measured as gpu0.
+
+    CUDA orders devices fastest-first and honours CUDA_VISIBLE_DEVICES, NVML goes by PCI bus, so
+    on a multi-GPU host cuda:0 can be another GPU. Pin it by UUID, except in MIG mode (CUDA then
+    wants a MIG instance UUID; the default first instance lies on GPU 0 when it is the only one).
+    """
+    env = dict(os.environ, CUDA_DEVICE_ORDER="PCI_BUS_ID")
+    try:
+        mig = nvml.nvmlDeviceGetMigMode(handle)[0]
+    except Exception:  # NVMLError_NotSupported: not MIG-capable
+        mig = 0
+    if not mig:
+        uuid = nvml.nvmlDeviceGetUUID(handle)
+        env["CUDA_VISIBLE_DEVICES"] = uuid.decode() if isinstance(uuid, bytes) else uuid
+    return env
 
 
 def tick_boundary(url, nvml, handle, timeout=10.0):
@@ -157,6 +179,8 @@ def main():
             "sample: {interval: 1s}\n"
             "log: {level: debug}\n"
             f"nvml: {{library: '{args.library}'}}\n"
+            # No SQLite ledger: the default /var/lib/jouleflow/jobs.db would be created on the device machine.
+            "jobs: {ledger: ''}\n"
         )
     exporter_log = os.path.join(args.out, "exporter.log")
     logf = open(exporter_log, "w")
@@ -183,7 +207,7 @@ def main():
         load_pid, phases = None, []
         if not args.no_load:
             log("running the torch load: " + ", ".join(f"{n} {s}s" for n, s, _ in PHASES))
-            load = subprocess.Popen([sys.executable, "-c", LOAD, json.dumps(PHASES)], stdout=subprocess.PIPE, text=True)
+            load = subprocess.Popen([sys.executable, "-c", LOAD, json.dumps(PHASES)], stdout=subprocess.PIPE, text=True, env=load_env(pynvml, handle))
             load_pid = load.pid
             latencies = []
             for line in load.stdout:

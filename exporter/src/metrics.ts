@@ -220,14 +220,18 @@ export class Metrics {
       job_id: job.id,
       job_name: safeLabelValue(job.name),
       user: safeLabelValue(job.user ?? ''),
-      scheduler: job.scheduler ?? '',
+      scheduler: safeLabelValue(job.scheduler ?? ''),
     };
     const used = this.seriesOf(job.id);
     if (used.info && JSON.stringify(used.info) !== JSON.stringify(info)) this.jobInfo.remove(used.info);
     used.info = info;
     this.jobInfo.set(info, 1);
     this.jobStart.set({ job_id: job.id }, startSeconds);
-    if (endSeconds !== undefined) this.jobEnd.set({ job_id: job.id }, endSeconds);
+    if (endSeconds !== undefined) {
+      this.jobEnd.set({ job_id: job.id }, endSeconds);
+      // An ended job draws no power: its last interval's value must not linger through retention.
+      for (const c of COMPONENTS) this.jobPower.remove({ job_id: job.id, component: c });
+    }
   }
 
   /** Sets a job's energy counters to totals from the ledger (a restarted exporter resumes a job). */
@@ -342,5 +346,10 @@ export function toOpenMetrics(prom: string): string {
  */
 export function safeLabelValue(v: string, max = 256): string {
   const wellFormed = v.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
-  return wellFormed.length > max ? wellFormed.slice(0, max - 1) + '\u2026' : wellFormed;
+  if (wellFormed.length <= max) return wellFormed;
+  // Cut on a code point boundary: never leave the high half of a surrogate pair behind.
+  let end = max - 1;
+  const last = wellFormed.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return wellFormed.slice(0, end) + '\u2026';
 }

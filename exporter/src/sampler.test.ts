@@ -128,13 +128,6 @@ test('a tick that throws is counted and sampling goes on; a vanished device is r
     }),
   };
   let fail = false;
-  const jobs = {
-    usage: async () => {
-      if (fail) throw new Error('ledger on fire');
-      return [];
-    },
-    record: () => undefined,
-  };
   const sampler = new Sampler({
     sources: [nics],
     metrics,
@@ -144,7 +137,10 @@ test('a tick that throws is counted and sampling goes on; a vanished device is r
     cooling: { mode: 'pue', pue: 1.5, supplyAirCelsius: 20 },
     cpuCount: 1,
     clock: () => now,
-    jobs,
+  });
+  // (A failing jobs tracker no longer fails the tick, see below; a failing listener does.)
+  sampler.onTick.push(() => {
+    if (fail) throw new Error('listener on fire');
   });
   await sampler.init();
   await sampler.tick();
@@ -156,8 +152,40 @@ test('a tick that throws is counted and sampling goes on; a vanished device is r
   devices = ['eth0'];
   now += 1000;
   await sampler.tick();
-  expect(sampler.tickCount).toBe(2);
+  expect(sampler.tickCount).toBe(3);
   expect(await value(metrics, 'jouleflow_source_up', { source: 'netdev', device: 'eth1' })).toBe(0);
   expect(await value(metrics, 'jouleflow_node_power_watts', { device: 'eth1' })).toBeUndefined();
   expect(await value(metrics, 'jouleflow_node_power_watts', { device: 'eth0' })).toBeCloseTo(1 + 1000 * 1e-9, 12);
+});
+
+test('a failing jobs tracker costs neither the node its energy nor the tick its end', async () => {
+  const metrics = new Metrics();
+  let now = 0;
+  let calls = 0;
+  const sampler = new Sampler({
+    sources: [new CountingSource('rapl', 50)],
+    metrics,
+    log: silentLogger,
+    intervalMs: 1000,
+    timeoutMs: 200,
+    cooling: { mode: 'pue', pue: 1.5, supplyAirCelsius: 20 },
+    cpuCount: 4,
+    clock: () => now,
+    jobs: {
+      usage: () => (++calls % 2 ? Promise.reject(new Error('EIO')) : Promise.resolve([])),
+      record: () => {
+        throw new Error('SQLITE_FULL: database or disk is full');
+      },
+    },
+  });
+  await sampler.init();
+  for (let i = 0; i < 5; i++) {
+    await sampler.tick();
+    now += 1000;
+  }
+  expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'rapl' })).toBe(200);
+  expect(sampler.tickCount).toBe(5);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'jobs', reason: 'read' })).toBe(2);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'jobs', reason: 'record' })).toBe(5);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'sampler', reason: 'tick' })).toBeUndefined();
 });

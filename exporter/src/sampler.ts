@@ -74,7 +74,9 @@ export class Sampler {
   constructor(private readonly opts: SamplerOptions) {
     // Monotonic: a wall-clock step (NTP) must not stretch or shrink an interval.
     this.clock = opts.clock ?? (() => performance.timeOrigin + performance.now());
-    this.model = new EnergyModel({ maxPowerGapMs: 2.5 * opts.intervalMs });
+    // A source that failed is re-baselined on recovery (below); this bound only catches a stalled
+    // process (a paused VM), where one trapezoid over minutes would be a guess.
+    this.model = new EnergyModel({ maxPowerGapMs: Math.max(5 * opts.intervalMs, 10_000) });
     this.coolingAccounting = new CoolingAccounting(opts.cooling, opts.meters);
     this.states = opts.sources.map((source) => ({
       source,
@@ -114,7 +116,8 @@ export class Sampler {
           log.error('source failed to initialise; it stays down', { source: st.source.name, err: (err as Error).message });
         }
         metrics.sourceUp.set({ source: st.source.name, device: UP_DEVICE }, 0);
-        metrics.sourceErrors.inc({ source: st.source.name, reason: 'timeout' }, 0);
+        // Present from the start at 0, so that increase() sees the first timeout, read error or reset.
+        for (const reason of ['timeout', 'read', 'counter_reset']) metrics.sourceErrors.inc({ source: st.source.name, reason }, 0);
       }),
     );
   }
@@ -159,7 +162,7 @@ export class Sampler {
     return this.running;
   }
 
-  private async readSource(st: SourceState, now: number): Promise<{ readings: Reading[]; gpu: GpuProcess[] }> {
+  private async readSource(st: SourceState, now: number): Promise<{ readings: Reading[]; gpu: GpuProcess[]; recovered?: boolean }> {
     const { metrics, log, timeoutMs } = this.opts;
     const name = st.source.name;
     if (!st.status.present) return { readings: [], gpu: [] };
@@ -181,6 +184,7 @@ export class Sampler {
     try {
       const res = await Promise.race([read, timeout]);
       metrics.sampleDuration.observe({ source: name }, Number(process.hrtime.bigint() - t0) / 1e9);
+      const recovered = !st.status.up && st.status.lastError !== undefined;
       if (!st.status.up) log.info('source up', { source: name });
       st.status.up = true;
       st.status.lastError = undefined;
@@ -199,7 +203,7 @@ export class Sampler {
         if (!seen.has(d) && !down.has(d)) st.knownDevices.delete(d);
       }
       st.status.devicesDown = [...down];
-      return { readings: res.readings, gpu: res.gpuProcesses ?? [] };
+      return { readings: res.readings, gpu: res.gpuProcesses ?? [], recovered };
     } catch (err) {
       const reason = err instanceof SourceError ? err.reason : 'read';
       metrics.sourceErrors.inc({ source: name, reason });
@@ -226,6 +230,12 @@ export class Sampler {
       this.opts.metrics.sourceErrors.inc({ source: 'jobs', reason: 'timeout' });
       this.opts.log.warn('reading job processes timed out; this interval stays unattributed', { timeout_ms: this.opts.timeoutMs });
       return [];
+    } catch (err) {
+      // The model has already taken this interval's readings: a failing tracker must not cost the
+      // node its energy too.
+      this.opts.metrics.sourceErrors.inc({ source: 'jobs', reason: 'read' });
+      this.opts.log.warn('reading job processes failed; this interval stays unattributed', { err: (err as Error).message });
+      return [];
     } finally {
       clearTimeout(timer);
     }
@@ -240,6 +250,9 @@ export class Sampler {
     const origin = new Map<string, string>();
     results.forEach((r, i) => r.readings.forEach((x) => origin.set(`${x.source}\u0000${x.device}`, this.states[i].source.name)));
     const gpu = results.flatMap((r) => r.gpu);
+    // Power sampled before an outage and after it must not be joined by one trapezoid across it:
+    // that energy was not measured. (Counters bridge outages honestly: their delta is real.)
+    for (const r of results) if (r.recovered) for (const x of r.readings) if (x.kind === 'power') this.model.forget(x);
     this.coolingAccounting.prepare(readings, this.model);
     const step = this.model.step(now, readings);
     for (const e of step.events) {
@@ -256,7 +269,12 @@ export class Sampler {
     const usage = jobs && step.dt > 0 ? await this.jobUsage(jobs, now, step.dt, gpu) : [];
     const attribution = attribute(step.series, usage, { cpuCapacitySeconds: this.opts.cpuCount * step.dt });
     await metrics.applyStepSliced(step, attribution);
-    jobs?.record(step, attribution);
+    try {
+      jobs?.record(step, attribution);
+    } catch (err) {
+      metrics.sourceErrors.inc({ source: 'jobs', reason: 'record' });
+      this.opts.log.warn('recording job energy failed', { err: (err as Error).message });
+    }
     const after = totalsByComponent(step.series);
     const it = itEnergy(after);
     if (step.dt > 0 && it > 0) metrics.pue.set((it + after.cooling) / it);

@@ -119,6 +119,30 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  test('the image builds with the npm registry as its only network: native deps compile with the node image headers', () => {
+    // better-sqlite3 installs with `prebuild-install || node-gyp rebuild`: the first downloads from
+    // github.com, the second fetches the Node headers from nodejs.org unless npm_config_nodedir
+    // points at local ones (the official node images ship them in /usr/local/include/node).
+    const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
+    const stages = dockerfile.split(/^(?=FROM )/m).filter((st) => st.startsWith('FROM '));
+    const installing = stages.filter((st) => /^RUN .*\bnpm (ci|install)\b/m.test(st));
+    expect(installing.length).toBeGreaterThan(0);
+    for (const st of installing) {
+      const from = st.split('\n')[0];
+      const env = [...st.matchAll(/^ENV (.+)$/gm)].map((m) => m[1]).join(' ');
+      expect({
+        from,
+        nodedir: /\bnpm_config_nodedir=\/usr\/local\b/.test(env),
+        fromSource: /\bnpm_config_build_from_source=(better-sqlite3|true)\b/.test(env),
+      }).toEqual({
+        from,
+        nodedir: true,
+        fromSource: true,
+      });
+      expect(from).toMatch(/^FROM node:20[-\w]*( AS \w+)?$/);
+    }
+  });
+
   test('demo profile: same image, runs scripts/demo.mjs', () => {
     const d = resolved.services['jouleflow-demo'];
     expect(d.image).toBe(resolved.services.jouleflow.image);

@@ -27,7 +27,7 @@ interface DatasourceFile {
 }
 interface DashboardProviderFile {
   apiVersion: number;
-  providers: Array<{ name: string; type: string; folder?: string; options: { path: string } }>;
+  providers: Array<{ name: string; type: string; folder?: string; folderUid?: string; options: { path: string } }>;
 }
 
 const CORE_PANELS = new Set([
@@ -271,5 +271,17 @@ describe('provisioning files', () => {
     expect(p.providers).toHaveLength(1);
     expect(p.providers[0].type).toBe('file');
     expect(p.providers[0].options.path).toMatch(/^\/var\/lib\/grafana\/dashboards\//);
+  });
+
+  test('dashboards and Grafana alert rules land in one folder (found by title, no folderUid)', () => {
+    // Grafana provisions alert rules before dashboards and creates the rules' folder by title with a
+    // random uid; a provider with a folderUid then creates a second folder with the same title
+    // (grafana/grafana#125079). Without folderUid the provider finds the rules' folder by its title.
+    const p = readYaml<DashboardProviderFile>(join(PROVISIONING_DIR, 'dashboards', 'jouleflow.yml'));
+    const alerts = readYaml<{ groups: Array<{ folder: string }> }>(join(PROVISIONING_DIR, 'alerting', 'jouleflow-alerts.yml'));
+    for (const prov of p.providers) {
+      expect({ provider: prov.name, folderUid: prov.folderUid }).toEqual({ provider: prov.name, folderUid: undefined });
+      for (const g of alerts.groups) expect(g.folder).toBe(prov.folder);
+    }
   });
 });

@@ -3,7 +3,7 @@ import express from 'express';
 import { createJobsRouter } from '../../exporter/src/jobs/api';
 import { Ledger } from '../../exporter/src/jobs/ledger';
 import { JobRegistry } from '../../exporter/src/jobs/tracker';
-import { Metrics } from '../../exporter/src/metrics';
+import { Metrics, safeLabelValue } from '../../exporter/src/metrics';
 import type { Attribution, JobShare } from '../../exporter/src/model/attribution';
 import { silentLogger } from '../../exporter/src/util/log';
 import { FakeProcfs } from './fakeproc';
@@ -155,6 +155,7 @@ describe('jobs API', () => {
       [{ name: 'x', pids: [99999] }, /no such process: 99999/],
       [{ name: 'x', id: 'unattributed', pids: [100] }, /unattributed/],
       ['{"name": ', /invalid request body|JSON/],
+      ['{"name": "x", "pids": [100], "labels": {"__proto__": "a"}}', /__proto__/],
     ];
     for (const [body, reason] of cases) {
       const r = await call(ctx, 'POST', '/jobs', body);
@@ -220,5 +221,66 @@ describe('jobs API', () => {
     expect((r.body.total as { joules: number }).joules).toBeCloseTo(17, 9);
     expect((await call(ctx, 'GET', '/jobs')).body.jobs).toEqual([]);
     expect(((await call(ctx, 'GET', '/jobs?all=1')).body.jobs as Array<{ id: string }>).map((j) => j.id)).toEqual(['odd']);
+  });
+
+  it('a failing ledger write (disk full) does not keep a job from ending or its report from coming', async () => {
+    ctx = await setup();
+    expect((await call(ctx, 'POST', '/jobs', { id: 'full', name: 'n', pids: [100] })).status).toBe(201);
+    const spy = jest.spyOn(Ledger.prototype, 'save').mockImplementation(() => {
+      throw new Error('SQLITE_FULL: database or disk is full');
+    });
+    try {
+      interval(ctx, [share('full', [10, 0, 0, 0])]);
+      const ending = call(ctx, 'POST', '/jobs/full/end');
+      await new Promise((r) => setTimeout(r, 30));
+      interval(ctx, [share('full', [5, 0, 0, 0])]);
+      const ended = await ending;
+      expect(ended.status).toBe(200);
+      expect(ended.body.state).toBe('ended');
+      expect((ended.body.total as { joules: number }).joules).toBeCloseTo(15, 9);
+      expect(await ctx.metrics.registry.metrics()).toMatch(/^jouleflow_source_errors_total\{source="ledger",reason="write"\} [1-9]/m);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('sanitises the scheduler label like job_name: no lone surrogates, bounded length', async () => {
+    ctx = await setup();
+    const scheduler = `sched \ud800 ${'x'.repeat(1000)}`;
+    expect((await call(ctx, 'POST', '/jobs', { id: 's', name: 'n', pids: [100], labels: { scheduler } })).status).toBe(201);
+    const text = await ctx.metrics.registry.metrics();
+    const line = text.split('\n').find((l) => l.startsWith('jouleflow_job_info{')) ?? '';
+    const value = /scheduler="([^"]*)"/.exec(line)?.[1] ?? '';
+    expect(value.startsWith('sched \ufffd x')).toBe(true);
+    expect(value.length).toBe(256);
+  });
+
+  it('drops the power gauge of a job when it ends (it must not linger through retention)', async () => {
+    ctx = await setup();
+    expect((await call(ctx, 'POST', '/jobs', { id: 'p', name: 'n', pids: [100] })).status).toBe(201);
+    interval(ctx, [share('p', [500, 0, 0, 0])]);
+    expect(await ctx.metrics.registry.metrics()).toMatch(/^jouleflow_job_power_watts\{job_id="p",component="compute"\} 500$/m);
+    const ending = call(ctx, 'POST', '/jobs/p/end');
+    await new Promise((r) => setTimeout(r, 30));
+    interval(ctx, [share('p', [100, 0, 0, 0])]); // its last interval
+    expect((await ending).status).toBe(200);
+    interval(ctx, []); // ended, still retained
+    const text = await ctx.metrics.registry.metrics();
+    expect(text).toMatch(/jouleflow_job_end_time_seconds\{job_id="p"\}/);
+    expect(text).toMatch(/^jouleflow_job_energy_joules_total\{job_id="p",component="compute",method="measured"\} 600$/m);
+    expect(text).not.toMatch(/jouleflow_job_power_watts\{job_id="p"/);
+  });
+});
+
+describe('safeLabelValue', () => {
+  it('truncates on a code point boundary: never a lone high surrogate before the ellipsis', () => {
+    for (const pad of [253, 254, 255]) {
+      const v = safeLabelValue('a'.repeat(pad) + '🚀'.repeat(10));
+      expect(v.length).toBeLessThanOrEqual(256);
+      expect(v.endsWith('\u2026')).toBe(true);
+      expect(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(v)).toBe(false);
+    }
+    expect(safeLabelValue('short 🚀')).toBe('short 🚀');
+    expect(safeLabelValue('x'.repeat(256))).toBe('x'.repeat(256));
   });
 });

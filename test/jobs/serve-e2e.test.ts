@@ -243,6 +243,30 @@ describe('jouleflow run', () => {
     await stop(s.proc);
   });
 
+  it('forwards signals to the command while the job is being registered', async () => {
+    // An exporter that answers the probe but is slow to register the job (POST never answers).
+    const http = await import('http');
+    const server = http.createServer((req, res) => {
+      if (req.method === 'GET') {
+        res.setHeader('content-type', 'application/json');
+        res.end('{"jobs":[]}');
+      }
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    try {
+      const child =
+        "process.on('SIGTERM',()=>{console.log('child got SIGTERM');process.exit(0)});" +
+        "setTimeout(()=>{console.log('child unsignalled');process.exit(9)},8000)";
+      const r = await runCli(['--exporter.url', `http://127.0.0.1:${port}`, '--', process.execPath, '-e', child], { signalAfterMs: 1500 });
+      expect(r.stdout).toMatch(/child got SIGTERM/);
+      expect(r.code).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('without an exporter: measures in-process, passes the exit status and signals through', async () => {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const r = await runCli([

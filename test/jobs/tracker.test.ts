@@ -5,6 +5,7 @@ import { JobRegistry, type TrackerOptions } from '../../exporter/src/jobs/tracke
 import { GpuShareWindow } from '../../exporter/src/jobs/gpu-shares';
 import { silentLogger } from '../../exporter/src/util/log';
 import type { JobUsage } from '../../exporter/src/model/attribution';
+import { Ledger } from '../../exporter/src/jobs/ledger';
 import { FakeProcfs } from './fakeproc';
 
 /** The tracker on fake procfs trees: membership, CPU/io deltas (exits, reuse, no negatives), discovery. */
@@ -87,6 +88,56 @@ describe('process trees and CPU time', () => {
     expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.32, 10);
     h.fake.update(100, { utime: 13 });
     expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.01, 10);
+  });
+
+  it('a parent that reaps its child and exits in the same interval: the child is not counted twice (reaper)', () => {
+    // `jouleflow run -- sh -c 'python train.py'`: the reaper (50) waits for sh (100), which waited for python (101).
+    h.fake.set(50, { ppid: 1, utime: 1, starttime: OLD - 10 });
+    h.fake.set(100, { ppid: 50, utime: 10, starttime: OLD });
+    h.fake.set(101, { ppid: 100, utime: 100, starttime: OLD + 5 });
+    h.registry.register({ id: 'a', name: 'A', pids: [100], reaperPid: 50 });
+    h.step();
+    h.fake.update(101, { utime: 150 }); // +50
+    expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.5, 10);
+    // python burns 30 more ticks and is reaped by sh (cutime 180); sh burns 2 more and is reaped by 50.
+    h.fake.remove(101);
+    h.fake.remove(100);
+    h.fake.update(50, { cutime: 12 + 180 });
+    // Counted: sh +2, python's unseen 30.
+    expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.32, 10);
+  });
+
+  it('a parent that reaps its child and exits in the same interval: the child is not counted twice (grandparent)', () => {
+    h.fake.set(99, { ppid: 1, utime: 5, starttime: OLD - 10 });
+    h.fake.set(100, { ppid: 99, utime: 10, starttime: OLD });
+    h.fake.set(101, { ppid: 100, utime: 100, writeBytes: 1000, starttime: OLD + 5 });
+    h.registry.register({ id: 'a', name: 'A', pids: [99] });
+    h.step();
+    h.fake.update(101, { utime: 150, writeBytes: 1500 }); // +50 ticks, +500 bytes
+    const u = h.step().get('a');
+    expect(u?.cpuSeconds).toBeCloseTo(0.5, 10);
+    expect(u?.ioBytes).toBe(500);
+    h.fake.remove(101);
+    h.fake.remove(100);
+    // 101: +30 ticks, +100 bytes unseen; 100: +2 ticks; both reaped up to 99.
+    h.fake.update(99, { cutime: 12 + 180, writeBytes: 1600 });
+    const last = h.step().get('a');
+    expect(last?.cpuSeconds).toBeCloseTo(0.32, 10);
+    expect(last?.ioBytes).toBe(100);
+  });
+
+  it('a start given far in the past does not pour CPU used before registration into one interval', () => {
+    // Born 30 min ago with 1000 s of CPU since; registered now with a start an hour ago.
+    h.fake.set(100, { ppid: 1, utime: 100_000, starttime: (T0 - 1800) * 100 });
+    h.registry.register({ id: 'a', name: 'A', pids: [100], start: h.now - 3_600_000 });
+    expect(h.step().get('a')?.cpuSeconds).toBe(0); // baseline
+    h.fake.update(100, { utime: 100_050 });
+    expect(h.step().get('a')?.cpuSeconds).toBeCloseTo(0.5, 10);
+    expect(h.registry.get('a')?.startTime).toBeCloseTo((h.now - 3_602_000) / 1000, 6); // the start is kept
+    // `jouleflow run`: the command spawned a moment before its registration counts from birth.
+    h.fake.set(200, { ppid: 1, utime: 40, starttime: (h.uptimeS - 2) * 100 });
+    h.registry.register({ id: 'b', name: 'B', pids: [200], start: h.now - 2000 });
+    expect(h.step().get('b')?.cpuSeconds).toBeCloseTo(0.4, 10);
   });
 
   it('counts a child born during the interval from zero, and never goes negative', () => {
@@ -195,6 +246,34 @@ describe('discovery', () => {
     expect(byId.get('train-42')?.scheduler).toBe('env');
   });
 
+  it('a discovered job refused at the live-job cap is taken once the cap frees', () => {
+    const c = new Harness({ liveCap: 1 });
+    try {
+      const end = () =>
+        c.registry.record(
+          { t: c.now, dt: 1, series: [], events: [] },
+          { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
+        );
+      c.fake.set(300, { ppid: 1, starttime: OLD, cgroup: '0::/system.slice/slurmstepd.scope/job_1/step_0/user/task_0\n' });
+      c.step();
+      end();
+      c.fake.set(301, { ppid: 1, starttime: OLD, cgroup: '0::/system.slice/slurmstepd.scope/job_2/step_0/user/task_0\n' });
+      c.step();
+      end();
+      expect(c.registry.membership().get(301)).toBeUndefined(); // over the cap
+      c.fake.remove(300); // job 1 ends
+      c.step();
+      end();
+      expect(c.registry.get('1')?.state).toBe('ended');
+      c.step();
+      end();
+      expect(c.registry.membership().get(301)).toBe('2');
+      expect(c.registry.get('2')?.state).toBe('running');
+    } finally {
+      c.cleanup();
+    }
+  });
+
   it('a process that exec()s with JOULEFLOW_JOB right after fork is caught on the next tick', () => {
     h.fake.set(310, { ppid: 1, starttime: OLD });
     h.step();
@@ -229,6 +308,31 @@ describe('discovery', () => {
       { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
     );
     expect(h.registry.get('jobB')?.state).toBe('ended');
+  });
+
+  it('an unreadable HPC mapping directory ends no job (unknown is not empty)', () => {
+    fs.writeFileSync(path.join(mapDir, '0'), 'jobA\n');
+    h.step();
+    expect(h.registry.get('jobA')?.state).toBe('running');
+    const moved = mapDir + '.old';
+    fs.renameSync(mapDir, moved); // e.g. replaced by its writer; gone for a moment
+    try {
+      h.step();
+      h.registry.record(
+        { t: h.now, dt: 1, series: [], events: [] },
+        { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
+      );
+      expect(h.registry.get('jobA')?.state).toBe('running');
+    } finally {
+      fs.renameSync(moved, mapDir);
+    }
+    fs.rmSync(path.join(mapDir, '0')); // really gone from the mapping: ends
+    h.step();
+    h.registry.record(
+      { t: h.now, dt: 1, series: [], events: [] },
+      { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
+    );
+    expect(h.registry.get('jobA')?.state).toBe('ended');
   });
 
   it('an API cgroup job takes the processes under that cgroup (longest prefix wins)', () => {
@@ -288,5 +392,42 @@ describe('GPU shares over a window', () => {
     expect(s.get('gpu0')?.byJob.get('a')).toBeCloseTo(0.75, 10);
     expect(s.get('gpu1')?.basis).toBe('equal');
     expect(s.get('gpu1')?.byJob.get('a')).toBeCloseTo(0.5, 10);
+  });
+});
+
+describe('resuming from the ledger after kill -9', () => {
+  it('jobs whose processes are gone end at their last checkpoint; cgroup and GPU jobs stay until ended', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'jf-ledger-')), 'jobs.db');
+    const h1 = new Harness({ ledger: new Ledger(file), discovery: { slurm: true, kubernetes: false, env: false } });
+    const record = (h: Harness) =>
+      h.registry.record(
+        { t: h.now, dt: 1, series: [], events: [] },
+        { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
+      );
+    h1.fake.set(100, { ppid: 1, starttime: OLD });
+    h1.fake.set(101, { ppid: 1, starttime: OLD });
+    h1.fake.set(300, { ppid: 1, starttime: OLD, cgroup: '0::/slurm/uid_1000/job_42/step_0/task_0\n' });
+    h1.registry.register({ id: 'gone', name: 'g', pids: [100] });
+    h1.registry.register({ id: 'alive', name: 'a', pids: [101] });
+    h1.registry.register({ id: 'cg', name: 'c', cgroup: '/my/cgroup' });
+    h1.step();
+    record(h1); // checkpoint
+    const checkpointMs = h1.now;
+    // kill -9: no close(). Meanwhile 100 and the Slurm job's process exit.
+    h1.fake.remove(100);
+    h1.fake.remove(300);
+    const h2 = new Harness({ ledger: new Ledger(file), discovery: { slurm: true, kubernetes: false, env: false } });
+    h2.fake.set(101, { ppid: 1, starttime: OLD });
+    h2.uptimeS = h1.uptimeS + 30;
+    expect(h2.registry.resume()).toBe(4);
+    h2.step();
+    record(h2);
+    expect(h2.registry.get('gone')).toMatchObject({ state: 'ended', endTime: checkpointMs / 1000 });
+    expect(h2.registry.get('42')).toMatchObject({ state: 'ended', endTime: checkpointMs / 1000 });
+    expect(h2.registry.get('alive')?.state).toBe('running');
+    expect(h2.registry.get('cg')?.state).toBe('running');
+    expect(h2.registry.membership().get(101)).toBe('alive');
+    h1.cleanup();
+    h2.cleanup();
   });
 });

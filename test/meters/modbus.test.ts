@@ -72,6 +72,11 @@ class ModbusPeer {
     );
   }
 
+  /** SIGSTOP / SIGCONT: a hung peer (the kernel still accepts connections, nothing answers). */
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void {
+    this.proc?.kill(sig);
+  }
+
   private nextLine(): Promise<string> {
     const l = this.lines.shift();
     if (l !== undefined) return Promise.resolve(l);
@@ -301,5 +306,37 @@ describe('Modbus TCP meters against a pymodbus server', () => {
     );
     expect(sourceError(exp, 'modbus:refused')).toMatch(/meter "refused" \(modbus\): cannot connect to 127\.0\.0\.1:\d+/);
     expect(exp.sampler.coolingNotices.join(' ')).toMatch(/source="model": no cooling meter answered/);
+  }, 60000);
+
+  test('a hung peer: every timed-out connection is closed, none left open across reconnects', async () => {
+    const hung = new ModbusPeer();
+    await hung.start();
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const clock = new StepClock(STEP_S * 1000);
+    const exp = await exporterFor(
+      {
+        cooling: { share: 1 },
+        meters: [{ name: 'hung', protocol: 'modbus', host: '127.0.0.1', port: hung.port, profile: 'eastron-sdm630', timeout: '200ms' }],
+      },
+      clock,
+    );
+    exps.push(exp);
+    try {
+      await exp.sampler.tick();
+      expect(sourceUp(exp, 'modbus:hung')).toBe(true);
+      hung.signal('SIGSTOP');
+      const before = sockets();
+      for (let i = 0; i < 6; i++) {
+        clock.advance();
+        await exp.sampler.tick();
+      }
+      expect(sourceUp(exp, 'modbus:hung')).toBe(false);
+      expect(sourceError(exp, 'modbus:hung')).toMatch(/meter "hung" \(modbus\)/);
+      // At most the connection of the read in progress; before the fix one more per reconnect.
+      expect(sockets() - before).toBeLessThanOrEqual(1);
+    } finally {
+      hung.signal('SIGCONT');
+      await hung.stop();
+    }
   }, 60000);
 });

@@ -287,6 +287,26 @@ describe('Redfish meters against the DMTF mockups', () => {
     );
   }, 30000);
 
+  test('rate limit also after a failure: a refusing BMC is asked at most once per minInterval', async () => {
+    const src = new RedfishMeterSource(
+      parseConfig({
+        meters: [meter('refusing-bmc', pdu, { password: 'nope', resource: '/redfish/v1/PowerEquipment/RackPDUs/1', minInterval: '1h' })],
+      }).meters[0] as never,
+      500,
+      cop20,
+      silentLogger,
+    );
+    await src.init();
+    const ac = new AbortController();
+    const served = pdu.requests;
+    await expect(src.sample({ now: 0, signal: ac.signal })).rejects.toThrow(/meter "refusing-bmc" \(redfish\): .*HTTP 401/);
+    const afterFirst = pdu.requests;
+    expect(afterFirst).toBeGreaterThan(served);
+    for (let i = 0; i < 10; i++) await expect(src.sample({ now: i, signal: ac.signal })).rejects.toThrow(/HTTP 401/);
+    expect(pdu.requests).toBe(afterFirst);
+    await src.close();
+  }, 30000);
+
   test('HTTPS: the CA file verifies the service; without it a clear TLS error; insecure: true skips verification', async () => {
     requireBinary('openssl', 'openssl');
     const dir = tempDir('redfish-tls');

@@ -1,3 +1,4 @@
+import { createSocket } from 'dgram';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
 import type { Source } from '../../exporter/src/sources/types';
@@ -271,4 +272,56 @@ describe('SNMP meters against a real snmpd', () => {
     const errors = await exp.metrics.sourceErrors.get();
     expect(errors.values.some((v) => v.labels.source === 'snmp:bad-oid' && v.labels.reason === 'bad_oid' && v.value >= 1)).toBe(true);
   }, 60000);
+
+  test('a community never shows in errors, even where net-snmp quotes it (response community mismatch)', async () => {
+    // A relay in front of the real snmpd: the meter's community "S3cr3t" goes in as "public" (same
+    // length, so the BER stays valid), and the answer comes back as "publiX": net-snmp then rejects
+    // it with "Community 'S3cr3t' in request does not match …".
+    const agent = createSocket('udp4');
+    const relay = createSocket('udp4');
+    let client: { address: string; port: number } | undefined;
+    const swap = (buf: Buffer, from: string, to: string) => {
+      const i = buf.indexOf(from);
+      if (i >= 0) buf.write(to, i, 'latin1');
+      return buf;
+    };
+    relay.on('message', (msg, rinfo) => {
+      client = { address: rinfo.address, port: rinfo.port };
+      agent.send(swap(msg, 'S3cr3t', 'public'), b.port, '127.0.0.1');
+    });
+    agent.on('message', (msg) => {
+      if (client) relay.send(swap(msg, 'public', 'publiX'), client.port, client.address);
+    });
+    await new Promise<void>((r) => agent.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => relay.bind(0, '127.0.0.1', () => r()));
+    try {
+      const clock = new StepClock(STEP_S * 1000);
+      const exp = await exporterFor(
+        {
+          cooling: { share: 0.5 },
+          meters: [
+            {
+              name: 'relayed',
+              protocol: 'snmp',
+              host: '127.0.0.1',
+              port: relay.address().port,
+              community: 'S3cr3t',
+              profile: 'geist-pdu',
+              timeout: '300ms',
+            },
+          ],
+        },
+        clock,
+      );
+      exps.push(exp);
+      await exp.sampler.tick();
+      expect(client).toBeDefined(); // the relay was used
+      const err = sourceError(exp, 'snmp:relayed') ?? '';
+      expect(err).toMatch(/meter "relayed" \(snmp\)/);
+      expect(err).not.toContain('S3cr3t');
+    } finally {
+      agent.close();
+      relay.close();
+    }
+  }, 30000);
 });

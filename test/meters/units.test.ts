@@ -85,6 +85,46 @@ describe('CoolingAccounting', () => {
     expect(step(61000, [r(100)])).toBe(100);
   });
 
+  test('coarse IT meters (APC tenths of kWh): share = Σ node IT / Σ room IT over the intervals since the last step', () => {
+    const acc = new CoolingAccounting(cfg, { cooling: ['crac'], it: ['pdu'] });
+    // Room IT 5 kW metered in 0.1 kWh = 360 kJ steps: flat for 71 intervals, then one step; node IT 1 kW.
+    const tick = (room: number) => acc.apply([s('crac', 'cooling', 100), s('pdu', 'facility', room)], 1000, 1, noForget);
+    tick(0); // baseline
+    let share: number | undefined;
+    for (let i = 0; i < 3; i++) {
+      for (let k = 1; k < 72; k++) tick(0);
+      share = tick(360_000);
+    }
+    // 72 s × 1 kW / 360 kJ = 0.2, not 1 kJ / 360 kJ from the stepping interval alone.
+    expect(share).toBeCloseTo(0.2, 12);
+  });
+
+  test('all cooling meters down → the model; the model also covers the interval a meter comes back on (no gap, no double count)', () => {
+    const model = new EnergyModel();
+    const acc = new CoolingAccounting(cfg, { cooling: ['crac'], it: [], share: 1 });
+    const r = (kwh: number): Reading => ({
+      kind: 'counter',
+      component: 'cooling',
+      domain: 'cooling',
+      device: 'crac',
+      source: 'snmp',
+      joules: kwh * 3.6e6,
+    });
+    const it: Reading = { kind: 'mean_power', component: 'compute', domain: 'cpu', device: 'cpu', source: 'test', watts: 1000 };
+    const cooling = (t: number, meter: Reading[]) => {
+      const readings = [...meter, it];
+      acc.prepare(readings, model);
+      const st = model.step(t, readings);
+      acc.apply(st.series, 1000 * st.dt, st.dt, model);
+      return st.series.filter((x) => x.component === 'cooling').reduce((a, x) => a + x.joules, 0);
+    };
+    cooling(0, [r(10)]);
+    expect(cooling(1000, [r(10.001)])).toBeCloseTo(3600, 6); // measured
+    expect(cooling(2000, [])).toBeCloseTo(500, 6); // down: PUE 1.5 model
+    expect(cooling(3000, [r(10.003)])).toBeCloseTo(500, 6); // back: a new baseline, the model covers this interval
+    expect(cooling(4000, [r(10.004)])).toBeCloseTo(3600, 6); // measured again, nothing counted twice
+  });
+
   test('without meters: cooling series from other sources are kept as they are (no model on top)', () => {
     const acc = new CoolingAccounting(cfg);
     const series = [{ ...s('crac-x', 'cooling', 10), source: 'other' }, s('cpu', 'cpu', 100, 'compute')];
@@ -220,5 +260,42 @@ describe('meters configuration', () => {
     } finally {
       await exp.close();
     }
+  });
+});
+
+describe('EnergyModel with coarse meter counters', () => {
+  test('a counter that steps after flat intervals is not a glitch: the bound covers the time since it last changed', () => {
+    const model = new EnergyModel();
+    // An APC rPDU2 at 5 kW: 0.1 kWh (360 kJ) every 72 s; maxPowerWatts 10 kW, read every second.
+    const r = (tenths: number): Reading => ({
+      kind: 'counter',
+      component: 'cooling',
+      domain: 'cooling',
+      device: 'pdu',
+      source: 'snmp',
+      joules: tenths * 0.1 * 3.6e6,
+      maxPowerWatts: 10_000,
+    });
+    let total = 0;
+    const events: string[] = [];
+    let t = 0;
+    let tenths = 1000;
+    model.step(t, [r(tenths)]);
+    for (let step = 0; step < 3; step++) {
+      for (let k = 0; k < 72; k++) {
+        t += 1000;
+        if (k === 71) tenths++;
+        const st = model.step(t, [r(tenths)]);
+        total += st.series[0].joules;
+        events.push(...st.events.map((e) => e.reason));
+      }
+    }
+    expect(events).toEqual([]);
+    expect(total).toBeCloseTo(3 * 360_000, 6);
+    // A real glitch is still caught: a jump of 10 × 360 kJ one second after a change.
+    t += 1000;
+    const st = model.step(t, [r(tenths + 10)]);
+    expect(st.events.map((e) => e.reason)).toEqual(['counter_reset']);
+    expect(st.series[0].joules).toBe(0);
   });
 });

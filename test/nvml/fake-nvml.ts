@@ -37,6 +37,7 @@ export const FAKE_ENV = [
   'JOULEFLOW_FAKE_NVML_LOST_AT',
   'JOULEFLOW_FAKE_NVML_HANG_MS',
   'JOULEFLOW_FAKE_NVML_MIG',
+  'JOULEFLOW_FAKE_NVML_POWER_LIMIT_MW',
 ] as const;
 export type FakeEnv = Partial<Record<(typeof FAKE_ENV)[number], string>>;
 

@@ -77,6 +77,26 @@ test('RESET_AT: the interval with the counter restart is dropped and counted, th
   await expectSaneEnergy(replay);
 });
 
+test('POWER_LIMIT_MW: a GPU drawing above the enforced limit read at start (cap raised later) keeps its energy', async () => {
+  // As if an admin ran `nvidia-smi -pl 150` before the exporter started and raised the cap later:
+  // the full-load phase then draws ~4x the enforced limit read at init. Bounding the impossible
+  // delta by that limit dropped those intervals as counter resets.
+  setFakeEnv({
+    JOULEFLOW_FAKE_NVML_TRACE: fixture('trace.json'),
+    JOULEFLOW_FAKE_NVML_SPEED: String(SPEED),
+    JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
+    JOULEFLOW_FAKE_NVML_POWER_LIMIT_MW: '150000',
+  });
+  replay = await startReplay(nvmlConfig(library), SPEED);
+  const T = duration(single);
+  await replay.run(1, T + 1.5);
+  const { metrics } = replay.exp;
+  expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'counter_reset' })).toBe(0);
+  const exported = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: 'gpu0' });
+  expect(Math.abs(exported - (energyAt(single, T) - energyAt(single, 0)) / 1000)).toBeLessThanOrEqual(1);
+  await expectSaneEnergy(replay);
+});
+
 test('LOST_AT on one of two GPUs: that GPU goes down, the other keeps counting', async () => {
   const lostAt = 10;
   setFakeEnv({

@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
 import { createExporter } from '../../exporter/src/exporter';
 import { NvmlSource } from '../../exporter/src/sources/nvml';
 import { collectingLogger, ensureFakeNvml, fixture, metricSum, nvmlConfig, readTrace, setFakeEnv } from './fake-nvml';
@@ -85,5 +88,27 @@ test('JOULEFLOW_FAKE_NVML_GPUS replicates the trace to 8 GPUs with distinct UUID
     expect(res.readings.map((r) => r.device)).toEqual(['gpu0', 'gpu1', 'gpu2', 'gpu3', 'gpu4', 'gpu5', 'gpu6', 'gpu7']);
   } finally {
     await src.close();
+  }
+});
+
+test.each([
+  ['truncated', (t: string) => t.slice(0, Math.floor(t.length / 2))],
+  ['followed by other text', (t: string) => `${t}\n{"samples": []}`],
+  ['not an object', () => '[1, 2, 3]'],
+])('malformed trace (%s): nvmlInit fails cleanly, init() is false after one info line, no crash', async (_what, mangle) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jouleflow-fake-nvml-'));
+  const file = join(dir, 'trace.json');
+  writeFileSync(file, mangle(readFileSync(fixture('trace.json'), 'utf8')));
+  setFakeEnv({ JOULEFLOW_FAKE_NVML_TRACE: file });
+  const lines: string[] = [];
+  const src = new NvmlSource({ library }, collectingLogger(lines).child({ source: 'nvml' }));
+  try {
+    expect(await src.init()).toBe(false);
+    const mine = nvmlLines(lines);
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatch(/level=info.*did not initialise/);
+  } finally {
+    await src.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

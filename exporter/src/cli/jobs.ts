@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { JobReport } from '../jobs/report';
-import { formatReport } from '../jobs/report';
+import { formatReport, printable } from '../jobs/report';
 import { COMPONENTS } from '../sources/types';
 import { DEFAULT_EXPORTER_URL } from './run';
 
@@ -42,9 +42,9 @@ export function jobsTable(jobs: readonly JobReport[]): string {
   ];
   const rows = jobs.map((j) => [
     j.id,
-    j.name.replace(/[\r\n\t]/g, ' '),
+    printable(j.name),
     j.state,
-    j.scheduler,
+    printable(j.scheduler),
     j.durationSeconds.toFixed(1),
     ...COMPONENTS.map((c) => kwh(j.energy[c].joules)),
     kwh(j.total.joules),

@@ -110,6 +110,8 @@ interface Child {
   proc: ChildProcess;
   spawnedAt: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops forwarding signals (they are forwarded from the spawn on, registration included). */
+  stopForwarding: () => void;
 }
 
 function startChild(argv: string[]): Promise<Child> {
@@ -120,7 +122,9 @@ function startChild(argv: string[]): Promise<Child> {
       proc.once('exit', (code, signal) => res({ code, signal })),
     );
     proc.once('error', reject);
-    proc.once('spawn', () => resolve({ proc, spawnedAt, exited }));
+    // From here on a signal to the wrapper goes to the command: during the job registration too,
+    // when it would otherwise kill the wrapper and leave the command running unwatched.
+    proc.once('spawn', () => resolve({ proc, spawnedAt, exited, stopForwarding: forwardSignals(proc) }));
   });
 }
 
@@ -173,9 +177,8 @@ async function spawnOr127(argv: string[]): Promise<Child | number> {
 }
 
 async function finishChild(child: Child): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const stop = forwardSignals(child.proc);
   const r = await child.exited;
-  stop();
+  child.stopForwarding();
   return r;
 }
 

@@ -29,7 +29,14 @@ export const JobBody = z
       .max(256)
       .optional(),
     labels: z
-      .record(z.string().regex(LABEL_KEY, 'label names: letters, digits, _ . -'), z.string().max(1024))
+      .record(
+        z
+          .string()
+          .regex(LABEL_KEY, 'label names: letters, digits, _ . -')
+          // JSON.parse makes it an own key, but copying it onto an object would drop it silently.
+          .refine((k) => k !== '__proto__', 'label name "__proto__" is not allowed'),
+        z.string().max(1024),
+      )
       .refine((r) => Object.keys(r).length <= 64, 'at most 64 labels')
       .optional(),
     /** Seconds since the epoch (the `run` wrapper sends its child's spawn time). */

@@ -70,15 +70,16 @@ export function envJob(value: string | undefined): DiscoveredJob | undefined {
 /**
  * Reads an HPC job mapping directory (dcgm-exporter --hpc-job-mapping-dir): files named by GPU
  * index, each listing job ids, one per line (blank lines and # comments ignored).
- * Returns job id → GPU indexes.
+ * Returns job id → GPU indexes, or undefined when the directory cannot be read (unknown, which
+ * is not the same as "no jobs").
  */
-export function readHpcMapping(dir: string): Map<string, number[]> {
+export function readHpcMapping(dir: string): Map<string, number[]> | undefined {
   const out = new Map<string, number[]>();
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch {
-    return out;
+    return undefined;
   }
   for (const n of names) {
     if (!/^\d+$/.test(n)) continue;

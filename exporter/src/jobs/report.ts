@@ -109,10 +109,19 @@ function fmtKwh(kwh: number): string {
   return kwh >= 0.01 ? `${kwh.toFixed(4)} kWh` : `${kwh.toExponential(3)} kWh`;
 }
 
+/**
+ * Text for a terminal: control characters (escape sequences, carriage returns) of API-given
+ * names become spaces, so a job name cannot rewrite the user's screen.
+ */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+}
+
 /** A plain-text report in the manner of time(1), for stderr. */
 export function formatReport(r: JobReport): string {
   const lines: string[] = [];
-  lines.push(`jouleflow: job ${r.id} (${r.name}) ${r.state === 'ended' ? 'ended' : 'running'}`);
+  lines.push(`jouleflow: job ${r.id} (${printable(r.name)}) ${r.state === 'ended' ? 'ended' : 'running'}`);
   lines.push(`  duration     ${r.durationSeconds.toFixed(3)} s`);
   for (const c of COMPONENTS) {
     const e = r.energy[c];

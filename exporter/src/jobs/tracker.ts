@@ -103,6 +103,12 @@ interface Job {
   end?: number;
   /** Processes born before this (clock ticks since boot) count only from their first reading. */
   countFromTicks?: number;
+  /**
+   * Processes born after this (ms since the epoch) count from their birth: the job's start, but
+   * no earlier than shortly before its registration, so a start given far in the past does not
+   * pour CPU time used before the job was tracked into one interval.
+   */
+  bornAfterMs?: number;
   totals: Totals;
   /** A member process was seen at some point. */
   hadMembers: boolean;
@@ -136,6 +142,12 @@ interface Proc {
   pendingAge: number;
   netns?: string;
 }
+
+/**
+ * How long before its registration a job's processes may have been born and still count from
+ * birth (`jouleflow run` registers the command it spawned within its 5 s API timeout).
+ */
+const BACKLOG_MS = 10_000;
 
 const AUTO_END_SOURCES: ReadonlySet<JobSource> = new Set(['run', 'slurm', 'kubernetes', 'env']);
 
@@ -281,8 +293,9 @@ export class JobRegistry implements SamplerJobTracker {
       gpus,
       reaperPid: input.reaperPid,
       start: input.start !== undefined && input.start <= now ? input.start : now,
+      bornAfterMs: Math.max(input.start ?? now, now - BACKLOG_MS),
     });
-    this.opts.ledger?.save([this.rowOf(job)]);
+    this.save([this.rowOf(job)]);
     this.opts.log.info('job registered', { job_id: id, name: input.name, source: job.source });
     return this.reportOf(job);
   }
@@ -388,8 +401,12 @@ export class JobRegistry implements SamplerJobTracker {
     job.endRequested = false;
     job.retainUntil = job.end + this.opts.retentionMs;
     this.metrics?.setJob(this.labelsOf(job), job.start / 1000, job.end / 1000);
-    this.opts.ledger?.save([this.rowOf(job)]);
+    this.save([this.rowOf(job)]);
     this.reclassifyAll = true;
+    // A place under the live-job cap is free: discovered jobs refused for the cap get another try.
+    this.refusedDiscovered.clear();
+    this.reaperPending.delete(job.id);
+    this.reaperLast.delete(job.id);
     this.updateLiveGauge();
     this.opts.log.info('job ended', { job_id: job.id });
     const report = this.reportOf(job);
@@ -422,7 +439,7 @@ export class JobRegistry implements SamplerJobTracker {
       gpus: [],
       start: this.clock(),
     });
-    this.opts.ledger?.save([this.rowOf(job)]);
+    this.save([this.rowOf(job)]);
     this.opts.log.info('job discovered', { job_id: d.id, scheduler: d.scheduler });
     return job;
   }
@@ -431,6 +448,9 @@ export class JobRegistry implements SamplerJobTracker {
     const dir = this.opts.discovery.hpcMappingDir;
     if (!dir) return;
     const mapping = readHpcMapping(dir);
+    // An unreadable directory (being replaced, a transient error) says nothing about the jobs:
+    // ending every HPC job on it would end them for good (ended ids are not reopened).
+    if (!mapping) return;
     for (const [id, indexes] of mapping) {
       const job = this.discovered({ id, name: `job ${id}`, scheduler: 'hpc' }, 'hpc');
       if (!job) continue;
@@ -581,7 +601,7 @@ export class JobRegistry implements SamplerJobTracker {
     const bornAfter = (p: Proc, jobId: string): boolean => {
       const j = this.jobs.get(jobId);
       if (!j || uptime === undefined || bootMs === undefined) return false;
-      const jobStartTicks = j.countFromTicks ?? ((j.start - bootMs) / 1000) * this.hz;
+      const jobStartTicks = j.countFromTicks ?? (((j.bornAfterMs ?? j.start) - bootMs) / 1000) * this.hz;
       // Born after the job started (with a tick of slack for the clock conversion), or born
       // during this interval, so its whole life happened inside the job's measured time.
       return (
@@ -590,11 +610,19 @@ export class JobRegistry implements SamplerJobTracker {
       );
     };
 
+    this.reapers.clear();
+    for (const j of this.jobs.values()) {
+      if (j.end === undefined && j.reaperPid !== undefined) this.reapers.set(j.reaperPid, [...(this.reapers.get(j.reaperPid) ?? []), j]);
+    }
+
     // 1. The process list: exits and new processes.
     const pids = listPids(procfs);
     const current = new Set(pids);
     const exited: Proc[] = [];
     for (const [pid, p] of this.procs) if (!current.has(pid)) exited.push(p);
+    // Children before their parents: a parent that waited for a child and exited in the same
+    // interval passes what was counted of that child on to its own reaper.
+    if (exited.length > 1) exited.sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
     for (const p of exited) this.exit(p);
     const toClassify: Proc[] = [];
     for (const pid of pids) {
@@ -718,19 +746,22 @@ export class JobRegistry implements SamplerJobTracker {
     if (p.cpu === undefined) return;
     const parent = this.procs.get(p.ppid);
     // The parent's cutime/cstime and io now include this child's totals (it was reaped: it left
-    // /proc). What we counted of it already is subtracted from the parent's next deltas.
+    // /proc). What we counted of it already is subtracted from the parent's next deltas. That
+    // includes what the child had not yet subtracted of its own reaped children (pending): its
+    // cutime holds them too, and they were counted while they ran.
+    const counted = p.cpu + (p.child ?? 0) + p.pendingCpu;
     if (parent && parent.starttime <= p.starttime) {
-      parent.pendingCpu += p.cpu + (p.child ?? 0);
-      parent.pendingIo += p.io ?? 0;
+      parent.pendingCpu += counted;
+      parent.pendingIo += (p.io ?? 0) + p.pendingIo;
       parent.pendingAge = 0;
     }
-    for (const j of this.jobs.values()) {
-      if (j.reaperPid === p.ppid && j.end === undefined) {
-        this.reaperPending.set(j.id, (this.reaperPending.get(j.id) ?? 0) + p.cpu + (p.child ?? 0));
-      }
+    for (const j of this.reapers.get(p.ppid) ?? []) {
+      if (j.end === undefined) this.reaperPending.set(j.id, (this.reaperPending.get(j.id) ?? 0) + counted);
     }
   }
 
+  /** Running jobs by reaper pid, rebuilt each tick: exits are many, jobs with a reaper few. */
+  private readonly reapers = new Map<number, Job[]>();
   private readonly reaperPending = new Map<string, number>();
   private readonly reaperLast = new Map<string, number>();
 
@@ -820,7 +851,20 @@ export class JobRegistry implements SamplerJobTracker {
   /** Writes every running job's totals to the ledger. */
   checkpoint(): void {
     const rows = [...this.jobs.values()].filter((j) => j.end === undefined).map((j) => this.rowOf(j));
-    this.opts.ledger?.save(rows);
+    this.save(rows);
+  }
+
+  /**
+   * Writes rows to the ledger. A failing write (disk full, I/O error) is logged and counted, never
+   * thrown: a job must still end, its waiters get their report, and the next checkpoint retries.
+   */
+  private save(rows: LedgerRow[]): void {
+    try {
+      this.opts.ledger?.save(rows);
+    } catch (err) {
+      this.metrics?.sourceErrors.inc({ source: 'ledger', reason: 'write' });
+      this.opts.log.warn('writing the jobs ledger failed', { err: (err as Error).message });
+    }
   }
 
   /** Checkpoints and closes the ledger. */

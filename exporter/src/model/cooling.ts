@@ -85,6 +85,16 @@ export class CoolingAccounting {
   private prevPresent = new Set<string>();
   private known = new Map<string, SeriesLike>();
   private lastShare: number | undefined;
+  /**
+   * Node IT and room IT energy summed over complete intervals since the share was last updated.
+   * IT meters are often coarse (APC rPDU2: tenths of kWh = 360 kJ; Geist: Wh): their delta is 0 for
+   * many intervals and then one step, so a share from a single interval is wildly off. The share is
+   * Σ node IT / Σ room IT over the same intervals, updated whenever the room's sum is positive.
+   */
+  private accNode = 0;
+  private accRoom = 0;
+  /** Meter devices restarted from a new baseline before this step: their first delta is 0, not a measurement. */
+  private baselined = new Set<string>();
   private lastNotice: string[] = [];
   readonly share: CoolingShare | undefined;
 
@@ -105,7 +115,10 @@ export class CoolingAccounting {
     for (const r of readings) {
       if (!this.isMeter(r)) continue;
       const returning = !this.prevPresent.has(r.device);
-      if (returning && r.kind === 'power') model.forget(r);
+      if (returning && r.kind === 'power') {
+        model.forget(r);
+        this.baselined.add(r.device);
+      }
     }
   }
 
@@ -117,13 +130,17 @@ export class CoolingAccounting {
     const cooling: SeriesDelta[] = [];
     const facility: SeriesDelta[] = [];
     const rest: SeriesDelta[] = [];
+    // A cooling meter that restarts from a new baseline in this step measured nothing for this
+    // interval: it does not count as answering, so that the model covers the interval (no gap).
+    const fresh: SeriesDelta[] = [];
     for (const s of series) {
       if (s.domain === 'facility') facility.push(s);
-      else if (this.isMeter(s)) cooling.push(s);
+      else if (this.isMeter(s)) (this.baselined.has(s.device) ? fresh : cooling).push(s);
       else rest.push(s);
     }
-    const present = new Set([...cooling, ...facility].map((s) => s.device));
-    for (const s of [...cooling, ...facility]) this.known.set(`${s.device}\u0000${s.source}`, s);
+    this.baselined.clear();
+    const present = new Set([...cooling, ...fresh, ...facility].map((s) => s.device));
+    for (const s of [...cooling, ...fresh, ...facility]) this.known.set(`${s.device}\u0000${s.source}`, s);
     const share = this.computeShare(facility, present, itJoules, dtSeconds);
     this.prevPresent = present;
     series.length = 0;
@@ -147,11 +164,17 @@ export class CoolingAccounting {
     // coming back does not also count the intervals the model covered (those that answered were
     // just re-baselined by this step).
     series.push(modelCooling(itJoules, dtSeconds, this.cfg));
-    for (const s of this.known.values()) if (s.domain !== 'facility' && !present.has(s.device)) model.forget(s);
+    for (const s of this.known.values()) {
+      if (s.domain !== 'facility' && !present.has(s.device)) {
+        model.forget(s);
+        this.baselined.add(s.device);
+      }
+    }
     const what = this.cfg.mode === 'pue' ? `PUE model (PUE ${this.cfg.pue})` : `COP model (supply air ${this.cfg.supplyAirCelsius} °C)`;
     let why: string;
     if (this.meters.cooling.length === 0) why = 'no cooling meter is configured';
-    else if (cooling.length === 0) why = `no cooling meter answered (down: ${downCooling.join(', ')})`;
+    else if (cooling.length === 0)
+      why = `no cooling meter answered (${[downCooling.length ? `down: ${downCooling.join(', ')}` : '', fresh.length ? `back, new baseline: ${fresh.map((s) => s.device).join(', ')}` : ''].filter(Boolean).join('; ')})`;
     else {
       const downIt = this.meters.it.filter((m) => !present.has(m));
       why = `the room IT share is unknown${downIt.length ? ` (IT meters down: ${downIt.join(', ')})` : this.meters.it.length ? ' (no complete IT interval yet)' : ' (set cooling.share or add meters with role: it)'}`;
@@ -166,9 +189,18 @@ export class CoolingAccounting {
     // Every IT meter must have answered now and in the previous tick, so that its delta covers
     // exactly this interval; otherwise keep the last share (short outages, the first tick).
     const complete = dtSeconds > 0 && this.meters.it.length > 0 && this.meters.it.every((m) => present.has(m) && this.prevPresent.has(m));
-    if (complete) {
-      const room = facility.reduce((a, s) => a + s.joules, 0);
-      if (room > 0) this.lastShare = Math.min(1, Math.max(0, itJoules / room));
+    if (!complete) {
+      // The sums must cover the same, contiguous intervals.
+      this.accNode = 0;
+      this.accRoom = 0;
+      return this.lastShare;
+    }
+    this.accNode += itJoules;
+    this.accRoom += facility.reduce((a, s) => a + s.joules, 0);
+    if (this.accRoom > 0) {
+      this.lastShare = Math.min(1, Math.max(0, this.accNode / this.accRoom));
+      this.accNode = 0;
+      this.accRoom = 0;
     }
     return this.lastShare;
   }

@@ -46,6 +46,12 @@ interface Sample {
 interface SeriesState extends Sample {
   /** A lower value seen once: a reset if the next read confirms it, a glitch if not. */
   suspect?: Sample;
+  /**
+   * Counters: when the value was last seen to change (ms). Coarse counters (a PDU's tenths of kWh,
+   * a BMC read at most every minInterval) stay flat for many intervals and then step: the step is
+   * the energy since the last change, so the impossible-delta bound uses that time, not Δt.
+   */
+  changedAt?: number;
 }
 
 export function seriesKey(r: { component: string; device: string; source: string }): string {
@@ -95,9 +101,11 @@ export class EnergyModel {
         out(first(r));
         continue;
       }
-      const d = delta(prev.reading, r, sdt, events);
+      const sinceChange = prev.changedAt !== undefined ? (t - prev.changedAt) / 1000 : sdt;
+      const d = delta(prev.reading, r, sdt, events, sinceChange);
       if (d !== DECREASED) {
-        this.state.set(key, { t, reading: r });
+        const flat = r.kind === 'counter' && prev.reading.kind === 'counter' && r.joules === prev.reading.joules;
+        this.state.set(key, { t, reading: r, changedAt: flat ? (prev.changedAt ?? prev.t) : t });
         out(d);
         continue;
       }
@@ -138,7 +146,8 @@ function first(r: Reading): Delta {
   };
 }
 
-function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[]): Delta | typeof DECREASED {
+/** `sinceChangeS`: seconds since a counter last changed (≥ dt), the span its step may cover. */
+function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[], sinceChangeS = dt): Delta | typeof DECREASED {
   switch (cur.kind) {
     case 'counter': {
       const p = prev as typeof cur;
@@ -150,7 +159,8 @@ function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[]): D
       }
       if (d < 0) return DECREASED;
       // Counters advance in steps (NVML's every ~100 ms), so the bound uses at least 1 s.
-      const limit = cur.maxPowerWatts !== undefined ? cur.maxPowerWatts * Math.max(dt, 1) * IMPOSSIBLE_DELTA_FACTOR : Infinity;
+      const span = Math.max(dt, sinceChangeS, 1);
+      const limit = cur.maxPowerWatts !== undefined ? cur.maxPowerWatts * span * IMPOSSIBLE_DELTA_FACTOR : Infinity;
       if (d > limit) {
         events.push({ source: cur.source, device: cur.device, reason: 'counter_reset' });
         return { joules: 0, watts: 0 };

@@ -40,6 +40,8 @@ export const PROCESS_INFO_V3_SIZE = 24;
 export const PROCESS_UTIL_SAMPLE_SIZE = 32;
 /** gpuInstanceId / computeInstanceId when the GPU is not partitioned (NVML's 0xFFFFFFFF "invalid"). */
 export const NO_INSTANCE = 0xffffffff;
+/** NVML_VALUE_NOT_AVAILABLE as an unsigned long long: usedGpuMemory when the driver cannot tell (WDDM, some vGPU/containers). */
+export const VALUE_NOT_AVAILABLE_U64 = 0xffffffffffffffffn;
 
 /** An opaque nvmlDevice_t as koffi hands it out; passed back unchanged. */
 export type NvmlHandle = unknown;
@@ -51,7 +53,8 @@ export interface NvmlResult<T> {
 
 export interface NvmlProcessInfo {
   pid: number;
-  usedGpuMemory: number;
+  /** Bytes; undefined when NVML reports NVML_VALUE_NOT_AVAILABLE. */
+  usedGpuMemory: number | undefined;
   gpuInstanceId: number;
   computeInstanceId: number;
 }
@@ -81,9 +84,10 @@ export function decodeProcessInfos(buf: Buffer, count: number): NvmlProcessInfo[
   const out: NvmlProcessInfo[] = [];
   for (let i = 0; i < count; i++) {
     const o = i * PROCESS_INFO_V3_SIZE;
+    const mem = buf.readBigUInt64LE(o + 8);
     out.push({
       pid: buf.readUInt32LE(o),
-      usedGpuMemory: Number(buf.readBigUInt64LE(o + 8)),
+      usedGpuMemory: mem === VALUE_NOT_AVAILABLE_U64 ? undefined : Number(mem),
       gpuInstanceId: buf.readUInt32LE(o + 16),
       computeInstanceId: buf.readUInt32LE(o + 20),
     });
@@ -121,6 +125,7 @@ interface Functions {
   uuid?: KoffiFunction;
   pci?: KoffiFunction;
   limit?: KoffiFunction;
+  limitConstraints?: KoffiFunction;
   mig?: KoffiFunction;
   util?: KoffiFunction;
   temperature?: KoffiFunction;
@@ -170,6 +175,7 @@ export class NvmlBinding {
       uuid: optional('nvmlDeviceGetUUID', [device, 'void *', 'uint32_t']),
       pci: optional('nvmlDeviceGetPciInfo_v3', [device, 'void *']),
       limit: optional('nvmlDeviceGetEnforcedPowerLimit', [device, u32Out]),
+      limitConstraints: optional('nvmlDeviceGetPowerManagementLimitConstraints', [device, u32Out, u32Out]),
       mig: optional('nvmlDeviceGetMigMode', [device, u32Out, u32Out]),
       util: optional('nvmlDeviceGetUtilizationRates', [device, 'void *']),
       temperature: optional('nvmlDeviceGetTemperature', [device, 'int', u32Out]),
@@ -296,6 +302,14 @@ export class NvmlBinding {
   /** Enforced power limit in milliwatts. */
   enforcedPowerLimit(h: NvmlHandle): Promise<NvmlResult<number>> {
     return this.u32(this.fns.limit, h);
+  }
+
+  /** The range the power limit can be set to (mW): the enforced limit may change at runtime within it. */
+  async powerLimitConstraints(h: NvmlHandle): Promise<NvmlResult<{ min: number; max: number }>> {
+    const min = [0];
+    const max = [0];
+    const ret = await this.call(this.fns.limitConstraints, h, min, max);
+    return { ret, value: ret === NVML.SUCCESS ? { min: Number(min[0]), max: Number(max[0]) } : undefined };
   }
 
   /** Power draw in milliwatts. */

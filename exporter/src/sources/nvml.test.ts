@@ -19,6 +19,17 @@ test('nvmlProcessInfo_v3_t: pid @0, usedGpuMemory @8 (u64), gpuInstanceId @16, c
   ]);
 });
 
+test('usedGpuMemory NVML_VALUE_NOT_AVAILABLE (all ones, e.g. WDDM/vGPU) decodes as unknown, not 1.8e19 bytes', () => {
+  const buf = Buffer.alloc(PROCESS_INFO_V3_SIZE);
+  buf.writeUInt32LE(458, 0);
+  buf.writeBigUInt64LE(0xffffffffffffffffn, 8);
+  buf.writeUInt32LE(0xffffffff, 16);
+  buf.writeUInt32LE(0xffffffff, 20);
+  expect(decodeProcessInfos(buf, 1)).toEqual([
+    { pid: 458, usedGpuMemory: undefined, gpuInstanceId: 0xffffffff, computeInstanceId: 0xffffffff },
+  ]);
+});
+
 test('nvmlProcessUtilizationSample_t: pid @0, timeStamp @8 (u64 µs), smUtil @16, memUtil @20, encUtil @24, decUtil @28', () => {
   const buf = Buffer.alloc(PROCESS_UTIL_SAMPLE_SIZE);
   buf.writeUInt32LE(458, 0);

@@ -8,7 +8,8 @@ import { SourceError } from './types';
  * GPU energy from NVML (libnvidia-ml.so.1 through koffi; all calls off the event loop).
  *
  * Per GPU and tick: nvmlDeviceGetTotalEnergyConsumption (mJ since driver load) as a `counter`
- * reading, source "nvml", with the enforced power limit as the impossible-delta bound. A GPU whose
+ * reading, source "nvml", with the highest power limit the GPU can be set to (else the enforced
+ * limit, which an admin may raise at runtime) as the impossible-delta bound. A GPU whose
  * counter answers NOT_SUPPORTED (pre-Volta, some vGPU) switches for good to power sampling
  * (nvmlDeviceGetPowerUsage) as a `power` reading, source "nvml-power", which the model integrates
  * by the trapezoid rule. A GPU that is lost or fails otherwise goes into the tick's errors; the
@@ -33,6 +34,8 @@ export interface NvmlDeviceInfo {
   uuid: string;
   pciBusId: string;
   powerLimitWatts?: number;
+  /** Bound for the counter's impossible-delta check: the maximum settable limit, else the enforced one. */
+  maxPowerWatts?: number;
   migEnabled: boolean;
   /** "counter" (energy counter) or "power" (sampled power, the counter being unsupported). */
   method: 'counter' | 'power';
@@ -160,13 +163,16 @@ export class NvmlSource implements Source {
       return undefined;
     }
     const handle = h.value;
-    const [name, uuid, pci, limit, mig] = await Promise.all([
+    const [name, uuid, pci, limit, constraints, mig] = await Promise.all([
       nvml.name(handle),
       nvml.uuid(handle),
       nvml.pciBusId(handle),
       nvml.enforcedPowerLimit(handle),
+      nvml.powerLimitConstraints(handle),
       nvml.migMode(handle),
     ]);
+    const powerLimitWatts = limit.value !== undefined && limit.value > 0 ? limit.value / 1000 : undefined;
+    const settableMax = constraints.value !== undefined && constraints.value.max > 0 ? constraints.value.max / 1000 : undefined;
     return {
       handle,
       lastSeen: 0n,
@@ -177,7 +183,11 @@ export class NvmlSource implements Source {
         name: name.value ?? 'unknown',
         uuid: uuid.value ?? '',
         pciBusId: pci.value ?? '',
-        powerLimitWatts: limit.value !== undefined && limit.value > 0 ? limit.value / 1000 : undefined,
+        powerLimitWatts,
+        // The enforced limit can be raised later (nvidia-smi -pl, DCGM power capping): bounding by it
+        // would drop every interval drawing more than twice the old cap as a "counter reset".
+        maxPowerWatts:
+          settableMax !== undefined || powerLimitWatts !== undefined ? Math.max(settableMax ?? 0, powerLimitWatts ?? 0) : undefined,
         migEnabled: mig.value?.current === 1,
         method: 'counter',
       },
@@ -238,7 +248,7 @@ export class NvmlSource implements Source {
     if (info.method === 'counter') {
       const e = await nvml.totalEnergy(handle);
       if (e.ret === NVML.SUCCESS && e.value !== undefined) {
-        return { reading: { ...base, kind: 'counter', source: NVML_SOURCE, joules: e.value / 1000, maxPowerWatts: info.powerLimitWatts } };
+        return { reading: { ...base, kind: 'counter', source: NVML_SOURCE, joules: e.value / 1000, maxPowerWatts: info.maxPowerWatts } };
       }
       if (e.ret !== NVML.ERROR_NOT_SUPPORTED && e.ret !== NVML.ERROR_FUNCTION_NOT_FOUND) return { error: this.deviceError(nvml, g, e.ret) };
       info.method = 'power';
@@ -274,7 +284,8 @@ export class NvmlSource implements Source {
       const prev = byPid.get(p.pid);
       const mem = p.usedGpuMemory;
       if (prev) {
-        prev.usedMemoryBytes = (prev.usedMemoryBytes ?? 0) + mem;
+        // Unknown for one instance means unknown in total (a partial sum would understate it).
+        prev.usedMemoryBytes = prev.usedMemoryBytes === undefined || mem === undefined ? undefined : prev.usedMemoryBytes + mem;
         continue;
       }
       // With fresh samples, a running process without one had no SM activity in the window;

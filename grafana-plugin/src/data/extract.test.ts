@@ -63,6 +63,39 @@ describe('extractSamples', () => {
     expect(norm(fromTable)).toEqual(norm(fromSeries));
   });
 
+  it('reduces a range query in table format per series instead of summing every time step', () => {
+    // format=table + range query: one row per series and step (Grafana's Prometheus table transform).
+    const t0 = Date.UTC(2025, 0, 1);
+    const frame = createDataFrame({
+      refId: 'A',
+      fields: [
+        { name: 'Time', type: FieldType.time, values: [t0, t0 + 60_000, t0 + 120_000, t0, t0 + 60_000, t0 + 120_000] },
+        { name: 'component', type: FieldType.string, values: ['compute', 'compute', 'compute', 'cooling', 'cooling', 'cooling'] },
+        { name: 'instance', type: FieldType.string, values: ['n1', 'n1', 'n1', 'n1', 'n1', 'n1'] },
+        { name: 'job_id', type: FieldType.string, values: ['a', 'a', 'a', 'a', 'a', 'a'] },
+        { name: 'job_name', type: FieldType.string, values: ['old', 'new', 'new', 'old', 'new', 'new'] },
+        { name: 'Value', type: FieldType.number, values: [100, 200, 300, 10, 20, null] },
+      ],
+    });
+    const last = extractSamples([frame], OPTS).samples;
+    expect(last.map((s) => [key(s), s.value, s.name])).toEqual([
+      ['a/compute', 300, 'new'],
+      ['a/cooling', 20, 'new'],
+    ]);
+    const max = extractSamples([frame], { ...OPTS, reducer: 'max' }).samples;
+    expect(max.map((s) => s.value)).toEqual([300, 20]);
+    // rows of different series (here two instances) are still added up
+    const twoNodes = createDataFrame({
+      fields: [
+        { name: 'Time', type: FieldType.time, values: [t0, t0] },
+        { name: 'instance', type: FieldType.string, values: ['n1', 'n2'] },
+        { name: 'job_id', type: FieldType.string, values: ['a', 'a'] },
+        { name: 'Value #A', type: FieldType.number, values: [5, 7] },
+      ],
+    });
+    expect(extractSamples([twoNodes], OPTS).samples.map((s) => s.value)).toEqual([5, 7]);
+  });
+
   it('reads a wide table with one column per component', () => {
     const frame = createDataFrame({
       fields: [

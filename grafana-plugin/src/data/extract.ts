@@ -119,21 +119,49 @@ function extractTable(frame: DataFrame, groupField: Field, opts: ExtractOptions,
   const valueFields = componentColumns.length
     ? componentColumns
     : tableValueFields(frame, [groupField, splitField, nameField]);
+  // A range query in table format has one row per series and time step: the rows of one series (same label
+  // columns, the display name aside) are reduced like a series frame, not summed over time. Instant tables
+  // have one row per series, so this changes nothing for them.
+  const timeField = frame.fields.find((f) => f.type === FieldType.time);
+  const labelFields = timeField
+    ? frame.fields.filter((f) => f.type !== FieldType.time && f.type !== FieldType.number && f !== nameField)
+    : [];
+  const series = new Map<string, { group: string; rows: number[] }>();
   for (let i = 0; i < frame.length; i++) {
     const g = groupField.values[i];
     if (isNil(g) || g === '') {
       skipped++;
       continue;
     }
-    const nameRaw = nameField?.values[i];
-    const name = isNil(nameRaw) || nameRaw === '' ? undefined : String(nameRaw);
+    const key = timeField ? JSON.stringify(labelFields.map((f) => f.values[i] ?? null)) : String(i);
+    const s = series.get(key);
+    if (s) {
+      s.rows.push(i);
+    } else {
+      series.set(key, { group: String(g), rows: [i] });
+    }
+  }
+  for (const { group, rows } of series.values()) {
+    if (timeField) {
+      rows.sort((a, b) => Number(timeField.values[a]) - Number(timeField.values[b]));
+    }
+    const first = rows[0];
+    // the newest non-empty display name (a job renamed within the range)
+    let name: string | undefined;
+    for (const i of rows) {
+      const raw = nameField?.values[i];
+      name = isNil(raw) || raw === '' ? name : String(raw);
+    }
     for (const vf of valueFields) {
-      const n = toNumber(vf.values[i]);
+      const n = reduceValues(
+        rows.map((i) => vf.values[i]),
+        opts.reducer
+      );
       if (n === null) {
         continue;
       }
-      const component = componentColumns.length ? toComponentKey(vf.name) : toComponentKey(splitField?.values[i]);
-      out.push({ group: String(g), component, value: toJoules(n, opts.inputUnit), name });
+      const component = componentColumns.length ? toComponentKey(vf.name) : toComponentKey(splitField?.values[first]);
+      out.push({ group, component, value: toJoules(n, opts.inputUnit), name });
     }
   }
   return skipped;

@@ -28,6 +28,9 @@
  *   JOULEFLOW_FAKE_NVML_HANG_MS=ms   every call sleeps that long first (slow driver).
  *   JOULEFLOW_FAKE_NVML_MIG=1        MIG mode on: utilisation and per-process utilisation ->
  *                                    NOT_SUPPORTED, processes carry GPU/compute instance ids.
+ *   JOULEFLOW_FAKE_NVML_POWER_LIMIT_MW=mW  enforced power limit (as set by `nvidia-smi -pl`); the
+ *                                    trace's power_limit_mw (default 700000) stays the maximum
+ *                                    settable limit (nvmlDeviceGetPowerManagementLimitConstraints).
  *
  * Replay: a query at replay offset x (seconds since the epoch, times the speed) answers with the
  * last sample whose offset from the trace's first sample is <= x; after the end the last sample
@@ -370,6 +373,7 @@ static double g_epoch_real_us;
 static int g_no_energy, g_mig;
 static double g_reset_at = -1, g_lost_at = -1;
 static long g_hang_ms;
+static double g_power_limit_mw; /* > 0: enforced limit override */
 
 static double env_num(const char *name, double dflt) {
   const char *v = getenv(name);
@@ -454,7 +458,7 @@ static int load_trace(const char *path) {
   long len = ftell(f);
   fseek(f, 0, SEEK_SET);
   char *buf = malloc(len > 0 ? (size_t)len : 1);
-  if (!buf || (len > 0 && fread(buf, 1, (size_t)len, f) != (size_t)len)) {
+  if (!buf || len < 0 || (len > 0 && fread(buf, 1, (size_t)len, f) != (size_t)len)) {
     fclose(f);
     free(buf);
     fprintf(stderr, "fake-nvml: cannot read trace %s\n", path);
@@ -464,6 +468,14 @@ static int load_trace(const char *path) {
   jparser ps = {buf, buf + len, NULL, 0};
   jval root;
   int rc = jparse_value(&ps, &root);
+  if (rc == 0) {
+    jws(&ps);
+    if (ps.p < ps.end) {
+      jfree(&root);
+      ps.err = "unexpected text after the JSON value";
+      rc = -1;
+    }
+  }
   free(buf);
   if (rc) {
     fprintf(stderr, "fake-nvml: trace %s is not valid JSON: %s\n", path, ps.err);
@@ -588,6 +600,7 @@ API nvmlReturn_t nvmlInit_v2(void) {
   g_mig = env_num("JOULEFLOW_FAKE_NVML_MIG", 0) != 0;
   g_reset_at = env_num("JOULEFLOW_FAKE_NVML_RESET_AT", -1);
   g_lost_at = env_num("JOULEFLOW_FAKE_NVML_LOST_AT", -1);
+  g_power_limit_mw = env_num("JOULEFLOW_FAKE_NVML_POWER_LIMIT_MW", 0);
   double ngpus = env_num("JOULEFLOW_FAKE_NVML_GPUS", (double)g_ntraces);
   g_ndev = ngpus < 1 ? 1 : ngpus > MAX_DEVICES ? MAX_DEVICES : (unsigned int)ngpus;
   for (unsigned int i = 0; i < g_ndev; i++) {
@@ -722,7 +735,16 @@ API nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t dev, unsigned int 
   nvmlReturn_t rc = enter(dev, 0, NULL, NULL);
   if (rc) return rc;
   if (!limit) return leave(NVML_ERROR_INVALID_ARGUMENT);
-  *limit = dev->tr->limit_mw;
+  *limit = dev->faulty && g_power_limit_mw > 0 ? (unsigned int)g_power_limit_mw : dev->tr->limit_mw;
+  return leave(NVML_SUCCESS);
+}
+
+API nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t dev, unsigned int *minLimit, unsigned int *maxLimit) {
+  nvmlReturn_t rc = enter(dev, 0, NULL, NULL);
+  if (rc) return rc;
+  if (!minLimit || !maxLimit) return leave(NVML_ERROR_INVALID_ARGUMENT);
+  *minLimit = dev->tr->limit_mw / 3;
+  *maxLimit = dev->tr->limit_mw;
   return leave(NVML_SUCCESS);
 }
 

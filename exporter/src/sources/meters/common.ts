@@ -188,9 +188,29 @@ export abstract class MeterSource implements Source {
 
   protected abstract readPoints(signal: AbortSignal): Promise<PointValue[]>;
 
+  /** The meter's secrets (community, keys, passwords): never shown in an error or a log line. */
+  protected secrets(): Array<string | undefined> {
+    return [];
+  }
+
+  /** Replaces every secret of the meter in text (library errors may quote them). */
+  protected redact(text: string): string {
+    let out = text;
+    for (const s of this.secrets()) if (s) out = out.split(s).join('***');
+    return out;
+  }
+
   async sample(ctx: SampleContext): Promise<SampleResult> {
-    const points = await abortable(this.readPoints(ctx.signal), ctx.signal, `meter "${this.meter.name}"`);
-    return { readings: [pointsToReading(this.meter, this.protocol, points, this.cop)] };
+    try {
+      const points = await abortable(this.readPoints(ctx.signal), ctx.signal, `meter "${this.meter.name}"`);
+      return { readings: [pointsToReading(this.meter, this.protocol, points, this.cop)] };
+    } catch (err) {
+      if (err instanceof Error) {
+        const message = this.redact(err.message);
+        if (message !== err.message) throw new SourceError(err instanceof SourceError ? err.reason : 'read', message);
+      }
+      throw err;
+    }
   }
 
   protected fail(reason: string, detail: string): SourceError {

@@ -117,6 +117,10 @@ export class IpmiMeterSource extends MeterSource {
     });
   }
 
+  protected override secrets(): Array<string | undefined> {
+    return [this.password, this.cfg.password];
+  }
+
   private where(): string {
     return this.cfg.host ? `${this.cfg.tool} ${this.cfg.host}:${this.cfg.port}` : `${this.cfg.tool} (local BMC)`;
   }

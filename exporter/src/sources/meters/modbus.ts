@@ -84,7 +84,7 @@ export class ModbusMeterSource extends MeterSource {
           `meter "${this.cfg.name}" (modbus): no connection to ${this.target} within ${this.timeoutMs}ms`,
         );
       } catch (err) {
-        c.close(() => undefined);
+        c.destroy(() => undefined);
         throw err;
       }
       c.setID(this.cfg.unitId);
@@ -95,13 +95,30 @@ export class ModbusMeterSource extends MeterSource {
     return this.connecting;
   }
 
+  /**
+   * Closes the connection for good. destroy(), not close(): close() only half-closes (FIN) and a hung
+   * peer never answers it, so every reconnect would leave one more socket open.
+   */
   private drop(): void {
     const c = this.client;
     this.client = undefined;
-    if (c) c.close(() => undefined);
+    if (c) c.destroy(() => undefined);
   }
 
-  protected async readPoints(): Promise<PointValue[]> {
+  protected async readPoints(signal?: AbortSignal): Promise<PointValue[]> {
+    // The sampler gave up on this read: close the socket rather than leave a request hanging on it.
+    const onAbort = () => this.drop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.readAll();
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async readAll(): Promise<PointValue[]> {
+    // One deadline for the whole read (connection and every register), not one timeout per request.
+    const deadline = Date.now() + this.timeoutMs;
     let client: ModbusRTU;
     try {
       client = await this.connect();
@@ -114,6 +131,12 @@ export class ModbusMeterSource extends MeterSource {
     for (const r of this.registers) {
       const { table, address } = resolveRegister(r);
       const label = `${table} register ${address}${r.numbering === 'modicon' ? ` (Modicon ${r.address})` : ''}`;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.drop();
+        throw this.fail('timeout', `${label} on ${this.target}: the read took longer than ${this.timeoutMs}ms`);
+      }
+      client.setTimeout(left);
       let words: number[];
       try {
         const res =

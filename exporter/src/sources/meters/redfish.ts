@@ -77,6 +77,8 @@ export class RedfishMeterSource extends MeterSource {
   private planAt = 0;
   private cached: PointValue[] | undefined;
   private cachedAt = 0;
+  /** The last failed read: within minInterval of it the BMC is not asked again (a dead or refusing BMC is not hammered every tick). */
+  private failed: { at: number; err: unknown } | undefined;
   private token: string | undefined;
   private sessionUri: string | undefined;
   private password: string | undefined;
@@ -375,6 +377,8 @@ export class RedfishMeterSource extends MeterSource {
   protected async readPoints(signal: AbortSignal): Promise<PointValue[]> {
     const now = Date.now();
     if (this.cached && now - this.cachedAt < this.cfg.minInterval) return this.cached;
+    if (this.failed && now - this.failed.at < this.cfg.minInterval) throw this.failed.err;
+    this.failed = undefined;
     try {
       if (!this.plan || now - this.planAt > this.cfg.rediscover) {
         this.fetched = new Map();
@@ -408,9 +412,14 @@ export class RedfishMeterSource extends MeterSource {
       this.plan = undefined;
       this.cached = undefined;
       this.discoveryDocs = undefined;
-      if (err instanceof RedfishHttpError) throw this.fail('read', err.message);
-      throw err;
+      const e = err instanceof RedfishHttpError ? this.fail('read', err.message) : err;
+      this.failed = { at: now, err: e };
+      throw e;
     }
+  }
+
+  protected override secrets(): Array<string | undefined> {
+    return [this.password, this.cfg.password, this.token];
   }
 
   async close(): Promise<void> {

@@ -123,7 +123,7 @@ export class SnmpMeterSource extends MeterSource {
     } else {
       s = snmp.createSession(this.cfg.host, this.cfg.community, { ...options, version: snmp.Version2c });
     }
-    s.on('error', (err) => this.log.debug('snmp session error', { meter: this.cfg.name, err: err.message }));
+    s.on('error', (err) => this.log.debug('snmp session error', { meter: this.cfg.name, err: this.redact(err.message) }));
     this.session = s;
     return s;
   }
@@ -155,7 +155,9 @@ export class SnmpMeterSource extends MeterSource {
         );
       }
       this.reset();
-      const auth = /digest|auth|user|usm|decrypt|engine|report/i.test(e.message);
+      // net-snmp quotes the community in some messages ("Community '…' in request does not match"):
+      // sample() redacts the meter's secrets from every error.
+      const auth = /digest|auth|user|usm|decrypt|engine|report|community/i.test(e.message);
       throw this.fail(auth ? 'auth' : 'read', `${this.target}: ${auth ? 'authentication failed: ' : ''}${e.message}`);
     }
     const byOid = new Map(varbinds.map((vb) => [vb.oid, vb]));
@@ -187,6 +189,10 @@ export class SnmpMeterSource extends MeterSource {
       if (!unitFitsKind(kind, unit)) throw this.fail('config', `${label}: unit ${unit} does not fit kind ${kind}`);
       return { label, kind, unit, scale: p.scale, raw: p.unsupported.includes(raw) ? null : raw };
     });
+  }
+
+  protected override secrets(): Array<string | undefined> {
+    return [this.cfg.community, this.cfg.user?.authKey, this.cfg.user?.privKey];
   }
 
   private reset(): void {
