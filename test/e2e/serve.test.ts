@@ -23,46 +23,51 @@ function promtoolCheck(text: string): { status: number | null; output: string } 
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-describe('jouleflow serve on a fixture tree with RAPL', () => {
-  let tree: FixtureTree;
-  let exp: RunningExporter;
+/** `jouleflow serve` on a private copy of the fixture tree with this config, for one describe block. */
+function serveOnFixture(config: string): { tree: FixtureTree; exp: RunningExporter } {
+  const ctx = {} as { tree: FixtureTree; exp: RunningExporter };
   beforeAll(async () => {
-    tree = new FixtureTree();
-    const cfg = tree.path('jouleflow.yml');
-    writeFileSync(cfg, 'disks:\n  ssd: { idleWatts: 0 }\n  hdd: { idleWatts: 0 }\nnics:\n  defaults: { idleWatts: 0 }\n');
-    exp = await startServe([
+    ctx.tree = new FixtureTree();
+    const cfg = ctx.tree.path('jouleflow.yml');
+    writeFileSync(cfg, config);
+    ctx.exp = await startServe([
       `--config.file=${cfg}`,
-      `--path.sysfs=${tree.sysfs}`,
-      `--path.procfs=${tree.procfs}`,
-      `--jobs.ledger=${tree.path('jobs.db')}`,
+      `--path.sysfs=${ctx.tree.sysfs}`,
+      `--path.procfs=${ctx.tree.procfs}`,
+      `--jobs.ledger=${ctx.tree.path('jobs.db')}`,
       '--sample.interval=100ms',
     ]);
   });
   afterAll(async () => {
-    await exp?.stop();
-    tree?.cleanup();
+    await ctx.exp?.stop();
+    ctx.tree?.cleanup();
   });
+  return ctx;
+}
+
+describe('jouleflow serve on a fixture tree with RAPL', () => {
+  const f = serveOnFixture('disks:\n  ssd: { idleWatts: 0 }\n  hdd: { idleWatts: 0 }\nnics:\n  defaults: { idleWatts: 0 }\n');
 
   test('energies equal the counter changes made in the tree (wrap included), cooling = 0.56 × IT', async () => {
-    const before = parseExposition((await scrape(exp.url)).text);
-    tree.add('sys/class/powercap/intel-rapl:0/energy_uj', 50_000_000); // +50 J
-    tree.write('sys/class/powercap/intel-rapl:1/energy_uj', '671150\n'); // wraps: 328 850 + 671 150 µJ = 1 J
-    tree.add('sys/class/powercap/intel-rapl:0:1/energy_uj', 2_000_000); // dram-0 +2 J
-    tree.add('sys/class/powercap/intel-rapl:0:0/energy_uj', 9_000_000); // core: inside package-0, not added
-    bumpDiskstats(tree, 'nvme0n1', 1000, 2000);
-    bumpDiskstats(tree, 'sda', 0, 100);
-    bumpDiskstats(tree, 'sda1', 0, 100); // partition: its bytes are already in sda
-    tree.add('sys/class/net/eth0/statistics/rx_bytes', 1e9);
-    tree.add('sys/class/net/lo/statistics/rx_bytes', 1e9); // loopback: not counted
-    tree.add('sys/class/infiniband/mlx5_0/ports/1/counters/port_xmit_data', 1e9); // 4e9 bytes of RDMA
-    tree.add('sys/class/net/ib0/statistics/tx_bytes', 1e6); // IPoIB: already inside the port counters
+    const before = parseExposition((await scrape(f.exp.url)).text);
+    f.tree.add('sys/class/powercap/intel-rapl:0/energy_uj', 50_000_000); // +50 J
+    f.tree.write('sys/class/powercap/intel-rapl:1/energy_uj', '671150\n'); // wraps: 328 850 + 671 150 µJ = 1 J
+    f.tree.add('sys/class/powercap/intel-rapl:0:1/energy_uj', 2_000_000); // dram-0 +2 J
+    f.tree.add('sys/class/powercap/intel-rapl:0:0/energy_uj', 9_000_000); // core: inside package-0, not added
+    bumpDiskstats(f.tree, 'nvme0n1', 1000, 2000);
+    bumpDiskstats(f.tree, 'sda', 0, 100);
+    bumpDiskstats(f.tree, 'sda1', 0, 100); // partition: its bytes are already in sda
+    f.tree.add('sys/class/net/eth0/statistics/rx_bytes', 1e9);
+    f.tree.add('sys/class/net/lo/statistics/rx_bytes', 1e9); // loopback: not counted
+    f.tree.add('sys/class/infiniband/mlx5_0/ports/1/counters/port_xmit_data', 1e9); // 4e9 bytes of RDMA
+    f.tree.add('sys/class/net/ib0/statistics/tx_bytes', 1e6); // IPoIB: already inside the port counters
     const target = (before.get(PKG('package-0')) ?? 0) + 50;
     await waitFor(
-      async () => ((await scrape(exp.url).then((s) => parseExposition(s.text).get(PKG('package-0')))) === target ? true : undefined),
+      async () => ((await scrape(f.exp.url).then((s) => parseExposition(s.text).get(PKG('package-0')))) === target ? true : undefined),
       'package-0 to advance',
     );
     await new Promise((r) => setTimeout(r, 400));
-    const after = parseExposition((await scrape(exp.url)).text);
+    const after = parseExposition((await scrape(f.exp.url)).text);
     const d = (k: string) => (after.get(k) ?? NaN) - (before.get(k) ?? 0);
 
     expect(d(PKG('package-0'))).toBeCloseTo(50, 9);
@@ -97,7 +102,7 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
   });
 
   test('exposition: HELP and TYPE for every metric, promtool check metrics is clean', async () => {
-    const { text, type } = await scrape(exp.url);
+    const { text, type } = await scrape(f.exp.url);
     expect(type).toMatch(/^text\/plain; version=0\.0\.4/);
     const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]));
     expect(types.get('jouleflow_node_energy_joules_total')).toBe('counter');
@@ -113,53 +118,36 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
   });
 
   test('OpenMetrics and gzip are negotiated', async () => {
-    const { text, type } = await scrape(exp.url, 'application/openmetrics-text; version=1.0.0');
+    const { text, type } = await scrape(f.exp.url, 'application/openmetrics-text; version=1.0.0');
     expect(type).toMatch(/^application\/openmetrics-text/);
     expect(text.trimEnd().endsWith('# EOF')).toBe(true);
-    const res = await fetch(`${exp.url}/metrics`, { headers: { 'accept-encoding': 'gzip' } });
+    const res = await fetch(`${f.exp.url}/metrics`, { headers: { 'accept-encoding': 'gzip' } });
     expect(res.headers.get('content-encoding')).toBe('gzip');
     expect(await res.text()).toMatch(/jouleflow_node_energy_joules_total/);
   });
 
   test('landing page shows the sources and health is ok', async () => {
-    const html = await (await fetch(exp.url)).text();
+    const html = await (await fetch(f.exp.url)).text();
     expect(html).toMatch(/<td>rapl<\/td><td class="up">up<\/td>/);
     expect(html).toMatch(/<td>netdev<\/td><td class="up">up<\/td>/);
-    const health = await fetch(`${exp.url}/healthz`);
+    const health = await fetch(`${f.exp.url}/healthz`);
     expect(health.status).toBe(200);
   });
 
   test('SIGTERM shuts down cleanly', async () => {
-    expect(await exp.stop('SIGTERM')).toBe(0);
-    expect(exp.logs()).toMatch(/shutting down/);
+    expect(await f.exp.stop('SIGTERM')).toBe(0);
+    expect(f.exp.logs()).toMatch(/shutting down/);
   });
 });
 
 describe('jouleflow serve without RAPL (a VM): models, labelled as such', () => {
-  let tree: FixtureTree;
-  let exp: RunningExporter;
-  beforeAll(async () => {
-    tree = new FixtureTree();
-    const cfg = tree.path('jouleflow.yml');
-    writeFileSync(cfg, 'sources:\n  rapl: false\ncpu:\n  tdpWatts: 120\ncooling:\n  mode: cop\n  supplyAirCelsius: 25\n');
-    exp = await startServe([
-      `--config.file=${cfg}`,
-      `--path.sysfs=${tree.sysfs}`,
-      `--path.procfs=${tree.procfs}`,
-      `--jobs.ledger=${tree.path('jobs.db')}`,
-      '--sample.interval=100ms',
-    ]);
-  });
-  afterAll(async () => {
-    await exp?.stop();
-    tree?.cleanup();
-  });
+  const f = serveOnFixture('sources:\n  rapl: false\ncpu:\n  tdpWatts: 120\ncooling:\n  mode: cop\n  supplyAirCelsius: 25\n');
 
   test('CPU power = TDP × Teads(u), DRAM = 0.392 W/GiB, cooling = IT / COP(25 °C)', async () => {
-    bumpProcStat(tree, 400, 400); // 50 % busy over the next interval
+    bumpProcStat(f.tree, 400, 400); // 50 % busy over the next interval
     const cpu = 'jouleflow_node_power_watts{component="compute",device="cpu",source="model"}';
     const samples = await waitFor(async () => {
-      const s = parseExposition((await scrape(exp.url)).text);
+      const s = parseExposition((await scrape(f.exp.url)).text);
       return s.get(cpu) === 120 * 0.75 ? s : undefined;
     }, 'the CPU model to see 50 % load');
     expect(samples.get('jouleflow_node_power_watts{component="compute",device="dram",source="model"}')).toBeCloseTo(64 * 0.392, 9);

@@ -37,9 +37,8 @@ class SyntheticSource implements Source {
   }
 }
 
-async function measure(devices: number): Promise<BenchRow[]> {
+async function syntheticNode(devices: number, clock?: () => number): Promise<{ metrics: Metrics; sampler: Sampler }> {
   const metrics = new Metrics();
-  let now = 0;
   const sampler = new Sampler({
     sources: [new SyntheticSource(devices)],
     metrics,
@@ -48,9 +47,15 @@ async function measure(devices: number): Promise<BenchRow[]> {
     timeoutMs: 800,
     cooling: { mode: 'pue', pue: 1.56, supplyAirCelsius: 20 },
     cpuCount: 16,
-    clock: () => now,
+    clock,
   });
   await sampler.init();
+  return { metrics, sampler };
+}
+
+async function measure(devices: number): Promise<BenchRow[]> {
+  let now = 0;
+  const { metrics, sampler } = await syntheticNode(devices, () => now);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const ticks = 50;
@@ -95,17 +100,7 @@ async function measure(devices: number): Promise<BenchRow[]> {
 
 /** /metrics over HTTP at ~20 000 series while the sampler ticks every 1 s (the design's goal: p99 ≤ 10 ms). */
 async function measureHttp(devices: number): Promise<BenchRow[]> {
-  const metrics = new Metrics();
-  const sampler = new Sampler({
-    sources: [new SyntheticSource(devices)],
-    metrics,
-    log: silentLogger,
-    intervalMs: 1000,
-    timeoutMs: 800,
-    cooling: { mode: 'pue', pue: 1.56, supplyAirCelsius: 20 },
-    cpuCount: 16,
-  });
-  await sampler.init();
+  const { metrics, sampler } = await syntheticNode(devices);
   await sampler.tick();
   sampler.start();
   const app = createApp({ metrics, sampler, log: silentLogger, telemetryPath: '/metrics', intervalMs: 1000, mode: 'normal' });
