@@ -1,3 +1,4 @@
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -429,5 +430,39 @@ describe('resuming from the ledger after kill -9', () => {
     expect(h2.registry.membership().get(101)).toBe('alive');
     h1.cleanup();
     h2.cleanup();
+  });
+});
+
+describe('a process stuck in D state', () => {
+  let h: Harness;
+  beforeEach(() => (h = new Harness()));
+  afterEach(() => h.cleanup());
+
+  it('its /proc/PID/environ read blocks (here: a FIFO nobody writes); usage() still returns and other jobs are measured', async () => {
+    h.fake.set(1, { ppid: 0, starttime: 1 });
+    h.fake.set(100, { ppid: 1, utime: 100, starttime: OLD });
+    h.fake.set(400, { ppid: 1, environ: { JOULEFLOW_JOB: 'env-job' }, starttime: OLD });
+    h.registry.register({ id: 'a', name: 'A', pids: [100] });
+    // A blocking environ, like a process holding its mm lock in D state (reads hang, as in `ps`).
+    const environ = path.join(h.fake.root, '200', 'environ');
+    h.fake.set(200, { ppid: 1, utime: 5, starttime: OLD });
+    fs.rmSync(environ);
+    execFileSync('mkfifo', [environ]);
+    const tick = async (): Promise<Map<string, JobUsage>> => {
+      h.uptimeS += 1;
+      h.fake.uptime(h.uptimeS);
+      return new Map((await h.registry.usage(h.now, 1, [])).map((u) => [u.id, u]));
+    };
+    try {
+      await tick();
+      h.fake.update(100, { utime: 150 });
+      const u = await tick();
+      expect(u.get('a')?.cpuSeconds).toBeCloseTo(0.5, 9);
+      // The environment of the other new process was read despite the blocked one.
+      expect(h.registry.membership().get(400)).toBe('env-job');
+    } finally {
+      // Unblock the thread-pool read so the test process can exit.
+      fs.writeFileSync(environ, 'PATH=/bin\0');
+    }
   });
 });

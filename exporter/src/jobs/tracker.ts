@@ -10,6 +10,7 @@ import { COMPONENTS } from '../sources/types';
 import type { Logger } from '../util/log';
 import { CLOCK_TICKS_PER_SECOND } from '../util/procfs';
 import type { DiscoveredJob } from './discovery';
+import { EnvironReader, PENDING } from './environ-reader';
 import { JOB_ID_RE, cgroupPaths, envJob, kubernetesFromCgroup, readHpcMapping, slurmFromCgroup } from './discovery';
 import { GpuShareWindow, gpuMatches } from './gpu-shares';
 import type { Ledger, LedgerRow, Totals } from './ledger';
@@ -149,6 +150,9 @@ interface Proc {
  */
 const BACKLOG_MS = 10_000;
 
+/** How long a tick waits for environment reads (usage()); later ones apply on a later tick. */
+const ENVIRON_WAIT_MS = 50;
+
 const AUTO_END_SOURCES: ReadonlySet<JobSource> = new Set(['run', 'slurm', 'kubernetes', 'env']);
 
 export class JobRegistry implements SamplerJobTracker {
@@ -158,6 +162,10 @@ export class JobRegistry implements SamplerJobTracker {
   private readonly clock: () => number;
   private readonly hz: number;
   private reclassifyAll = true;
+  /** Environment reads off the event loop (usage()); measure() alone (tests, bench) reads inline. */
+  private readonly environs: EnvironReader | undefined;
+  private envLookup: EnvironReader | undefined;
+  private environBlockedLogged = false;
   private prevUptime: number | undefined;
   private lastCheckpoint = 0;
   private readonly refusedDiscovered = new Set<string>();
@@ -170,6 +178,17 @@ export class JobRegistry implements SamplerJobTracker {
 
   constructor(private readonly opts: TrackerOptions) {
     this.metrics = opts.metrics;
+    if (opts.discovery.env) {
+      this.environs = new EnvironReader(opts.procfs, (pid, environ) => {
+        const p = this.procs.get(pid);
+        if (!p || environ === undefined) return;
+        const job = environValue(environ, 'JOULEFLOW_JOB');
+        if (job !== p.envJob) {
+          p.envJob = job;
+          this.reclassifyAll = true;
+        }
+      });
+    }
     this.gpuWindow = new GpuShareWindow(opts.gpuWindow);
     this.clock = opts.clock ?? Date.now;
     this.hz = opts.ticksPerSecond ?? CLOCK_TICKS_PER_SECOND;
@@ -504,8 +523,8 @@ export class JobRegistry implements SamplerJobTracker {
       if (text !== undefined) p.cgroups = cgroupPaths(text);
     }
     if (this.opts.discovery.env) {
-      const env = readFileOrUndefined(pidPath(this.opts.procfs, p.pid, 'environ'));
-      if (env !== undefined) p.envJob = environValue(env, 'JOULEFLOW_JOB');
+      const env = this.envLookup ? this.envLookup.lookup(p.pid) : readFileOrUndefined(pidPath(this.opts.procfs, p.pid, 'environ'));
+      if (env !== undefined && env !== PENDING) p.envJob = environValue(env, 'JOULEFLOW_JOB');
     }
   }
 
@@ -584,12 +603,27 @@ export class JobRegistry implements SamplerJobTracker {
   // ---------------------------------------------------------------- per tick
 
   async usage(now: number, _dtSeconds: number, gpuProcesses: readonly GpuProcess[]): Promise<JobUsage[]> {
-    return this.measure(now, gpuProcesses);
+    if (this.environs) {
+      // New processes, and those due for their confirming re-read, get their environment read
+      // off the event loop first; a read that blocks is left behind, not waited for.
+      const due = listPids(this.opts.procfs).filter((pid) => (this.procs.get(pid)?.confirm ?? 1) > 0);
+      await this.environs.prefetch(due, this.tick + 1, ENVIRON_WAIT_MS);
+      const blocked = this.environs.blockedFor();
+      if (blocked !== undefined && blocked > 5000 && !this.environBlockedLogged) {
+        this.environBlockedLogged = true;
+        this.opts.log.warn('reading /proc/PID/environ is blocked (a process stuck in D state?); JOULEFLOW_JOB discovery waits', {
+          blocked_ms: blocked,
+        });
+      }
+      if (blocked === undefined) this.environBlockedLogged = false;
+    }
+    return this.measure(now, gpuProcesses, this.environs);
   }
 
   /** The synchronous body of usage(): a scan of the process table and the members' counters. */
-  measure(now: number, gpuProcesses: readonly GpuProcess[]): JobUsage[] {
+  measure(now: number, gpuProcesses: readonly GpuProcess[], environs?: EnvironReader): JobUsage[] {
     const { procfs } = this.opts;
+    this.envLookup = environs;
     this.tick++;
     this.syncHpcMapping();
     const uptime = parseUptimeTicks(readFileOrUndefined(path.join(procfs, 'uptime')) ?? '', this.hz);
@@ -743,6 +777,7 @@ export class JobRegistry implements SamplerJobTracker {
 
   private exit(p: Proc): void {
     this.procs.delete(p.pid);
+    this.environs?.forget(p.pid);
     if (p.cpu === undefined) return;
     const parent = this.procs.get(p.ppid);
     // The parent's cutime/cstime and io now include this child's totals (it was reaped: it left
