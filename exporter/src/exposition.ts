@@ -7,7 +7,7 @@ import type { Metric, Registry } from 'prom-client';
  * blank line), except that NaN is spelled "NaN".
  */
 
-const SLICE = 2000;
+const SLICE = 1000;
 
 function escapeLabel(v: unknown): string {
   return String(v).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');

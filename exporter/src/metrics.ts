@@ -171,7 +171,7 @@ export class Metrics {
    * big node (thousands of series) is updated. It waits for a rendering in progress, so no text
    * ever mixes two ticks.
    */
-  async applyStepSliced(step: StepResult, attribution: Attribution, slice = 2000): Promise<void> {
+  async applyStepSliced(step: StepResult, attribution: Attribution, slice = 1000): Promise<void> {
     await this.base?.text.catch(() => undefined);
     let n = 0;
     for (const _ of this.applyOps(step, attribution)) if (++n % slice === 0) await new Promise<void>((r) => setImmediate(r));

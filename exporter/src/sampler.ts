@@ -19,6 +19,8 @@ import { performance } from 'perf_hooks';
 
 export type Clock = () => number;
 
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export interface SourceStatus {
   name: string;
   up: boolean;
@@ -53,7 +55,8 @@ interface SourceState {
   source: Source;
   status: SourceStatus;
   inFlight?: Promise<unknown>;
-  knownDevices: Set<string>;
+  /** Each device's published up state: the gauge is set only when it changes (hot path). */
+  knownDevices: Map<string, 0 | 1>;
 }
 
 const UP_DEVICE = '';
@@ -81,7 +84,7 @@ export class Sampler {
     this.states = opts.sources.map((source) => ({
       source,
       status: { name: source.name, up: false, present: true, devicesDown: [] },
-      knownDevices: new Set(),
+      knownDevices: new Map(),
     }));
   }
 
@@ -195,12 +198,18 @@ export class Sampler {
         if (!st.status.devicesDown.includes(e.device)) log.warn('device down', { source: name, device: e.device, err: e.message });
       }
       const seen = new Set(res.readings.map((r) => r.device));
-      for (const d of seen) st.knownDevices.add(d);
-      for (const d of down) st.knownDevices.add(d);
-      for (const d of st.knownDevices) {
-        metrics.sourceUp.set({ source: name, device: d }, seen.has(d) && !down.has(d) ? 1 : 0);
+      const publish = (d: string, up: 0 | 1) => {
+        if (st.knownDevices.get(d) === up) return;
+        st.knownDevices.set(d, up);
+        metrics.sourceUp.set({ source: name, device: d }, up);
+      };
+      for (const d of seen) publish(d, down.has(d) ? 0 : 1);
+      for (const d of down) publish(d, 0);
+      for (const d of st.knownDevices.keys()) {
+        if (seen.has(d) || down.has(d)) continue;
         // A device that vanished without an error (unplugged NIC) is reported down once, then dropped.
-        if (!seen.has(d) && !down.has(d)) st.knownDevices.delete(d);
+        publish(d, 0);
+        st.knownDevices.delete(d);
       }
       st.status.devicesDown = [...down];
       return { readings: res.readings, gpu: res.gpuProcesses ?? [], recovered };
@@ -208,7 +217,10 @@ export class Sampler {
       const reason = err instanceof SourceError ? err.reason : 'read';
       metrics.sourceErrors.inc({ source: name, reason });
       metrics.sourceUp.set({ source: name, device: UP_DEVICE }, 0);
-      for (const d of st.knownDevices) metrics.sourceUp.set({ source: name, device: d }, 0);
+      for (const d of st.knownDevices.keys()) {
+        st.knownDevices.set(d, 0);
+        metrics.sourceUp.set({ source: name, device: d }, 0);
+      }
       if (st.status.up || st.status.lastError === undefined) {
         log.warn('source down', { source: name, reason, err: (err as Error).message });
       }
@@ -245,6 +257,8 @@ export class Sampler {
     const { metrics, jobs } = this.opts;
     const now = this.clock();
     const results = await Promise.all(this.states.map((st) => this.readSource(st, now)));
+    // Between phases the tick lets waiting scrapes through (a big node spends ms in each).
+    await yieldToLoop();
     const readings = results.flatMap((r) => r.readings);
     // Errors are counted under the Source's name, the one jouleflow_source_up uses.
     const origin = new Map<string, string>();
@@ -255,6 +269,7 @@ export class Sampler {
     for (const r of results) if (r.recovered) for (const x of r.readings) if (x.kind === 'power') this.model.forget(x);
     this.coolingAccounting.prepare(readings, this.model);
     const step = this.model.step(now, readings);
+    await yieldToLoop();
     for (const e of step.events) {
       if (e.reason === 'counter_wrap') continue;
       const source = origin.get(`${e.source}\u0000${e.device}`) ?? e.source;
