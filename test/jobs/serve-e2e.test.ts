@@ -236,6 +236,11 @@ describe('jouleflow run', () => {
     const code = await runCli(['--exporter.url', s.url, '--', process.execPath, '-e', 'process.exit(7)']);
     expect(code.code).toBe(7);
     expect(code.stderr).toMatch(/total/);
+    // A command that exits at once is still registered (its PID is held until the exporter has it).
+    const quick = await runCli(['--exporter.url', s.url, '--json', '--', 'true']);
+    expect(quick.code).toBe(0);
+    expect(quick.stderr).not.toMatch(/refused|unmeasured/);
+    expect((JSON.parse(quick.stdout) as Report).state).toBe('ended');
     const ls = execFileSync(process.execPath, [MAIN, 'jobs', 'ls', '--exporter.url', s.url], { encoding: 'utf8' });
     expect(ls).toMatch(new RegExp(`^${report.id}\\s+burn 3s\\s+ended`, 'm'));
     const show = execFileSync(process.execPath, [MAIN, 'jobs', 'show', report.id, '--exporter.url', s.url], { encoding: 'utf8' });

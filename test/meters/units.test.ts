@@ -299,3 +299,10 @@ describe('EnergyModel with coarse meter counters', () => {
     expect(st.series[0].joules).toBe(0);
   });
 });
+
+test('a missing credential file names the meter and the field', async () => {
+  const { readMeterFile } = await import('../../exporter/src/sources/meters/common');
+  await expect(readMeterFile('cdu-1', 'passwordFile', '/nonexistent/cdu-1.pass')).rejects.toThrow(
+    'meter cdu-1: cannot read passwordFile /nonexistent/cdu-1.pass: ENOENT',
+  );
+});

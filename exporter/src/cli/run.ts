@@ -112,19 +112,39 @@ interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Stops forwarding signals (they are forwarded from the spawn on, registration included). */
   stopForwarding: () => void;
+  /** Gated children: lets the command start (until then a shell holds its PID, waiting). */
+  release: () => void;
 }
 
-function startChild(argv: string[]): Promise<Child> {
+/**
+ * A gated start holds the command's PID in a shell that waits on a pipe and then execs the command
+ * (same PID, same start time): the exporter can register the PID before the command runs, so even
+ * a command that exits at once is measured instead of refused as "no such process".
+ */
+const GATE = 'read -r _ <&3; exec "$@" 3<&-';
+const GATE_MAX_MS = 1000;
+
+function startChild(argv: string[], gated = false): Promise<Child> {
   return new Promise((resolve, reject) => {
     const spawnedAt = Date.now();
-    const proc = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
+    const proc = gated
+      ? spawn('/bin/sh', ['-c', GATE, 'jouleflow-run', ...argv], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] })
+      : spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
+    const gate = gated ? (proc.stdio[3] as NodeJS.WritableStream | null) : null;
+    let released = false;
+    const release = () => {
+      if (!gate || released) return;
+      released = true;
+      gate.on('error', () => undefined); // the shell may already be gone (killed by a signal)
+      gate.end('\n');
+    };
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
       proc.once('exit', (code, signal) => res({ code, signal })),
     );
     proc.once('error', reject);
     // From here on a signal to the wrapper goes to the command: during the job registration too,
     // when it would otherwise kill the wrapper and leave the command running unwatched.
-    proc.once('spawn', () => resolve({ proc, spawnedAt, exited, stopForwarding: forwardSignals(proc) }));
+    proc.once('spawn', () => resolve({ proc, spawnedAt, exited, stopForwarding: forwardSignals(proc), release }));
   });
 }
 
@@ -166,9 +186,9 @@ export async function runCommand(argv: string[], opts: RunOptions): Promise<numb
   return runInProcess(argv, name, labels, opts, json);
 }
 
-async function spawnOr127(argv: string[]): Promise<Child | number> {
+async function spawnOr127(argv: string[], gated = false): Promise<Child | number> {
   try {
-    return await startChild(argv);
+    return await startChild(argv, gated);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`jouleflow: cannot run ${argv[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}\n`);
@@ -198,8 +218,11 @@ async function runWithExporter(
   token: string | undefined,
   json: boolean,
 ): Promise<number> {
-  const child = await spawnOr127(argv);
+  const child = await spawnOr127(argv, true);
   if (typeof child === 'number') return child;
+  // A slow exporter must not hold the command back for long: it starts after at most a second,
+  // registered or not (only a command that also ends at once could then be missed).
+  const gateTimer = setTimeout(() => child.release(), GATE_MAX_MS);
   let id: string | undefined;
   try {
     const r = await api(
@@ -217,6 +240,8 @@ async function runWithExporter(
   } catch (err) {
     process.stderr.write(`jouleflow: registering the job failed: ${(err as Error).message}; the command runs unmeasured\n`);
   }
+  clearTimeout(gateTimer);
+  child.release();
   const result = await finishChild(child);
   if (id !== undefined) {
     try {

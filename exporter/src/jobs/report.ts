@@ -130,7 +130,9 @@ export function formatReport(r: JobReport): string {
       `  ${c.padEnd(12)} ${fmtJ(e.joules).padStart(14)}  ${fmtKwh(e.kwh).padStart(15)}  ${e.percent.toFixed(1).padStart(5)} %${est}`,
     );
   }
-  lines.push(`  ${'total'.padEnd(12)} ${fmtJ(r.total.joules).padStart(14)}  ${fmtKwh(r.total.kwh).padStart(15)}  100.0 %`);
+  // No energy at all (a command too short for one sampling interval): no shares to speak of.
+  const totalShare = r.total.joules > 0 ? '100.0 %' : '    – %';
+  lines.push(`  ${'total'.padEnd(12)} ${fmtJ(r.total.joules).padStart(14)}  ${fmtKwh(r.total.kwh).padStart(15)}  ${totalShare}`);
   lines.push(`  mean power   ${r.meanPowerWatts.toFixed(3)} W`);
   lines.push(`  PUE          ${r.pue === null ? 'n/a' : r.pue.toFixed(3)}`);
   if (r.co2) lines.push(`  CO2          ${r.co2.grams.toFixed(3)} g (${r.co2.gramsPerKwh} g/kWh, zone ${r.co2.zone})`);

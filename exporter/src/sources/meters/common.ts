@@ -1,3 +1,4 @@
+import { promises as fsp } from 'fs';
 import { copAt } from '../../model/cooling';
 import type { Logger } from '../../util/log';
 import type { CounterReading, PowerReading, Reading, SampleContext, SampleResult, Source } from '../types';
@@ -215,5 +216,14 @@ export abstract class MeterSource implements Source {
 
   protected fail(reason: string, detail: string): SourceError {
     return new SourceError(reason, `meter "${this.meter.name}" (${this.protocol}): ${detail}`);
+  }
+}
+
+/** Reads a credential or CA file named in a meter's config; a failure names the meter and the field. */
+export async function readMeterFile(meter: string, field: string, file: string): Promise<Buffer> {
+  try {
+    return await fsp.readFile(file);
+  } catch (err) {
+    throw new Error(`meter ${meter}: cannot read ${field} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }

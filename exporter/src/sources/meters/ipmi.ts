@@ -1,9 +1,8 @@
 import { execFile } from 'child_process';
-import { promises as fsp } from 'fs';
 import type { Logger } from '../../util/log';
 import { SourceError } from '../types';
 import type { PointValue } from './common';
-import { MeterSource } from './common';
+import { MeterSource, readMeterFile } from './common';
 import type { IpmiMeterConfig } from './schema';
 
 /**
@@ -143,7 +142,8 @@ export class IpmiMeterSource extends MeterSource {
   /** Probes once: a BMC without DCMI power makes the source absent, with the reason, instead of an error every tick. */
   override async init(): Promise<boolean> {
     this.password = this.cfg.password;
-    if (this.cfg.passwordFile) this.password = (await fsp.readFile(this.cfg.passwordFile, 'utf8')).trim();
+    if (this.cfg.passwordFile)
+      this.password = (await readMeterFile(this.cfg.name, 'passwordFile', this.cfg.passwordFile)).toString('utf8').trim();
     try {
       const r = this.parse(await this.run());
       if (r.state === 'unsupported') this.unsupported = r.why;

@@ -1,9 +1,8 @@
-import { promises as fsp } from 'fs';
 import http from 'http';
 import https from 'https';
 import type { Logger } from '../../util/log';
 import type { PointValue } from './common';
-import { MeterSource, parseUnitText } from './common';
+import { MeterSource, parseUnitText, readMeterFile } from './common';
 import type { RedfishMeterConfig } from './schema';
 
 /**
@@ -107,8 +106,9 @@ export class RedfishMeterSource extends MeterSource {
 
   override async init(): Promise<boolean> {
     this.password = this.cfg.password;
-    if (this.cfg.passwordFile) this.password = (await fsp.readFile(this.cfg.passwordFile, 'utf8')).trim();
-    if (this.cfg.caFile) this.ca = await fsp.readFile(this.cfg.caFile);
+    if (this.cfg.passwordFile)
+      this.password = (await readMeterFile(this.cfg.name, 'passwordFile', this.cfg.passwordFile)).toString('utf8').trim();
+    if (this.cfg.caFile) this.ca = await readMeterFile(this.cfg.name, 'caFile', this.cfg.caFile);
     return true;
   }
 
