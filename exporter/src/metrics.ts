@@ -15,6 +15,7 @@ import { VERSION } from './version';
 
 const PRERENDER_WINDOW_MS = 60_000;
 const gzipAsync = promisify(gzip);
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface Rendered {
   text: string;
@@ -34,6 +35,8 @@ export class Metrics {
   private version = 0;
   private readonly cache = new Map<string, { version: number; value: Promise<Rendered> }>();
   private base: { version: number; text: Promise<string> } | undefined;
+  /** The step being applied by applyStepSliced, while it is. */
+  private applying: Promise<void> | undefined;
   private lastRendered: { version: number; text: string } | undefined;
   /** When the last scrape came: the text is rendered ahead of scrapes only while someone scrapes. */
   private lastScrapeAt = 0;
@@ -171,10 +174,18 @@ export class Metrics {
    * big node (thousands of series) is updated. It waits for a rendering in progress, so no text
    * ever mixes two ticks.
    */
-  async applyStepSliced(step: StepResult, attribution: Attribution, slice = 1000): Promise<void> {
-    await this.base?.text.catch(() => undefined);
-    let n = 0;
-    for (const _ of this.applyOps(step, attribution)) if (++n % slice === 0) await new Promise<void>((r) => setImmediate(r));
+  applyStepSliced(step: StepResult, attribution: Attribution, slice = 1000): Promise<void> {
+    const run = (async () => {
+      await this.base?.text.catch(() => undefined);
+      let n = 0;
+      for (const _ of this.applyOps(step, attribution)) if (++n % slice === 0) await yieldToLoop();
+    })();
+    // Set before the first await: a rendering asked for meanwhile waits for the update (baseText).
+    const applying: Promise<void> = run.finally(() => {
+      if (this.applying === applying) this.applying = undefined;
+    });
+    this.applying = applying;
+    return applying;
   }
 
   private *applyOps(step: StepResult, attribution: Attribution): Generator<void> {
@@ -270,6 +281,14 @@ export class Metrics {
   /** The plain text of the current version, rendered once (every variant derives from it). */
   private baseText(): Promise<string> {
     if (!this.base || this.base.version !== this.version) {
+      // A text begun while a step is being applied would hold part of it: it is begun after the
+      // update, once the tick has run to its invalidate() (a turn of the loop later).
+      if (this.applying) {
+        return this.applying
+          .catch(() => undefined)
+          .then(yieldToLoop)
+          .then(() => this.baseText());
+      }
       const version = this.version;
       const text = renderSliced(this.registry);
       this.base = { version, text };

@@ -189,3 +189,31 @@ test('a failing jobs tracker costs neither the node its energy nor the tick its 
   expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'jobs', reason: 'record' })).toBe(5);
   expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'sampler', reason: 'tick' })).toBeUndefined();
 });
+
+test('a scrape arriving while a step is applied in slices never sees part of it', async () => {
+  const metrics = new Metrics();
+  const n = 2500;
+  const series = Array.from({ length: n }, (_, i) => ({
+    component: 'compute' as const,
+    domain: 'cpu' as const,
+    device: `core-${i}`,
+    source: 'rapl',
+    joules: 1,
+    watts: 1,
+  }));
+  const attribution = { jobs: [], unattributed: { compute: n, transmit: 0, store: 0, cooling: 0 } };
+  // No scrape has rendered the current version yet (nobody scraped for a while).
+  const applying = metrics.applyStepSliced({ t: 1000, dt: 1, series, events: [] }, attribution, 1000);
+  await new Promise<void>((r) => setImmediate(r));
+  const scrape = metrics.render(false, false);
+  await applying;
+  metrics.invalidate();
+  const text = (await scrape).text;
+  const node = text.match(/^jouleflow_node_energy_joules_total\{/gm)?.length ?? 0;
+  const unattributed = /^jouleflow_job_energy_joules_total\{job_id="unattributed",component="compute"[^}]*\} 2500$/m.test(text);
+  // All of the step or none of it.
+  expect([node, unattributed]).toEqual(node === 0 ? [0, false] : [n, true]);
+  // The next scrape of the tick is served from the same rendering.
+  const next = await metrics.render(false, false);
+  expect(next.text).toBe(text);
+});

@@ -24,6 +24,8 @@ export class EnvironReader {
   private readonly entries = new Map<number, Entry>();
   private readonly queue: Array<{ pid: number; tick: number }> = [];
   private inFlight = 0;
+  /** prefetch() calls waiting for the reads to drain. */
+  private readonly waiters = new Set<() => void>();
   private stuckSince: number | undefined;
 
   constructor(
@@ -42,12 +44,22 @@ export class EnvironReader {
       this.entries.set(pid, { tick, done: false });
       this.queue.push({ pid, tick });
     }
-    const drained = new Promise<void>((resolve) => {
-      const check = () => (this.queue.length === 0 && this.inFlight === 0 ? resolve() : setTimeout(check, 1).unref());
-      this.pump();
-      check();
+    this.pump();
+    if (this.drained()) return;
+    // Woken by finish() when the last read settles, or by the timer: nothing is left behind.
+    let wake: (() => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      this.waiters.add(resolve);
+      timer = setTimeout(resolve, waitMs).unref();
     });
-    await Promise.race([drained, new Promise<void>((r) => setTimeout(r, waitMs).unref())]);
+    clearTimeout(timer);
+    if (wake) this.waiters.delete(wake);
+  }
+
+  private drained(): boolean {
+    return this.queue.length === 0 && this.inFlight === 0;
   }
 
   /** The environment read for `pid`, PENDING while its read has not finished, undefined if unreadable. */
@@ -57,9 +69,12 @@ export class EnvironReader {
     return e.value;
   }
 
+  /**
+   * The process exited. A read still queued or running for it is dropped too: its result must not
+   * be applied to a later process that gets the same PID.
+   */
   forget(pid: number): void {
-    const e = this.entries.get(pid);
-    if (e?.done) this.entries.delete(pid);
+    this.entries.delete(pid);
   }
 
   /** Milliseconds the reads have been blocked (undefined when they flow): for the log. */
@@ -70,6 +85,8 @@ export class EnvironReader {
   private pump(): void {
     while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
       const { pid, tick } = this.queue.shift()!;
+      const e = this.entries.get(pid);
+      if (!e || e.tick !== tick || e.done) continue; // forgotten (the process exited) meanwhile
       this.inFlight++;
       this.stuckSince ??= this.clock();
       fsp.readFile(pidPath(this.procfs, pid, 'environ'), 'latin1').then(
@@ -90,5 +107,6 @@ export class EnvironReader {
       this.late(pid, value);
     }
     this.pump();
+    if (this.drained()) for (const w of this.waiters) w();
   }
 }
