@@ -5,6 +5,7 @@ import { createServer } from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import type { Exporter } from '../../exporter/src/exporter';
+import type { Source } from '../../exporter/src/sources/types';
 
 /** Shared helpers of the meter suites: real peers on loopback, free ports, exported values. */
 
@@ -107,5 +108,28 @@ export class StepClock {
   readonly fn = () => this.now;
   advance(): void {
     this.now += this.stepMs;
+  }
+}
+
+/** The node's IT power: a constant, so node IT energy per interval is known exactly to the test. */
+export class FixedIt implements Source {
+  readonly name = 'fixed-it';
+  constructor(private readonly watts: number) {}
+  async init() {
+    return true;
+  }
+  async sample() {
+    return {
+      readings: [
+        {
+          kind: 'mean_power' as const,
+          component: 'compute' as const,
+          domain: 'cpu' as const,
+          device: 'cpu',
+          source: 'test',
+          watts: this.watts,
+        },
+      ],
+    };
   }
 }

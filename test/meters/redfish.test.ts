@@ -4,9 +4,8 @@ import { join } from 'path';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
 import { RedfishMeterSource } from '../../exporter/src/sources/meters/redfish';
-import type { Source } from '../../exporter/src/sources/types';
 import { silentLogger } from '../../exporter/src/util/log';
-import { exportedJoules, requireBinary, sleep, sourceError, sourceUp, StepClock, tempDir } from './helpers';
+import { exportedJoules, FixedIt, requireBinary, sleep, sourceError, sourceUp, StepClock, tempDir } from './helpers';
 import { RedfishServer } from './redfish-server';
 
 /**
@@ -23,30 +22,9 @@ const quiet = { rapl: false, cpuModel: false, dramModel: false, diskstats: false
 const cop20 = 0.0068 * 20 * 20 + 0.0008 * 20 + 0.458;
 const diffs = (xs: number[]) => xs.slice(1).map((x, i) => x - xs[i]);
 
-class FixedIt implements Source {
-  readonly name = 'fixed-it';
-  async init() {
-    return true;
-  }
-  async sample() {
-    return {
-      readings: [
-        {
-          kind: 'mean_power' as const,
-          component: 'compute' as const,
-          domain: 'cpu' as const,
-          device: 'cpu',
-          source: 'test',
-          watts: NODE_IT_W,
-        },
-      ],
-    };
-  }
-}
-
 async function exporterFor(input: ConfigInput, clock: StepClock): Promise<Exporter> {
   const cfg = parseConfig({ sample: { interval: `${STEP_S}s` }, sources: quiet, ...input });
-  return createExporter(cfg, { log: silentLogger, clock: clock.fn, extraSources: [new FixedIt()] });
+  return createExporter(cfg, { log: silentLogger, clock: clock.fn, extraSources: [new FixedIt(NODE_IT_W)] });
 }
 
 async function run(exp: Exporter, clock: StepClock, ticks: number): Promise<void> {

@@ -1,9 +1,8 @@
 import { createSocket } from 'dgram';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
-import type { Source } from '../../exporter/src/sources/types';
 import { silentLogger } from '../../exporter/src/util/log';
-import { exportedJoules, sourceError, sourceUp, StepClock, tempDir } from './helpers';
+import { exportedJoules, FixedIt, sourceError, sourceUp, StepClock, tempDir } from './helpers';
 import { SnmpPeer } from './snmp-peer';
 
 /**
@@ -21,33 +20,11 @@ const V3 = { user: 'jfmeter', auth: 'authpass-4711', priv: 'privpass-4711' };
 const STEP_S = 1;
 const NODE_IT_W = 1000;
 
-/** The node's IT power: a fixed 1000 W, so node IT energy per interval is known exactly. */
-class FixedIt implements Source {
-  readonly name = 'fixed-it';
-  async init() {
-    return true;
-  }
-  async sample() {
-    return {
-      readings: [
-        {
-          kind: 'mean_power' as const,
-          component: 'compute' as const,
-          domain: 'cpu' as const,
-          device: 'cpu',
-          source: 'test',
-          watts: NODE_IT_W,
-        },
-      ],
-    };
-  }
-}
-
 const quiet = { rapl: false, cpuModel: false, dramModel: false, diskstats: false, netdev: false, nvml: false };
 
 async function exporterFor(input: ConfigInput, clock: StepClock): Promise<Exporter> {
   const cfg = parseConfig({ sample: { interval: `${STEP_S}s` }, sources: quiet, ...input });
-  return createExporter(cfg, { log: silentLogger, clock: clock.fn, extraSources: [new FixedIt()] });
+  return createExporter(cfg, { log: silentLogger, clock: clock.fn, extraSources: [new FixedIt(NODE_IT_W)] });
 }
 
 async function tickN(exp: Exporter, clock: StepClock, n: number): Promise<void> {

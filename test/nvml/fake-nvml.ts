@@ -174,3 +174,20 @@ export async function metricValues(metric: Gettable, match: Labels = {}): Promis
     .filter((v) => Object.entries(match).every(([k, x]) => String(v.labels[k]) === x))
     .map((v) => ({ labels: Object.fromEntries(Object.entries(v.labels).map(([k, x]) => [k, String(x)])), value: v.value }));
 }
+
+/**
+ * The per-file setup of a suite replaying traces through the fake: the library built once, and
+ * after each test the replay's exporter closed and the fake's switches cleared.
+ */
+export function fakeNvmlSuite(): { library: string; replay?: Replay } {
+  const ctx = {} as { library: string; replay?: Replay };
+  beforeAll(() => {
+    ctx.library = ensureFakeNvml();
+  });
+  afterEach(async () => {
+    await ctx.replay?.exp.close();
+    ctx.replay = undefined;
+    setFakeEnv({});
+  });
+  return ctx;
+}

@@ -3,13 +3,13 @@ import type { GpuProcess, Source } from '../../exporter/src/sources/types';
 import {
   duration,
   energyAt,
-  ensureFakeNvml,
   fixture,
   metricSum,
   metricValues,
   nvmlConfig,
   readTrace,
   setFakeEnv,
+  fakeNvmlSuite,
   startReplay,
   type Replay,
 } from './fake-nvml';
@@ -21,18 +21,7 @@ import {
  */
 
 const SPEED = 20;
-let library: string;
-let replay: Replay | undefined;
-
-beforeAll(() => {
-  library = ensureFakeNvml();
-});
-
-afterEach(async () => {
-  await replay?.exp.close();
-  replay = undefined;
-  setFakeEnv({});
-});
+const nv = fakeNvmlSuite();
 
 async function expectSaneEnergy(r: Replay): Promise<void> {
   for (const v of await metricValues(r.exp.metrics.nodeEnergy)) expect(Number.isFinite(v.value) && v.value >= 0).toBe(true);
@@ -61,10 +50,10 @@ test('RESET_AT: the interval with the counter restart is dropped and counted, th
     JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
     JOULEFLOW_FAKE_NVML_RESET_AT: String(resetAt),
   });
-  replay = await startReplay(nvmlConfig(library), SPEED);
+  nv.replay = await startReplay(nvmlConfig(nv.library), SPEED);
   const T = duration(single);
-  await replay.run(1, T + 1.5);
-  const { metrics } = replay.exp;
+  await nv.replay.run(1, T + 1.5);
+  const { metrics } = nv.replay.exp;
 
   expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'counter_reset' })).toBe(1);
   const exported = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: 'gpu0' });
@@ -74,7 +63,7 @@ test('RESET_AT: the interval with the counter restart is dropped and counted, th
   const lostAtMost = (energyAt(single, resetAt + 2) - energyAt(single, resetAt - 2)) / 1000;
   expect(exported).toBeLessThan(delta);
   expect(exported).toBeGreaterThan(delta - lostAtMost);
-  await expectSaneEnergy(replay);
+  await expectSaneEnergy(nv.replay);
 });
 
 test('POWER_LIMIT_MW: a GPU drawing above the enforced limit read at start (cap raised later) keeps its energy', async () => {
@@ -87,14 +76,14 @@ test('POWER_LIMIT_MW: a GPU drawing above the enforced limit read at start (cap 
     JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
     JOULEFLOW_FAKE_NVML_POWER_LIMIT_MW: '150000',
   });
-  replay = await startReplay(nvmlConfig(library), SPEED);
+  nv.replay = await startReplay(nvmlConfig(nv.library), SPEED);
   const T = duration(single);
-  await replay.run(1, T + 1.5);
-  const { metrics } = replay.exp;
+  await nv.replay.run(1, T + 1.5);
+  const { metrics } = nv.replay.exp;
   expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'counter_reset' })).toBe(0);
   const exported = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: 'gpu0' });
   expect(Math.abs(exported - (energyAt(single, T) - energyAt(single, 0)) / 1000)).toBeLessThanOrEqual(1);
-  await expectSaneEnergy(replay);
+  await expectSaneEnergy(nv.replay);
 });
 
 test('LOST_AT on one of two GPUs: that GPU goes down, the other keeps counting', async () => {
@@ -106,10 +95,10 @@ test('LOST_AT on one of two GPUs: that GPU goes down, the other keeps counting',
     JOULEFLOW_FAKE_NVML_LOST_AT: String(lostAt),
     JOULEFLOW_FAKE_NVML_FAULT_GPU: '1',
   });
-  replay = await startReplay(nvmlConfig(library), SPEED);
+  nv.replay = await startReplay(nvmlConfig(nv.library), SPEED);
   const T = duration(two[0]);
-  await replay.run(1, T + 1.5);
-  const { metrics, sampler } = replay.exp;
+  await nv.replay.run(1, T + 1.5);
+  const { metrics, sampler } = nv.replay.exp;
 
   expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: '' })).toBe(1);
   expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: 'gpu0' })).toBe(1);
@@ -123,7 +112,7 @@ test('LOST_AT on one of two GPUs: that GPU goes down, the other keeps counting',
   const gpu1 = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: 'gpu1' });
   expect(gpu1).toBeLessThanOrEqual((energyAt(two[1], lostAt) - energyAt(two[1], 0)) / 1000 + 1e-9);
   expect(gpu1).toBeGreaterThanOrEqual((energyAt(two[1], lostAt - 1.5) - energyAt(two[1], 0)) / 1000);
-  await expectSaneEnergy(replay);
+  await expectSaneEnergy(nv.replay);
 });
 
 test('LOST_AT on the only GPU: the source is down, nothing breaks', async () => {
@@ -133,13 +122,13 @@ test('LOST_AT on the only GPU: the source is down, nothing breaks', async () => 
     JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
     JOULEFLOW_FAKE_NVML_LOST_AT: '5',
   });
-  replay = await startReplay(nvmlConfig(library), SPEED);
-  await replay.run(1, 8);
-  const { metrics } = replay.exp;
+  nv.replay = await startReplay(nvmlConfig(nv.library), SPEED);
+  await nv.replay.run(1, 8);
+  const { metrics } = nv.replay.exp;
   expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: '' })).toBe(0);
   expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: 'gpu0' })).toBe(0);
   expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'gpu_lost' })).toBeGreaterThan(0);
-  await expectSaneEnergy(replay);
+  await expectSaneEnergy(nv.replay);
 });
 
 test('HANG_MS: NVML times out and is reported down while the other sources keep sampling', async () => {
@@ -153,18 +142,18 @@ test('HANG_MS: NVML times out and is reported down while the other sources keep 
   };
   setFakeEnv({ JOULEFLOW_FAKE_NVML_TRACE: fixture('trace.json'), JOULEFLOW_FAKE_NVML_HANG_MS: '300' });
   // Real-time clock here; each NVML call sleeps 300 ms against a 50 ms per-source timeout.
-  replay = await startReplay(nvmlConfig(library, { sample: { interval: '100ms', timeout: '50ms' } }), 1, { extraSources: [steady] });
+  nv.replay = await startReplay(nvmlConfig(nv.library, { sample: { interval: '100ms', timeout: '50ms' } }), 1, { extraSources: [steady] });
   // Per tick: did the steady source deliver?
-  replay.exp.sampler.onTick.push((step) => ticks.push(step.series.some((s) => s.source === 'steady')));
-  await replay.run(0.1, 1.0);
-  const { metrics } = replay.exp;
+  nv.replay.exp.sampler.onTick.push((step) => ticks.push(step.series.some((s) => s.source === 'steady')));
+  await nv.replay.run(0.1, 1.0);
+  const { metrics } = nv.replay.exp;
 
   expect(ticks).toEqual(new Array(11).fill(true));
   expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: '' })).toBe(0);
   expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'timeout' })).toBeGreaterThanOrEqual(2);
   expect(await metricSum(metrics.sourceUp, { source: 'steady', device: '' })).toBe(1);
   expect(await metricSum(metrics.nodeEnergy, { source: 'steady' })).toBeGreaterThan(0);
-  await expectSaneEnergy(replay);
+  await expectSaneEnergy(nv.replay);
 });
 
 test('MIG mode: whole-GPU energy per GPU, processes with memory but no SM share, no crash', async () => {
@@ -175,10 +164,10 @@ test('MIG mode: whole-GPU energy per GPU, processes with memory but no SM share,
     JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
     JOULEFLOW_FAKE_NVML_MIG: '1',
   });
-  replay = await startReplay(nvmlConfig(library), SPEED, { jobs: recordingJobs(seen) });
+  nv.replay = await startReplay(nvmlConfig(nv.library), SPEED, { jobs: recordingJobs(seen) });
   const T = duration(two[0]);
-  await replay.run(1, T + 1.5);
-  const { metrics } = replay.exp;
+  await nv.replay.run(1, T + 1.5);
+  const { metrics } = nv.replay.exp;
   for (const [i, g] of two.entries()) {
     const e = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: `gpu${i}` });
     expect(Math.abs(e - (energyAt(g, T) - energyAt(g, 0)) / 1000)).toBeLessThanOrEqual(1);
@@ -190,14 +179,14 @@ test('MIG mode: whole-GPU energy per GPU, processes with memory but no SM share,
     const rec = two[Number(p.device.slice(3))].samples[0].procs?.find((x) => x.pid === p.pid);
     expect(p.usedMemoryBytes).toBe(rec?.used_mem);
   }
-  await expectSaneEnergy(replay);
+  await expectSaneEnergy(nv.replay);
 });
 
 test('two GPUs shared by processes: gpuProcesses carry the trace pids, memory and SM shares', async () => {
   const seen: Array<{ offset: number; procs: GpuProcess[] }> = [];
   const jobs: JobTracker = {
     async usage(_now, _dt, gpuProcesses) {
-      seen.push({ offset: replay?.elapsed() ?? 0, procs: [...gpuProcesses] });
+      seen.push({ offset: nv.replay?.elapsed() ?? 0, procs: [...gpuProcesses] });
       return [];
     },
     record() {},
@@ -207,8 +196,8 @@ test('two GPUs shared by processes: gpuProcesses carry the trace pids, memory an
     JOULEFLOW_FAKE_NVML_SPEED: String(SPEED),
     JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
   });
-  replay = await startReplay(nvmlConfig(library), SPEED, { jobs });
-  await replay.run(1, 20);
+  nv.replay = await startReplay(nvmlConfig(nv.library), SPEED, { jobs });
+  await nv.replay.run(1, 20);
   const expected: Record<string, Record<number, { share: number; mem: number }>> = {};
   for (const [i, g] of two.entries()) {
     expected[`gpu${i}`] = {};
@@ -229,5 +218,5 @@ test('two GPUs shared by processes: gpuProcesses carry the trace pids, memory an
     expect(sm('gpu0', 1001) / (sm('gpu0', 1001) + sm('gpu0', 1002))).toBeCloseTo(0.75, 1);
     expect(sm('gpu1', 1002) / (sm('gpu1', 1002) + sm('gpu1', 1003))).toBeCloseTo(0.6, 1);
   }
-  await expectSaneEnergy(replay);
+  await expectSaneEnergy(nv.replay);
 });

@@ -4,15 +4,14 @@ import type { GpuProcess } from '../../exporter/src/sources/types';
 import {
   duration,
   energyAt,
-  ensureFakeNvml,
   fixture,
   metricSum,
   metricValues,
   nvmlConfig,
   readTrace,
   setFakeEnv,
+  fakeNvmlSuite,
   startReplay,
-  type Replay,
 } from './fake-nvml';
 
 /**
@@ -21,18 +20,7 @@ import {
  */
 
 const SPEED = 10;
-let library: string;
-let replay: Replay | undefined;
-
-beforeAll(() => {
-  library = ensureFakeNvml();
-});
-
-afterEach(async () => {
-  await replay?.exp.close();
-  replay = undefined;
-  setFakeEnv({});
-});
+const nv = fakeNvmlSuite();
 
 describe('NVML source replaying the shared H200 trace', () => {
   const [gpu] = readTrace('trace.json');
@@ -51,11 +39,11 @@ describe('NVML source replaying the shared H200 trace', () => {
       JOULEFLOW_FAKE_NVML_SPEED: String(SPEED),
       JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
     });
-    replay = await startReplay(nvmlConfig(library), SPEED);
-    const { metrics, sampler } = replay.exp;
+    nv.replay = await startReplay(nvmlConfig(nv.library), SPEED);
+    const { metrics, sampler } = nv.replay.exp;
     expect(sampler.statuses.find((s) => s.name === 'nvml')?.present).toBe(true);
     // Ticks every 1 s of trace time until well after the end (the last sample then holds).
-    await replay.run(1, T + 1.5);
+    await nv.replay.run(1, T + 1.5);
 
     const exported = await metricSum(metrics.nodeEnergy, { component: 'compute', source: 'nvml', device: 'gpu0' });
     expect(Math.abs(exported - counterDeltaJ)).toBeLessThanOrEqual(1);
@@ -73,9 +61,9 @@ describe('NVML source replaying the shared H200 trace', () => {
       JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
       JOULEFLOW_FAKE_NVML_NO_ENERGY: '1',
     });
-    replay = await startReplay(nvmlConfig(library), SPEED);
-    const { metrics } = replay.exp;
-    await replay.run(1, T);
+    nv.replay = await startReplay(nvmlConfig(nv.library), SPEED);
+    const { metrics } = nv.replay.exp;
+    await nv.replay.run(1, T);
 
     const exported = await metricSum(metrics.nodeEnergy, { component: 'compute', source: 'nvml-power', device: 'gpu0' });
     expect(await metricValues(metrics.nodeEnergy, { source: 'nvml' })).toHaveLength(0);
@@ -122,9 +110,9 @@ describe('NVML source replaying the GPT-2 training trace', () => {
       JOULEFLOW_FAKE_NVML_SPEED: String(speed),
       JOULEFLOW_FAKE_NVML_EPOCH: 'first-read',
     });
-    replay = await startReplay(nvmlConfig(library), speed, { jobs });
-    await replay.run(1, T + 1.5);
-    const exported = await metricSum(replay.exp.metrics.nodeEnergy, { component: 'compute', source: 'nvml', device: 'gpu0' });
+    nv.replay = await startReplay(nvmlConfig(nv.library), speed, { jobs });
+    await nv.replay.run(1, T + 1.5);
+    const exported = await metricSum(nv.replay.exp.metrics.nodeEnergy, { component: 'compute', source: 'nvml', device: 'gpu0' });
     expect(counterDeltaJ).toBeGreaterThan(25000);
     expect(Math.abs(exported - counterDeltaJ)).toBeLessThanOrEqual(1);
 
