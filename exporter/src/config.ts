@@ -2,30 +2,10 @@ import { promises as fsp } from 'fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CoolingShareSchema, MetersSchema } from './sources/meters/schema';
-import { parseDuration } from './util/duration';
+import { zodDuration } from './util/duration';
 import { LOG_LEVELS } from './util/log';
 
-const duration = (min?: number) =>
-  z.union([z.string(), z.number()]).transform((v, ctx) => {
-    try {
-      const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
-      // setTimeout takes at most 2^31 − 1 ms; beyond that Node fires after 1 ms.
-      if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a finite duration of at most 24d, got ${v}` });
-        return z.NEVER;
-      }
-      if (min !== undefined && ms < min) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at least ${min}ms, got ${v}` });
-        return z.NEVER;
-      }
-      return ms;
-    } catch (err) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-      return z.NEVER;
-    }
-  });
-
-const MAX_DURATION_MS = 2 ** 31 - 1;
+const duration = zodDuration;
 
 const nonNeg = z.number().finite().nonnegative();
 
@@ -228,7 +208,14 @@ export function describeIssues(err: z.ZodError, origin: string): string {
 export function parseConfig(input: unknown, origin = 'configuration'): Config {
   const result = ConfigSchema.safeParse(input ?? {});
   if (!result.success) throw new ConfigError(describeIssues(result.error, origin));
-  return result.data;
+  const config = result.data;
+  config.sample.timeout ??= defaultSampleTimeout(config.sample.interval);
+  return config;
+}
+
+/** The default per-source read timeout: 80 % of the interval, leaving the tick time to finish. */
+export function defaultSampleTimeout(intervalMs: number): number {
+  return Math.max(1, Math.floor(intervalMs * 0.8));
 }
 
 export async function loadConfigFile(file: string): Promise<unknown> {

@@ -1,7 +1,7 @@
 import type { Server } from 'http';
 import type { Router } from 'express';
 import type { Config } from './config';
-import { isLoopbackHost, parseListenAddress } from './config';
+import { defaultSampleTimeout, isLoopbackHost, parseListenAddress } from './config';
 import { Metrics } from './metrics';
 import type { Clock, JobTracker } from './sampler';
 import { Sampler } from './sampler';
@@ -36,7 +36,14 @@ export interface Exporter {
   close(): Promise<void>;
 }
 
+/** Builds the exporter with its sources initialised (each bounded by the init timeout). */
 export async function createExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
+  const exp = await buildExporter(config, opts);
+  await exp.sampler.init();
+  return exp;
+}
+
+async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
   const mode = opts.mode ?? 'normal';
   const metrics = new Metrics(mode);
   if (config.carbon.gramsPerKwh !== undefined) metrics.carbon.set({ zone: config.carbon.zone }, config.carbon.gramsPerKwh);
@@ -49,14 +56,13 @@ export async function createExporter(config: Config, opts: ExporterOptions): Pro
     metrics,
     log: opts.log.child({ component: 'sampler' }),
     intervalMs: config.sample.interval,
-    timeoutMs: config.sample.timeout ?? Math.max(1, Math.floor(config.sample.interval * 0.8)),
+    timeoutMs: config.sample.timeout ?? defaultSampleTimeout(config.sample.interval),
     cooling: config.cooling,
     meters: coolingMeters(config),
     cpuCount,
     clock: opts.clock,
     jobs: opts.jobs,
   });
-  await sampler.init();
   const { host } = parseListenAddress(config.web.listenAddress);
   return {
     config,
@@ -69,9 +75,12 @@ export async function createExporter(config: Config, opts: ExporterOptions): Pro
   };
 }
 
-/** Starts sampling and serving HTTP. */
+/**
+ * Serves HTTP at once, then initialises the sources (a slow one joins later, reported down with
+ * `init_timeout` meanwhile) and starts sampling.
+ */
 export async function startExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
-  const exp = await createExporter(config, opts);
+  const exp = await buildExporter(config, opts);
   const { host, port } = parseListenAddress(config.web.listenAddress);
   const app = createApp({
     metrics: exp.metrics,
@@ -83,8 +92,6 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     routers: opts.routers,
     notices: () => [...exp.sampler.coolingNotices, ...(opts.notices?.() ?? [])],
   });
-  await exp.sampler.tick();
-  exp.sampler.start();
   let server: Server;
   try {
     server = await listen(app, host, port);
@@ -92,6 +99,9 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     await exp.sampler.stop();
     throw err;
   }
+  await exp.sampler.init();
+  await exp.sampler.tick();
+  exp.sampler.start();
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const urlHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;

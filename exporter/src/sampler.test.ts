@@ -1,5 +1,7 @@
-import { Metrics } from './metrics';
-import { Sampler } from './sampler';
+import { COMPONENTS } from './core';
+import { Metrics, parseSamples } from './metrics';
+import { Sampler, type SamplerOptions } from './sampler';
+import { EMPTY_SNAPSHOT } from './snapshot';
 import type { SampleResult, Source } from './sources/types';
 import { SourceError } from './sources/types';
 import { silentLogger } from './util/log';
@@ -44,10 +46,29 @@ class HangingSource implements Source {
   }
 }
 
+/** A sampler on an injected clock, with the options every test here shares. */
+function testSampler(metrics: Metrics, clock: () => number, opts: Partial<SamplerOptions> & Pick<SamplerOptions, 'sources'>): Sampler {
+  return new Sampler({
+    metrics,
+    log: silentLogger,
+    intervalMs: 1000,
+    timeoutMs: 200,
+    cooling: { mode: 'pue', pue: 1.5, supplyAirCelsius: 20 },
+    cpuCount: 1,
+    clock,
+    ...opts,
+  });
+}
+
+/** A sample's value as a scrape of the current snapshot shows it (undefined when absent). */
 async function value(metrics: Metrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
-  const m = metrics.registry.getSingleMetric(name);
-  const data = await m!.get();
-  return data.values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
+  const text = (await metrics.render(false, false, false)).text;
+  return parseSamples(
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '))
+      .join('\n'),
+  ).find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
 }
 
 test('a failing and a hanging source are reported down while the others keep sampling', async () => {
@@ -87,24 +108,20 @@ test('a failing and a hanging source are reported down while the others keep sam
   await sampler.stop();
 });
 
-test('scrapes of one tick share one rendering; a new tick renders anew', async () => {
+test('scrapes of one snapshot share one rendering; a new snapshot renders anew', async () => {
   const metrics = new Metrics();
   const a = await metrics.render(false, false);
   const b = await metrics.render(false, false);
   expect(b).toBe(a);
-  metrics.invalidate();
+  metrics.publish({ ...EMPTY_SNAPSHOT, version: 1 });
   expect(await metrics.render(false, false)).not.toBe(a);
   const om = await metrics.render(true, true);
   expect(om.contentType).toMatch(/openmetrics/);
   expect(om.text).toMatch(/# EOF\s*$/);
   expect(om.gzip!.length).toBeGreaterThan(0);
   expect(om.text).toMatch(/^# TYPE jouleflow_node_energy_joules counter$/m);
-  // OpenMetrics has no blank lines (Prometheus rejects the scrape), and HELP escapes quotes.
-  expect(om.text).not.toMatch(/\n\n/);
-  expect(om.text).toMatch(/^# HELP jouleflow_job_energy_joules .*job_id=\\"unattributed\\"/m);
-  // Rendering OpenMetrics must not rename the plain format's counters.
-  metrics.invalidate();
-  expect((await metrics.render(false, false)).text).toMatch(/^# TYPE jouleflow_node_energy_joules_total counter$/m);
+  // The exporter's own process metrics, as every Prometheus exporter has them.
+  expect(om.text).toMatch(/^process_resident_memory_bytes \d+/m);
 });
 
 test('a tick that throws is counted and sampling goes on; a vanished device is reported down', async () => {
@@ -162,15 +179,9 @@ test('a failing jobs tracker costs neither the node its energy nor the tick its 
   const metrics = new Metrics();
   let now = 0;
   let calls = 0;
-  const sampler = new Sampler({
+  const sampler = testSampler(metrics, () => now, {
     sources: [new CountingSource('rapl', 50)],
-    metrics,
-    log: silentLogger,
-    intervalMs: 1000,
-    timeoutMs: 200,
-    cooling: { mode: 'pue', pue: 1.5, supplyAirCelsius: 20 },
     cpuCount: 4,
-    clock: () => now,
     jobs: {
       usage: () => (++calls % 2 ? Promise.reject(new Error('EIO')) : Promise.resolve([])),
       record: () => {
@@ -190,30 +201,106 @@ test('a failing jobs tracker costs neither the node its energy nor the tick its 
   expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'sampler', reason: 'tick' })).toBeUndefined();
 });
 
-test('a scrape arriving while a step is applied in slices never sees part of it', async () => {
+test('a source whose init() hangs is down with init_timeout while the others sample; it joins when ready', async () => {
   const metrics = new Metrics();
-  const n = 2500;
-  const series = Array.from({ length: n }, (_, i) => ({
-    component: 'compute' as const,
-    domain: 'cpu' as const,
-    device: `core-${i}`,
-    source: 'rapl',
-    joules: 1,
-    watts: 1,
-  }));
-  const attribution = { jobs: [], unattributed: { compute: n, transmit: 0, store: 0, cooling: 0 } };
-  // No scrape has rendered the current version yet (nobody scraped for a while).
-  const applying = metrics.applyStepSliced({ t: 1000, dt: 1, series, events: [] }, attribution, 1000);
-  await new Promise<void>((r) => setImmediate(r));
-  const scrape = metrics.render(false, false);
-  await applying;
-  metrics.invalidate();
-  const text = (await scrape).text;
-  const node = text.match(/^jouleflow_node_energy_joules_total\{/gm)?.length ?? 0;
-  const unattributed = /^jouleflow_job_energy_joules_total\{job_id="unattributed",component="compute"[^}]*\} 2500$/m.test(text);
-  // All of the step or none of it.
-  expect([node, unattributed]).toEqual(node === 0 ? [0, false] : [n, true]);
-  // The next scrape of the tick is served from the same rendering.
-  const next = await metrics.render(false, false);
-  expect(next.text).toBe(text);
+  let now = 0;
+  let ready: (v: boolean) => void = () => undefined;
+  const late = new CountingSource('late', 7);
+  late.init = () => new Promise<boolean>((r) => (ready = r));
+  const sampler = testSampler(metrics, () => now, { sources: [new CountingSource('rapl', 50), late], initTimeoutMs: 20 });
+  await sampler.init(); // returns at the init timeout: it does not wait for `late`
+  for (let i = 0; i < 3; i++) {
+    await sampler.tick();
+    now += 1000;
+  }
+  expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'rapl' })).toBe(100);
+  expect(await value(metrics, 'jouleflow_source_up', { source: 'late', device: '' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'late', reason: 'init_timeout' })).toBe(1);
+  expect(sampler.statuses.find((s) => s.name === 'late')?.lastError).toBe('init_timeout');
+  ready(true);
+  await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 2; i++) {
+    await sampler.tick();
+    now += 1000;
+  }
+  expect(await value(metrics, 'jouleflow_source_up', { source: 'late', device: '' })).toBe(1);
+  expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'late' })).toBe(7);
+});
+
+test('the PUE is not published before an interval with IT energy (never NaN)', async () => {
+  const metrics = new Metrics();
+  let now = 0;
+  const sampler = testSampler(metrics, () => now, {
+    sources: [new CountingSource('rapl', 50)],
+    cooling: { mode: 'pue', pue: 1.4, supplyAirCelsius: 20 },
+  });
+  await sampler.init();
+  await sampler.tick();
+  const first = (await metrics.render(false, false, false)).text;
+  expect(first).not.toMatch(/^jouleflow_pue_ratio /m);
+  now += 1000;
+  await sampler.tick();
+  expect(await value(metrics, 'jouleflow_pue_ratio', {})).toBeCloseTo(1.4, 12);
+});
+
+test('every scrape sees one whole tick: Σ jobs + unattributed = node for every component', async () => {
+  const metrics = new Metrics();
+  let now = 0;
+  const jobJoules: Record<string, number> = { compute: 0, transmit: 0, store: 0, cooling: 0 };
+  const labels = Object.freeze({ job_id: 'j', job_name: 'j', user: '', scheduler: 'api' });
+  const sampler = testSampler(metrics, () => now, {
+    sources: [new CountingSource('rapl', 50)],
+    cpuCount: 4,
+    jobs: {
+      usage: async () => [{ id: 'j', cpuSeconds: 1, ioBytes: 0, gpuShares: {} }],
+      record: (_step, attribution) => {
+        for (const share of attribution.jobs) for (const c of COMPONENTS) jobJoules[c] += share.joules[c];
+      },
+      view: () => ({
+        jobs: [
+          {
+            labels,
+            startMs: 0,
+            joules: {
+              compute: { measured: jobJoules.compute },
+              transmit: { measured: jobJoules.transmit },
+              store: { measured: jobJoules.store },
+              cooling: { measured: jobJoules.cooling },
+            },
+          },
+        ],
+        rejected: new Map(),
+        errors: new Map(),
+      }),
+    },
+  });
+  await sampler.init();
+  const scrapes: Array<Promise<string>> = [];
+  for (let i = 0; i < 6; i++) {
+    const tick = sampler.tick();
+    // A scrape while the tick runs gets the previous snapshot, whole.
+    scrapes.push(metrics.render(false, false).then((r) => r.text));
+    await tick;
+    now += 1000;
+  }
+  scrapes.push(metrics.render(false, false).then((r) => r.text));
+  const family = (text: string, name: string) =>
+    parseSamples(
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(name + '{'))
+        .join('\n'),
+    );
+  for (const text of await Promise.all(scrapes)) {
+    for (const c of COMPONENTS) {
+      const node = family(text, 'jouleflow_node_energy_joules_total').filter((s) => s.labels.component === c);
+      const jobs = family(text, 'jouleflow_job_energy_joules_total').filter((s) => s.labels.component === c);
+      const sum = (xs: Array<{ value: number }>) => xs.reduce((a, s) => a + s.value, 0);
+      expect(sum(jobs)).toBeCloseTo(sum(node), 9);
+    }
+  }
+  // Independently: 5 intervals of 50 J of compute, half of it cooling on top (PUE 1.5).
+  const last = await scrapes[scrapes.length - 1];
+  expect(family(last, 'jouleflow_node_energy_joules_total').reduce((a, s) => a + s.value, 0)).toBeCloseTo(5 * 50 * 1.5, 9);
+  expect(jobJoules.compute).toBeGreaterThan(0);
 });

@@ -4,22 +4,25 @@ import type { CoolingMeters, CoolingModelConfig } from './model/cooling';
 import { CoolingAccounting } from './model/cooling';
 import type { StepResult } from './model/energy';
 import { EnergyModel, itEnergy, totalsByComponent } from './model/energy';
+import type { GpuProcess, JobView, Reading } from './core';
 import type { Metrics } from './metrics';
-import type { GpuProcess, Reading, Source } from './sources/types';
+import type { SourceView, TickSnapshot } from './snapshot';
+import { NodeEnergyTotals } from './snapshot';
+import type { Source } from './sources/types';
 import { SourceError } from './sources/types';
+import { DeadlineError, settleWithin, withDeadline, yieldToLoop } from './util/async';
 import type { Logger } from './util/log';
 import { performance } from 'perf_hooks';
 
 /**
  * The background sampler: every interval it reads every source (each with its own timeout, all
- * in parallel), feeds the energy model, splits the interval among jobs and updates the metrics.
- * A slow source never delays the others: a read still running at its timeout is reported down,
- * and no new read of that source starts until the old one settles.
+ * in parallel), feeds the energy model, splits the interval among jobs and publishes one
+ * immutable TickSnapshot (snapshot.ts) for the renderers. A slow source never delays the others:
+ * a read still running at its timeout is reported down, and no new read of that source starts
+ * until the old one settles. A source whose init() is slow joins when it is ready.
  */
 
 export type Clock = () => number;
-
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface SourceStatus {
   name: string;
@@ -30,11 +33,22 @@ export interface SourceStatus {
   devicesDown: string[];
 }
 
+/** The jobs part of a snapshot. */
+export interface JobsView {
+  jobs: readonly JobView[];
+  /** Jobs refused per reason. */
+  rejected: ReadonlyMap<string, number>;
+  /** Failures of the jobs subsystem's own I/O per "source\0reason" (ledger writes). */
+  errors: ReadonlyMap<string, number>;
+}
+
 /** What the jobs tracker provides each tick (issue: training jobs); absent → all unattributed. */
 export interface JobTracker {
   usage(now: number, dtSeconds: number, gpuProcesses: readonly GpuProcess[]): Promise<JobUsage[]>;
   /** Receives every interval's split (ledger, per-job totals). */
   record(step: StepResult, attribution: Attribution): void;
+  /** The jobs as the metrics show them after record(). */
+  view?(): JobsView;
 }
 
 export interface SamplerOptions {
@@ -49,17 +63,22 @@ export interface SamplerOptions {
   cpuCount: number;
   clock?: Clock;
   jobs?: JobTracker;
+  /** How long a source's init() may take before it is reported down (`init_timeout`); it joins when ready. Default 5 s. */
+  initTimeoutMs?: number;
 }
 
 interface SourceState {
   source: Source;
   status: SourceStatus;
+  /** Sources are read only once their init() said they exist. */
+  ready: boolean;
   inFlight?: Promise<unknown>;
-  /** Each device's published up state: the gauge is set only when it changes (hot path). */
+  /** Each device's up state ('' is the source as a whole). */
   knownDevices: Map<string, 0 | 1>;
 }
 
 const UP_DEVICE = '';
+const DEFAULT_INIT_TIMEOUT_MS = 5000;
 
 export class Sampler {
   private readonly model: EnergyModel;
@@ -71,7 +90,12 @@ export class Sampler {
   private running: Promise<void> | undefined;
   private lastStep: StepResult | undefined;
   private ticks = 0;
-  /** Listeners called after each tick (the landing page, tests). */
+  private readonly totals = new NodeEnergyTotals();
+  /** Failed or discarded reads per "source\0reason". */
+  private readonly errors = new Map<string, number>();
+  private pue: number | undefined;
+  private version = 0;
+  /** Listeners called after each tick (tests). */
   readonly onTick: Array<(step: StepResult, attribution: Attribution) => void> = [];
 
   constructor(private readonly opts: SamplerOptions) {
@@ -84,8 +108,11 @@ export class Sampler {
     this.states = opts.sources.map((source) => ({
       source,
       status: { name: source.name, up: false, present: true, devicesDown: [] },
-      knownDevices: new Map(),
+      ready: false,
+      knownDevices: new Map([[UP_DEVICE, 0]]),
     }));
+    // Present from the start at 0, so that increase() sees the first timeout, read error or reset.
+    for (const st of this.states) for (const reason of ['timeout', 'read', 'counter_reset']) this.count(st.source.name, reason, 0);
   }
 
   get statuses(): SourceStatus[] {
@@ -105,22 +132,46 @@ export class Sampler {
     return this.ticks;
   }
 
-  /** Initialises every source; one that fails or is absent is reported down, never fatal. */
+  private count(source: string, reason: string, n = 1): void {
+    const key = `${source}\u0000${reason}`;
+    this.errors.set(key, (this.errors.get(key) ?? 0) + n);
+  }
+
+  /**
+   * Initialises every source, each bounded by the init timeout; resolves when all have answered or
+   * timed out. A source that fails or is absent is reported down, never fatal; one still
+   * initialising at the timeout is down with reason `init_timeout` and joins when its init() ends.
+   */
   async init(): Promise<void> {
-    const { metrics, log } = this.opts;
+    const { log } = this.opts;
+    const timeoutMs = this.opts.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS;
     await Promise.all(
       this.states.map(async (st) => {
+        const name = st.source.name;
+        const settle = st.source.init().then(
+          (present) => {
+            st.status.present = present;
+            st.ready = present;
+            if (present && st.status.lastError === 'init_timeout') {
+              st.status.lastError = undefined;
+              log.info('source initialised late; it joins now', { source: name });
+            }
+          },
+          (err: Error) => {
+            st.status.present = false;
+            st.status.lastError = err.message;
+            this.count(name, 'init');
+            log.error('source failed to initialise; it stays down', { source: name, err: err.message });
+          },
+        );
         try {
-          st.status.present = await st.source.init();
+          await withDeadline(() => settle, timeoutMs);
         } catch (err) {
-          st.status.present = false;
-          st.status.lastError = (err as Error).message;
-          metrics.sourceErrors.inc({ source: st.source.name, reason: 'init' });
-          log.error('source failed to initialise; it stays down', { source: st.source.name, err: (err as Error).message });
+          if (!(err instanceof DeadlineError)) throw err;
+          st.status.lastError = 'init_timeout';
+          this.count(name, 'init_timeout');
+          log.warn('source is still initialising; it is down until it answers', { source: name, timeout_ms: timeoutMs });
         }
-        metrics.sourceUp.set({ source: st.source.name, device: UP_DEVICE }, 0);
-        // Present from the start at 0, so that increase() sees the first timeout, read error or reset.
-        for (const reason of ['timeout', 'read', 'counter_reset']) metrics.sourceErrors.inc({ source: st.source.name, reason }, 0);
       }),
     );
   }
@@ -143,7 +194,7 @@ export class Sampler {
     await this.running;
     // A source must not be closed under a native call still running in a timed-out read.
     const inFlight = this.states.map((s) => s.inFlight).filter((p) => p !== undefined);
-    await Promise.race([Promise.allSettled(inFlight), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await settleWithin(Promise.allSettled(inFlight), 2000);
     await Promise.all(this.states.map((s) => s.source.close?.().catch(() => undefined)));
   }
 
@@ -158,8 +209,9 @@ export class Sampler {
     this.running = this.doTick()
       .catch((err: Error) => {
         // One bad tick must not stop sampling: count it, log it, carry on with the next.
-        this.opts.metrics.sourceErrors.inc({ source: 'sampler', reason: 'tick' });
+        this.count('sampler', 'tick');
         this.opts.log.error('sampler tick failed', { err: err.stack ?? err.message });
+        this.publish(this.lastStep?.dt ?? 0);
       })
       .finally(() => (this.running = undefined));
     return this.running;
@@ -168,93 +220,76 @@ export class Sampler {
   private async readSource(st: SourceState, now: number): Promise<{ readings: Reading[]; gpu: GpuProcess[]; recovered?: boolean }> {
     const { metrics, log, timeoutMs } = this.opts;
     const name = st.source.name;
-    if (!st.status.present) return { readings: [], gpu: [] };
+    if (!st.ready) return { readings: [], gpu: [] };
     if (st.inFlight) {
-      metrics.sourceErrors.inc({ source: name, reason: 'timeout' });
+      this.count(name, 'timeout');
       return { readings: [], gpu: [] };
     }
-    const ac = new AbortController();
     const t0 = process.hrtime.bigint();
-    const read = st.source.sample({ now, signal: ac.signal });
-    st.inFlight = read.catch(() => undefined).finally(() => (st.inFlight = undefined));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        ac.abort();
-        reject(new SourceError('timeout', `no answer within ${timeoutMs}ms`));
-      }, timeoutMs);
-    });
+    const read = withDeadline((signal) => {
+      const p = st.source.sample({ now, signal });
+      st.inFlight = p.catch(() => undefined).finally(() => (st.inFlight = undefined));
+      return p;
+    }, timeoutMs);
     try {
-      const res = await Promise.race([read, timeout]);
+      const res = await read.catch((err: unknown) => {
+        throw err instanceof DeadlineError ? new SourceError('timeout', err.message) : err;
+      });
       metrics.sampleDuration.observe({ source: name }, Number(process.hrtime.bigint() - t0) / 1e9);
       const recovered = !st.status.up && st.status.lastError !== undefined;
       if (!st.status.up) log.info('source up', { source: name });
       st.status.up = true;
       st.status.lastError = undefined;
-      metrics.sourceUp.set({ source: name, device: UP_DEVICE }, 1);
+      st.knownDevices.set(UP_DEVICE, 1);
       const down = new Set((res.errors ?? []).map((e) => e.device));
       for (const e of res.errors ?? []) {
-        metrics.sourceErrors.inc({ source: name, reason: e.reason });
+        this.count(name, e.reason);
         if (!st.status.devicesDown.includes(e.device)) log.warn('device down', { source: name, device: e.device, err: e.message });
       }
       const seen = new Set(res.readings.map((r) => r.device));
-      const publish = (d: string, up: 0 | 1) => {
-        if (st.knownDevices.get(d) === up) return;
-        st.knownDevices.set(d, up);
-        metrics.sourceUp.set({ source: name, device: d }, up);
-      };
-      for (const d of seen) publish(d, down.has(d) ? 0 : 1);
-      for (const d of down) publish(d, 0);
-      for (const d of st.knownDevices.keys()) {
-        if (seen.has(d) || down.has(d)) continue;
+      for (const d of seen) st.knownDevices.set(d, down.has(d) ? 0 : 1);
+      for (const d of down) st.knownDevices.set(d, 0);
+      for (const [d, up] of st.knownDevices) {
+        if (d === UP_DEVICE || seen.has(d) || down.has(d)) continue;
         // A device that vanished without an error (unplugged NIC) is reported down once, then dropped.
-        publish(d, 0);
-        st.knownDevices.delete(d);
+        if (up === 1) st.knownDevices.set(d, 0);
+        else st.knownDevices.delete(d);
       }
       st.status.devicesDown = [...down];
       return { readings: res.readings, gpu: res.gpuProcesses ?? [], recovered };
     } catch (err) {
       const reason = err instanceof SourceError ? err.reason : 'read';
-      metrics.sourceErrors.inc({ source: name, reason });
-      metrics.sourceUp.set({ source: name, device: UP_DEVICE }, 0);
-      for (const d of st.knownDevices.keys()) {
-        st.knownDevices.set(d, 0);
-        metrics.sourceUp.set({ source: name, device: d }, 0);
-      }
+      this.count(name, reason);
+      for (const d of st.knownDevices.keys()) st.knownDevices.set(d, 0);
       if (st.status.up || st.status.lastError === undefined) {
         log.warn('source down', { source: name, reason, err: (err as Error).message });
       }
       st.status.up = false;
       st.status.lastError = (err as Error).message;
       return { readings: [], gpu: [] };
-    } finally {
-      clearTimeout(timer);
     }
   }
 
   /** Job membership reads /proc; a process stuck in D state must not stall sampling. */
   private async jobUsage(jobs: JobTracker, now: number, dt: number, gpu: GpuProcess[]): Promise<JobUsage[]> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), this.opts.timeoutMs)));
     try {
-      const usage = await Promise.race([jobs.usage(now, dt, gpu), timeout]);
-      if (usage) return usage;
-      this.opts.metrics.sourceErrors.inc({ source: 'jobs', reason: 'timeout' });
-      this.opts.log.warn('reading job processes timed out; this interval stays unattributed', { timeout_ms: this.opts.timeoutMs });
-      return [];
+      return await withDeadline(() => jobs.usage(now, dt, gpu), this.opts.timeoutMs);
     } catch (err) {
       // The model has already taken this interval's readings: a failing tracker must not cost the
       // node its energy too.
-      this.opts.metrics.sourceErrors.inc({ source: 'jobs', reason: 'read' });
-      this.opts.log.warn('reading job processes failed; this interval stays unattributed', { err: (err as Error).message });
+      if (err instanceof DeadlineError) {
+        this.count('jobs', 'timeout');
+        this.opts.log.warn('reading job processes timed out; this interval stays unattributed', { timeout_ms: this.opts.timeoutMs });
+      } else {
+        this.count('jobs', 'read');
+        this.opts.log.warn('reading job processes failed; this interval stays unattributed', { err: (err as Error).message });
+      }
       return [];
-    } finally {
-      clearTimeout(timer);
     }
   }
 
   private async doTick(): Promise<void> {
-    const { metrics, jobs } = this.opts;
+    const { jobs } = this.opts;
     const now = this.clock();
     const results = await Promise.all(this.states.map((st) => this.readSource(st, now)));
     // Between phases the tick lets waiting scrapes through (a big node spends ms in each).
@@ -273,7 +308,7 @@ export class Sampler {
     for (const e of step.events) {
       if (e.reason === 'counter_wrap') continue;
       const source = origin.get(`${e.source}\u0000${e.device}`) ?? e.source;
-      metrics.sourceErrors.inc({ source, reason: e.reason });
+      this.count(source, e.reason);
       const what = e.reason === 'counter_reset' ? 'counter went backwards or jumped; interval dropped' : 'non-finite reading dropped';
       this.opts.log.warn(what, { source, device: e.device });
     }
@@ -283,20 +318,56 @@ export class Sampler {
     this.coolingAccounting.apply(step.series, itEnergy(totals), step.dt, this.model);
     const usage = jobs && step.dt > 0 ? await this.jobUsage(jobs, now, step.dt, gpu) : [];
     const attribution = attribute(step.series, usage, { cpuCapacitySeconds: this.opts.cpuCount * step.dt });
-    await metrics.applyStepSliced(step, attribution);
     try {
       jobs?.record(step, attribution);
     } catch (err) {
-      metrics.sourceErrors.inc({ source: 'jobs', reason: 'record' });
+      this.count('jobs', 'record');
       this.opts.log.warn('recording job energy failed', { err: (err as Error).message });
     }
     const after = totalsByComponent(step.series);
     const it = itEnergy(after);
-    if (step.dt > 0 && it > 0) metrics.pue.set((it + after.cooling) / it);
-    metrics.invalidate();
+    // Known only once an interval with IT energy has passed: nothing is published before.
+    if (step.dt > 0 && it > 0) this.pue = (it + after.cooling) / it;
+    const node = this.totals.add(step, attribution);
+    this.publish(step.dt, node);
     this.lastTickAt = this.clock();
     this.lastStep = step;
     this.ticks++;
     for (const l of this.onTick) l(step, attribution);
   }
+
+  private lastNode: ReturnType<NodeEnergyTotals['add']> | undefined;
+
+  /** Builds this tick's snapshot and hands it to the renderers in one assignment. */
+  private publish(dt: number, node = this.lastNode): void {
+    this.lastNode = node;
+    const jobsView = this.opts.jobs?.view?.();
+    const errors = new Map(this.errors);
+    for (const [k, n] of jobsView?.errors ?? []) errors.set(k, (errors.get(k) ?? 0) + n);
+    const sources: SourceView[] = this.states.map((st) => ({
+      name: st.source.name,
+      present: st.status.present,
+      up: st.status.up,
+      lastError: st.status.lastError,
+      devices: [...st.knownDevices],
+      devicesDown: [...st.status.devicesDown],
+    }));
+    const snap: TickSnapshot = Object.freeze({
+      version: ++this.version,
+      t: this.lastStep?.t ?? 0,
+      dt,
+      node: Object.freeze(node?.node ?? []),
+      jobs: Object.freeze([...(jobsView?.jobs ?? [])]),
+      unattributed: node?.unattributed ?? { joules: zeroes(), watts: zeroes() },
+      pue: this.pue,
+      sources: Object.freeze(sources),
+      errors,
+      jobsRejected: jobsView?.rejected ?? new Map(),
+    });
+    this.opts.metrics.publish(snap);
+  }
+}
+
+function zeroes(): { compute: number; transmit: number; store: number; cooling: number } {
+  return { compute: 0, transmit: 0, store: 0, cooling: 0 };
 }

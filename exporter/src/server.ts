@@ -1,7 +1,7 @@
 import type { Server } from 'http';
 import express, { type Express, type Request, type Response, type Router } from 'express';
 import type { Metrics } from './metrics';
-import type { SeriesDelta } from './model/energy';
+import type { TickSnapshot } from './snapshot';
 import type { Sampler } from './sampler';
 import type { Logger } from './util/log';
 import { VERSION } from './version';
@@ -40,16 +40,15 @@ export function wantsOpenMetrics(accept: string | undefined): boolean {
   return accepts(accept, 'application/openmetrics-text');
 }
 
-/** Mean power over the last interval per component and device, with how each was obtained. */
-function powerTable(series: readonly SeriesDelta[]): string {
+/** Power over the last interval per component and device, with how each was obtained. */
+function powerTable(snap: TickSnapshot): string {
+  const series = snap.node.filter((s) => s.domain !== 'facility' && s.watts !== undefined);
   if (series.length === 0) return '<p>waiting for the first interval…</p>';
-  const rows = series
-    .filter((s) => s.domain !== 'facility')
-    .map(
-      (s) =>
-        `<tr><td>${escapeHtml(s.component)}</td><td>${escapeHtml(s.device)}</td><td class="num">${s.watts.toFixed(1)} W</td><td>${escapeHtml(s.source)}${s.source === 'model' ? ' (estimate)' : ''}</td></tr>`,
-    );
-  const total = series.filter((s) => s.domain !== 'facility').reduce((a, s) => a + s.watts, 0);
+  const rows = series.map(
+    ({ labels: s, watts = 0 }) =>
+      `<tr><td>${escapeHtml(s.component)}</td><td>${escapeHtml(s.device)}</td><td class="num">${watts.toFixed(1)} W</td><td>${escapeHtml(s.source)}${s.source === 'model' ? ' (estimate)' : ''}</td></tr>`,
+  );
+  const total = series.reduce((a, s) => a + (s.watts ?? 0), 0);
   return `<table><tr><th>component</th><th>device</th><th>power</th><th>source</th></tr>${rows.join('')}<tr><th>total</th><td></td><th class="num">${total.toFixed(1)} W</th><td></td></tr></table>`;
 }
 
@@ -88,7 +87,8 @@ export function createApp(opts: ServerOptions): Express {
   });
 
   app.get('/', (_req, res) => {
-    const rows = opts.sampler.statuses
+    const snap = opts.metrics.snapshot;
+    const rows = snap.sources
       .map((s) => {
         const state = !s.present ? 'absent' : s.up ? 'up' : 'down';
         const detail = s.lastError
@@ -100,7 +100,7 @@ export function createApp(opts: ServerOptions): Express {
       })
       .join('\n');
     const notices = (opts.notices?.() ?? []).map((n) => `<p class="notice">${escapeHtml(n)}</p>`).join('\n');
-    const power = powerTable(opts.sampler.last?.series ?? []);
+    const power = powerTable(snap);
     const banner =
       opts.mode === 'demo'
         ? '<p class="demo">DEMO MODE: replaying a recorded training job through a fake NVML library. These are not this machine\'s GPUs.</p>'

@@ -3,7 +3,9 @@ import express from 'express';
 import { createJobsRouter } from '../../exporter/src/jobs/api';
 import { Ledger } from '../../exporter/src/jobs/ledger';
 import { JobRegistry } from '../../exporter/src/jobs/tracker';
-import { Metrics, safeLabelValue } from '../../exporter/src/metrics';
+import { Metrics } from '../../exporter/src/metrics';
+import { EMPTY_SNAPSHOT } from '../../exporter/src/snapshot';
+import { safeLabelValue } from '../../exporter/src/util/labels';
 import type { Attribution, JobShare } from '../../exporter/src/model/attribution';
 import { silentLogger } from '../../exporter/src/util/log';
 import { FakeProcfs } from './fakeproc';
@@ -27,7 +29,6 @@ async function setup(opts: { loopbackOnly?: boolean; token?: string; liveCap?: n
   ctx.registry = new JobRegistry({
     procfs: fake.root,
     log: silentLogger,
-    metrics,
     ledger: new Ledger(':memory:'),
     clock: () => ctx.now,
     liveCap: opts.liveCap ?? 10,
@@ -78,8 +79,16 @@ function interval(ctx: Ctx, shares: JobShare[], dtS = 1): void {
   ctx.now += dtS * 1000;
   ctx.registry.measure(ctx.now, []);
   const attribution: Attribution = { jobs: shares, unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } };
-  ctx.metrics.applyStep({ t: ctx.now, dt: dtS, series: [], events: [] }, attribution);
   ctx.registry.record({ t: ctx.now, dt: dtS, series: [], events: [] }, attribution);
+}
+
+let version = 0;
+
+/** The exposition after the registry's state is published, as the sampler does at the end of a tick. */
+async function exposition(ctx: Ctx): Promise<string> {
+  const v = ctx.registry.view();
+  ctx.metrics.publish({ ...EMPTY_SNAPSHOT, version: ++version, jobs: v.jobs, errors: v.errors, jobsRejected: v.rejected });
+  return (await ctx.metrics.render(false, false, false)).text;
 }
 
 describe('jobs API', () => {
@@ -178,7 +187,7 @@ describe('jobs API', () => {
     const over = await call(ctx, 'POST', '/jobs', { name: 'c', pids: [102] });
     expect(over.status).toBe(429);
     expect(over.body.error).toMatch(/cap is 2/);
-    const text = await ctx.metrics.registry.metrics();
+    const text = await exposition(ctx);
     expect(text).toMatch(/^jouleflow_jobs_rejected_total\{reason="cap"\} 1$/m);
   });
 
@@ -202,7 +211,7 @@ describe('jobs API', () => {
     const name = 'quote " backslash \\ newline \n unicode ünï 🚀 lone \ud800';
     expect((await call(ctx, 'POST', '/jobs', { id: 'odd', name, pids: [100] })).status).toBe(201);
     interval(ctx, [share('odd', [10, 1, 1, 5])]);
-    const text = await ctx.metrics.registry.metrics();
+    const text = await exposition(ctx);
     const line = text.split('\n').find((l) => l.startsWith('jouleflow_job_info{'));
     expect(line).toBe(
       'jouleflow_job_info{job_id="odd",job_name="quote \\" backslash \\\\ newline \\n unicode ünï 🚀 lone \ufffd",user="",scheduler="api"} 1',
@@ -211,9 +220,9 @@ describe('jobs API', () => {
     await new Promise((r) => setTimeout(r, 30));
     interval(ctx, []);
     expect((await ending).status).toBe(200);
-    expect(await ctx.metrics.registry.metrics()).toMatch(/jouleflow_job_end_time_seconds\{job_id="odd"\}/);
+    expect(await exposition(ctx)).toMatch(/jouleflow_job_end_time_seconds\{job_id="odd"\}/);
     interval(ctx, [], 5); // past the retention window
-    const after = await ctx.metrics.registry.metrics();
+    const after = await exposition(ctx);
     expect(after).not.toMatch(/job_id="odd"/);
     // …but the ledger still serves it.
     const r = await call(ctx, 'GET', '/jobs/odd');
@@ -238,7 +247,7 @@ describe('jobs API', () => {
       expect(ended.status).toBe(200);
       expect(ended.body.state).toBe('ended');
       expect((ended.body.total as { joules: number }).joules).toBeCloseTo(15, 9);
-      expect(await ctx.metrics.registry.metrics()).toMatch(/^jouleflow_source_errors_total\{source="ledger",reason="write"\} [1-9]/m);
+      expect(await exposition(ctx)).toMatch(/^jouleflow_source_errors_total\{source="ledger",reason="write"\} [1-9]/m);
     } finally {
       spy.mockRestore();
     }
@@ -248,7 +257,7 @@ describe('jobs API', () => {
     ctx = await setup();
     const scheduler = `sched \ud800 ${'x'.repeat(1000)}`;
     expect((await call(ctx, 'POST', '/jobs', { id: 's', name: 'n', pids: [100], labels: { scheduler } })).status).toBe(201);
-    const text = await ctx.metrics.registry.metrics();
+    const text = await exposition(ctx);
     const line = text.split('\n').find((l) => l.startsWith('jouleflow_job_info{')) ?? '';
     const value = /scheduler="([^"]*)"/.exec(line)?.[1] ?? '';
     expect(value.startsWith('sched \ufffd x')).toBe(true);
@@ -259,13 +268,13 @@ describe('jobs API', () => {
     ctx = await setup();
     expect((await call(ctx, 'POST', '/jobs', { id: 'p', name: 'n', pids: [100] })).status).toBe(201);
     interval(ctx, [share('p', [500, 0, 0, 0])]);
-    expect(await ctx.metrics.registry.metrics()).toMatch(/^jouleflow_job_power_watts\{job_id="p",component="compute"\} 500$/m);
+    expect(await exposition(ctx)).toMatch(/^jouleflow_job_power_watts\{job_id="p",component="compute"\} 500$/m);
     const ending = call(ctx, 'POST', '/jobs/p/end');
     await new Promise((r) => setTimeout(r, 30));
     interval(ctx, [share('p', [100, 0, 0, 0])]); // its last interval
     expect((await ending).status).toBe(200);
     interval(ctx, []); // ended, still retained
-    const text = await ctx.metrics.registry.metrics();
+    const text = await exposition(ctx);
     expect(text).toMatch(/jouleflow_job_end_time_seconds\{job_id="p"\}/);
     expect(text).toMatch(/^jouleflow_job_energy_joules_total\{job_id="p",component="compute",method="measured"\} 600$/m);
     expect(text).not.toMatch(/jouleflow_job_power_watts\{job_id="p"/);

@@ -72,7 +72,6 @@ test('per-job GPU energy follows the SM-weighted split of the trace', async () =
   registry.register({ id: 'A', name: 'job A', pids: JOBS.A });
   registry.register({ id: 'B', name: 'job B', pids: JOBS.B });
   replay = await startReplay(config, SPEED, { jobs: registry });
-  registry.attach(replay.exp.metrics);
   const ticks: Array<{ step: StepResult; attribution: Attribution }> = [];
   replay.exp.sampler.onTick.push((step, attribution) => ticks.push({ step, attribution }));
   await replay.run(1, duration(gpus[0]) + 1);

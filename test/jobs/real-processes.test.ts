@@ -6,7 +6,7 @@ import { parseConfig } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
 import { JobRegistry } from '../../exporter/src/jobs/tracker';
 import type { JobUsage } from '../../exporter/src/model/attribution';
-import { COMPONENTS } from '../../exporter/src/sources/types';
+import { COMPONENTS } from '../../exporter/src/core';
 import { silentLogger } from '../../exporter/src/util/log';
 
 /**
@@ -85,7 +85,6 @@ describe('attribution inputs from real processes', () => {
       return u;
     };
     exp = await createExporter(config, { log: silentLogger, jobs: registry });
-    registry.attach(exp.metrics);
   });
 
   afterAll(async () => {

@@ -11,7 +11,7 @@ import { pointsToReading } from '../../exporter/src/sources/meters/common';
 import { decodeRegisters } from '../../exporter/src/sources/meters/modbus';
 import { resolveRegister } from '../../exporter/src/sources/meters/schema';
 import { snmpProfilePoints } from '../../exporter/src/sources/meters/snmp';
-import type { Reading } from '../../exporter/src/sources/types';
+import type { Reading } from '../../exporter/src/core';
 import { silentLogger } from '../../exporter/src/util/log';
 
 /** The pieces of the meters without a peer: share accounting, register decoding, config checks. */

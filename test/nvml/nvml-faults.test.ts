@@ -1,5 +1,6 @@
 import type { JobTracker } from '../../exporter/src/sampler';
-import type { GpuProcess, Source } from '../../exporter/src/sources/types';
+import type { GpuProcess } from '../../exporter/src/core';
+import type { Source } from '../../exporter/src/sources/types';
 import {
   duration,
   energyAt,

@@ -1,6 +1,6 @@
 import { trapezoid } from '../../exporter/src/model/energy';
 import type { JobTracker } from '../../exporter/src/sampler';
-import type { GpuProcess } from '../../exporter/src/sources/types';
+import type { GpuProcess } from '../../exporter/src/core';
 import {
   duration,
   energyAt,

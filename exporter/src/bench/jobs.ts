@@ -4,7 +4,9 @@ import * as path from 'path';
 import { Ledger, emptyTotals, type LedgerRow } from '../jobs/ledger';
 import { JobRegistry } from '../jobs/tracker';
 import { Metrics } from '../metrics';
+import type { JobView } from '../core';
 import type { Attribution, JobShare } from '../model/attribution';
+import { EMPTY_SNAPSHOT } from '../snapshot';
 import { silentLogger } from '../util/log';
 import { percentile, type BenchRow } from './table';
 
@@ -62,7 +64,6 @@ async function benchTick(): Promise<BenchRow[]> {
   const registry = new JobRegistry({
     procfs: root,
     log: silentLogger,
-    metrics: new Metrics(),
     clock: () => now,
     liveCap: 1000,
     retentionMs: 900_000,
@@ -116,24 +117,25 @@ async function benchTick(): Promise<BenchRow[]> {
 
 async function benchRender(): Promise<BenchRow[]> {
   const JOBS = 1000;
-  const metrics = new Metrics();
-  const jobs: JobShare[] = [];
-  for (let k = 0; k < JOBS; k++) {
-    metrics.setJob({ id: `job-${k}`, name: `training run ${k}`, user: 'ada', scheduler: 'slurm' }, 1.8e9);
-    jobs.push({
-      id: `job-${k}`,
-      joules: { compute: 100 + k, transmit: 1, store: 2, cooling: 50 },
-      method: { compute: 'measured', transmit: 'estimated', store: 'measured', cooling: 'measured' },
-    });
-  }
+  const metrics = new Metrics('normal', { processMetrics: false });
+  const labels = Array.from({ length: JOBS }, (_, k) =>
+    Object.freeze({ job_id: `job-${k}`, job_name: `training run ${k}`, user: 'ada', scheduler: 'slurm' }),
+  );
   const samples: number[] = [];
   let series = 0;
   for (let i = 0; i < 30; i++) {
-    metrics.applyStep(
-      { t: i * 1000, dt: 1, series: [], events: [] },
-      { jobs, unattributed: { compute: 1, transmit: 1, store: 1, cooling: 1 } },
-    );
-    metrics.invalidate();
+    const jobs: JobView[] = labels.map((l, k) => ({
+      labels: l,
+      startMs: 1.8e12,
+      joules: {
+        compute: { measured: (100 + k) * i },
+        transmit: { estimated: i },
+        store: { measured: 2 * i },
+        cooling: { measured: 50 * i },
+      },
+      watts: { compute: 100 + k, transmit: 1, store: 2, cooling: 50 },
+    }));
+    metrics.publish({ ...EMPTY_SNAPSHOT, version: i + 1, jobs });
     const t0 = process.hrtime.bigint();
     const out = await metrics.render(false, false);
     samples.push(Number(process.hrtime.bigint() - t0) / 1e6);

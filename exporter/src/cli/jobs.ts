@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { JobReport } from '../jobs/report';
 import { formatReport, printable } from '../jobs/report';
-import { COMPONENTS } from '../sources/types';
+import { COMPONENTS, JOULES_PER_KWH } from '../core';
 import { DEFAULT_EXPORTER_URL } from './run';
 
 /** `jouleflow jobs ls` and `jouleflow jobs show ID`: tables from a running exporter's API. */
@@ -26,7 +26,7 @@ async function get(base: string, p: string): Promise<unknown> {
 }
 
 function kwh(j: number): string {
-  return (j / 3.6e6).toFixed(6);
+  return (j / JOULES_PER_KWH).toFixed(6);
 }
 
 export function jobsTable(jobs: readonly JobReport[]): string {

@@ -270,7 +270,6 @@ async function runInProcess(
   const log = createLogger((opts['log.level'] as LogLevel | undefined) ?? 'error', cfg.log.format as LogFormat);
   const { registry } = createRegistry(cfg, log, { ledger: explicitLedger, resume: false });
   const exp = await createExporter(cfg, { log, jobs: registry });
-  registry.attach(exp.metrics);
   await exp.sampler.tick(); // baseline of every source
   const child = await spawnOr127(argv);
   if (typeof child === 'number') {

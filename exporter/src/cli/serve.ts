@@ -67,7 +67,6 @@ export async function serve(opts: Record<string, unknown>): Promise<void> {
     routers: [{ path: '/api/v1', router: jobs.router }],
     notices: () => [`jobs: ${jobs.registry.runningCount} running (cap ${config.jobs.liveCap})`],
   });
-  jobs.registry.attach(exp.metrics);
   log.info('jouleflow exporter listening', {
     address: config.web.listenAddress,
     url: exp.url + config.web.telemetryPath,

@@ -1,4 +1,4 @@
-import type { GpuProcess } from '../sources/types';
+import type { GpuProcess } from '../core';
 
 /**
  * Per-GPU shares of jobs over a sliding window of sampler ticks (design §2): weighted by NVML

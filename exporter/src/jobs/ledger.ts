@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
-import type { Component } from '../sources/types';
-import { COMPONENTS } from '../sources/types';
+import type { Component } from '../core';
+import { COMPONENTS } from '../core';
 
 /**
  * The jobs ledger: one SQLite row per job with its per-component totals (better-sqlite3, WAL).

@@ -1,11 +1,9 @@
-import type { Component } from '../sources/types';
-import { COMPONENTS } from '../sources/types';
+import type { Component } from '../core';
+import { COMPONENTS, JOULES_PER_KWH } from '../core';
 import type { LedgerRow, Totals } from './ledger';
 import { componentJoules } from './ledger';
 
 /** A job's energy report: what the API returns and `jouleflow run` prints. */
-
-export const JOULES_PER_KWH = 3.6e6;
 
 export interface ComponentReport {
   joules: number;

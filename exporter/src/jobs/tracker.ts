@@ -3,10 +3,9 @@ import * as path from 'path';
 import type { Attribution, JobUsage } from '../model/attribution';
 import { UNATTRIBUTED } from '../model/attribution';
 import type { StepResult } from '../model/energy';
-import type { Metrics } from '../metrics';
-import type { JobTracker as SamplerJobTracker } from '../sampler';
-import type { GpuProcess } from '../sources/types';
-import { COMPONENTS } from '../sources/types';
+import type { Component, GpuProcess, JobLabels, JobView } from '../core';
+import { COMPONENTS } from '../core';
+import { safeLabelValue } from '../util/labels';
 import type { Logger } from '../util/log';
 import { CLOCK_TICKS_PER_SECOND } from '../util/procfs';
 import type { DiscoveredJob } from './discovery';
@@ -74,7 +73,6 @@ export class JobError extends Error {
 export interface TrackerOptions {
   procfs: string;
   log: Logger;
-  metrics?: Metrics;
   ledger?: Ledger;
   clock?: () => number;
   liveCap: number;
@@ -120,6 +118,10 @@ interface Job {
   resumedUpdated?: number;
   waiters: Array<(r: JobReport) => void>;
   retainUntil?: number;
+  /** The labels of its series; replaced (never mutated) when name, user or scheduler change. */
+  seriesLabels: JobLabels;
+  /** Mean power per component over the last interval it had a share in. */
+  watts?: Record<Component, number>;
 }
 
 interface Proc {
@@ -155,7 +157,7 @@ const ENVIRON_WAIT_MS = 50;
 
 const AUTO_END_SOURCES: ReadonlySet<JobSource> = new Set(['run', 'slurm', 'kubernetes', 'env']);
 
-export class JobRegistry implements SamplerJobTracker {
+export class JobRegistry {
   private readonly jobs = new Map<string, Job>();
   private readonly procs = new Map<number, Proc>();
   private readonly gpuWindow: GpuShareWindow;
@@ -172,12 +174,11 @@ export class JobRegistry implements SamplerJobTracker {
   private hostNetns: string | undefined;
   private readonly netnsLast = new Map<string, number>();
   private tick = 0;
-  private metrics: Metrics | undefined;
-  /** Ledger totals of resumed jobs, exported once metrics are attached. */
-  private readonly restored = new Map<string, Totals>();
+  /** Jobs refused per reason, and failed ledger writes: shown in the metrics through view(). */
+  private readonly rejected = new Map<string, number>([['cap', 0]]);
+  private ledgerWriteErrors = 0;
 
   constructor(private readonly opts: TrackerOptions) {
-    this.metrics = opts.metrics;
     if (opts.discovery.env) {
       this.environs = new EnvironReader(opts.procfs, (pid, environ) => {
         const p = this.procs.get(pid);
@@ -197,18 +198,22 @@ export class JobRegistry implements SamplerJobTracker {
 
   // ---------------------------------------------------------------- registry
 
-  /**
-   * Connects the registry to the exporter's metrics (created inside createExporter, after the
-   * registry): publishes every known job's info and start/end times and resumed jobs' totals.
-   */
-  attach(metrics: Metrics): void {
-    this.metrics = metrics;
-    for (const job of this.jobs.values()) {
-      metrics.setJob(this.labelsOf(job), job.start / 1000, job.end !== undefined ? job.end / 1000 : undefined);
+  /** The jobs as the metrics show them (sampler snapshot). */
+  view(): { jobs: JobView[]; rejected: ReadonlyMap<string, number>; errors: ReadonlyMap<string, number> } {
+    const jobs: JobView[] = [];
+    for (const j of this.jobs.values()) {
+      jobs.push({
+        labels: j.seriesLabels,
+        startMs: j.start,
+        endMs: j.end,
+        joules: copyTotals(j.totals),
+        watts: j.end === undefined ? j.watts : undefined,
+      });
     }
-    for (const [id, totals] of this.restored) metrics.restoreJobEnergy(id, totals);
-    this.restored.clear();
-    this.updateLiveGauge();
+    jobs.sort((a, b) => a.startMs - b.startMs);
+    const errors = new Map<string, number>();
+    if (this.ledgerWriteErrors > 0) errors.set('ledger\u0000write', this.ledgerWriteErrors);
+    return { jobs, rejected: new Map(this.rejected), errors };
   }
 
   get runningCount(): number {
@@ -220,12 +225,12 @@ export class JobRegistry implements SamplerJobTracker {
   /** Restores running jobs (and recently ended ones, for their retention) from the ledger. */
   resume(): number {
     const { ledger } = this.opts;
-    const metrics = this.metrics;
     if (!ledger) return 0;
     const now = this.clock();
     const rows = [...ledger.runningJobs(), ...ledger.endedSinceMs(now - this.opts.retentionMs)];
     for (const r of rows) {
       const job: Job = {
+        seriesLabels: seriesLabels(r.id, r.name, r.user, r.scheduler),
         id: r.id,
         name: r.name,
         labels: r.labels,
@@ -256,13 +261,8 @@ export class JobRegistry implements SamplerJobTracker {
         }
       });
       this.jobs.set(job.id, job);
-      metrics?.setJob(this.labelsOf(job), job.start / 1000, job.end !== undefined ? job.end / 1000 : undefined);
-      const snapshot = JSON.parse(JSON.stringify(job.totals)) as Totals;
-      if (metrics) metrics.restoreJobEnergy(job.id, snapshot);
-      else this.restored.set(job.id, snapshot);
     }
     this.reclassifyAll = true;
-    this.updateLiveGauge();
     if (rows.length)
       this.opts.log.info('jobs resumed from the ledger', {
         running: rows.filter((r) => r.end === undefined).length,
@@ -319,22 +319,24 @@ export class JobRegistry implements SamplerJobTracker {
     return this.reportOf(job);
   }
 
-  private addJob(j: Omit<Job, 'totals' | 'hadMembers' | 'members' | 'endRequested' | 'waiters'>): Job {
-    const job: Job = { ...j, totals: emptyTotals(), hadMembers: false, members: 0, endRequested: false, waiters: [] };
+  private addJob(j: Omit<Job, 'totals' | 'hadMembers' | 'members' | 'endRequested' | 'waiters' | 'seriesLabels'>): Job {
+    const job: Job = {
+      ...j,
+      totals: emptyTotals(),
+      hadMembers: false,
+      members: 0,
+      endRequested: false,
+      waiters: [],
+      seriesLabels: seriesLabels(j.id, j.name, j.user, j.scheduler),
+    };
     for (const c of COMPONENTS) job.totals[c].measured = 0;
     this.jobs.set(job.id, job);
     this.reclassifyAll = true;
-    this.metrics?.setJob(this.labelsOf(job), job.start / 1000);
-    this.updateLiveGauge();
     return job;
   }
 
   private reject(reason: string): void {
-    this.metrics?.jobsRejected.inc({ reason });
-  }
-
-  private labelsOf(job: Job): { id: string; name: string; user?: string; scheduler?: string } {
-    return { id: job.id, name: job.name, user: job.user, scheduler: job.scheduler };
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
   }
 
   /**
@@ -406,27 +408,18 @@ export class JobRegistry implements SamplerJobTracker {
     return buildReport(this.rowOf(job), job.end === undefined, this.clock(), this.opts.carbon);
   }
 
-  private updateLiveGauge(): void {
-    const m = this.metrics;
-    if (!m) return;
-    const running = this.runningCount;
-    m.jobsLive.set({ state: 'running' }, running);
-    m.jobsLive.set({ state: 'ended' }, this.jobs.size - running);
-  }
-
   private finish(job: Job, endMs: number): void {
     if (job.end !== undefined) return;
     job.end = Math.max(job.start, endMs);
     job.endRequested = false;
     job.retainUntil = job.end + this.opts.retentionMs;
-    this.metrics?.setJob(this.labelsOf(job), job.start / 1000, job.end / 1000);
+    job.watts = undefined;
     this.save([this.rowOf(job)]);
     this.reclassifyAll = true;
     // A place under the live-job cap is free: discovered jobs refused for the cap get another try.
     this.refusedDiscovered.clear();
     this.reaperPending.delete(job.id);
     this.reaperLast.delete(job.id);
-    this.updateLiveGauge();
     this.opts.log.info('job ended', { job_id: job.id });
     const report = this.reportOf(job);
     for (const w of job.waiters.splice(0)) w(report);
@@ -859,10 +852,13 @@ export class JobRegistry implements SamplerJobTracker {
     for (const share of attribution.jobs) {
       const job = this.jobs.get(share.id);
       if (!job || job.end !== undefined) continue;
+      const watts = { compute: 0, transmit: 0, store: 0, cooling: 0 };
       for (const c of COMPONENTS) {
         const m = share.method[c];
         job.totals[c][m] = (job.totals[c][m] ?? 0) + share.joules[c];
+        watts[c] = step.dt > 0 ? share.joules[c] / step.dt : 0;
       }
+      job.watts = watts;
     }
     for (const job of [...this.jobs.values()]) {
       if (job.end === undefined && job.endRequested) {
@@ -873,8 +869,6 @@ export class JobRegistry implements SamplerJobTracker {
     for (const job of [...this.jobs.values()]) {
       if (job.retainUntil !== undefined && now >= job.retainUntil) {
         this.jobs.delete(job.id);
-        this.metrics?.removeJob(job.id);
-        this.updateLiveGauge();
       }
     }
     if (this.opts.ledger && now - this.lastCheckpoint >= this.opts.checkpointMs) {
@@ -897,7 +891,7 @@ export class JobRegistry implements SamplerJobTracker {
     try {
       this.opts.ledger?.save(rows);
     } catch (err) {
-      this.metrics?.sourceErrors.inc({ source: 'ledger', reason: 'write' });
+      this.ledgerWriteErrors++;
       this.opts.log.warn('writing the jobs ledger failed', { err: (err as Error).message });
     }
   }
@@ -915,4 +909,17 @@ export class JobRegistry implements SamplerJobTracker {
     for (const p of this.procs.values()) if (p.job !== undefined) m.set(p.pid, p.job);
     return m;
   }
+}
+
+function seriesLabels(id: string, name: string, user: string | undefined, scheduler: string | undefined): JobLabels {
+  return Object.freeze({
+    job_id: id,
+    job_name: safeLabelValue(name),
+    user: safeLabelValue(user ?? ''),
+    scheduler: safeLabelValue(scheduler ?? ''),
+  });
+}
+
+function copyTotals(t: Totals): Record<Component, Record<string, number>> {
+  return { compute: { ...t.compute }, transmit: { ...t.transmit }, store: { ...t.store }, cooling: { ...t.cooling } };
 }

@@ -1,5 +1,5 @@
-import type { Component } from '../sources/types';
-import { COMPONENTS } from '../sources/types';
+import type { Component } from '../core';
+import { COMPONENTS } from '../core';
 import type { ComponentTotals, SeriesDelta } from './energy';
 import { zeroTotals } from './energy';
 

@@ -1,4 +1,4 @@
-import type { Reading } from '../sources/types';
+import type { Reading } from '../core';
 import { EnergyModel, IMPOSSIBLE_DELTA_FACTOR, totalsByComponent, trapezoid } from './energy';
 
 const counter = (joules: number, extra: Partial<Reading> = {}): Reading =>

@@ -1,5 +1,5 @@
-import type { Component, Domain, Reading } from '../sources/types';
-import { COMPONENTS } from '../sources/types';
+import type { Component, Domain, Reading } from '../core';
+import { COMPONENTS } from '../core';
 
 /**
  * The energy model: turns readings (counters, power samples, activity counters) into joules

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 const UNITS_MS: Record<string, number> = {
   ms: 1,
   s: 1000,
@@ -32,4 +34,28 @@ export function formatDuration(ms: number): string {
   const m = Math.floor((ms % 3_600_000) / 60_000);
   const s = Math.round((ms % 60_000) / 1000);
   return h > 0 ? `${h}h${m}m${s}s` : `${m}m${s}s`;
+}
+
+/** setTimeout takes at most 2^31 − 1 ms; beyond that Node fires after 1 ms. */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** A zod field for a duration: a Prometheus-style string or a number of seconds, to milliseconds. */
+export function zodDuration(min?: number) {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    try {
+      const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
+      if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a finite duration of at most 24d, got ${v}` });
+        return z.NEVER;
+      }
+      if (min !== undefined && ms < min) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at least ${min}ms, got ${v}` });
+        return z.NEVER;
+      }
+      return ms;
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
 }

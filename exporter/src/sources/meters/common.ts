@@ -1,8 +1,9 @@
 import { promises as fsp } from 'fs';
 import { copAt } from '../../model/cooling';
+import { untilAborted } from '../../util/async';
 import type { Logger } from '../../util/log';
 import type { CounterReading, PowerReading, Reading, SampleContext, SampleResult, Source } from '../types';
-import { SourceError } from '../types';
+import { JOULES_PER_KWH, SourceError } from '../types';
 import type { PointKind, Unit } from './schema';
 
 /**
@@ -18,7 +19,7 @@ import type { PointKind, Unit } from './schema';
 
 export type Protocol = 'snmp' | 'modbus' | 'redfish' | 'ipmi';
 
-const UNIT_FACTOR: Record<Unit, number> = { W: 1, kW: 1000, Wh: 3600, kWh: 3.6e6 };
+const UNIT_FACTOR: Record<Unit, number> = { W: 1, kW: 1000, Wh: 3600, kWh: JOULES_PER_KWH };
 
 /** A point read from the meter: the raw number, or null when the device says it is unsupported. */
 export interface PointValue {
@@ -130,30 +131,12 @@ export function defaultCop(supplyAirCelsius: number): number {
 
 /** Rejects when the signal aborts (the sampler's timeout), so a hung library call never holds a read. */
 export function abortable<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new SourceError('timeout', `${what}: aborted`));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new SourceError('timeout', `${what}: aborted by the sampler's timeout`));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+  return untilAborted(p, signal, () => new SourceError('timeout', `${what}: aborted by the sampler's timeout`));
 }
 
 /** Rejects with a SourceError('timeout') after ms. */
 export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new SourceError('timeout', message)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return untilAborted(p, AbortSignal.timeout(ms), () => new SourceError('timeout', message));
 }
 
 /**

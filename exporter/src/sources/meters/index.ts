@@ -1,5 +1,5 @@
 import type { Config } from '../../config';
-import { ConfigError } from '../../config';
+import { ConfigError, defaultSampleTimeout } from '../../config';
 import type { CoolingMeters } from '../../model/cooling';
 import type { Logger } from '../../util/log';
 import type { Source } from '../types';
@@ -13,7 +13,7 @@ import { SnmpMeterSource } from './snmp';
 export function createMeterSources(cfg: Config, log: Logger): Source[] {
   checkShare(cfg);
   const cop = defaultCop(cfg.cooling.supplyAirCelsius);
-  const sampleTimeout = cfg.sample.timeout ?? Math.max(1, Math.floor(cfg.sample.interval * 0.8));
+  const sampleTimeout = cfg.sample.timeout ?? defaultSampleTimeout(cfg.sample.interval);
   return cfg.meters.map((m) => {
     // Below the sampler's per-source timeout, so the meter reports its own, clearer error first.
     const timeout = Math.max(1, Math.min(m.timeout ?? Math.floor(cfg.sample.interval * 0.7), Math.floor(sampleTimeout * 0.9)));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration } from '../../util/duration';
+import { zodDuration } from '../../util/duration';
 
 /**
  * The `meters:` section of the configuration file: facility meters read over SNMP, Modbus TCP,
@@ -10,19 +10,7 @@ import { parseDuration } from '../../util/duration';
  *       it      → a PDU/UPS feeding the room's IT: not node energy, only the denominator of the share.
  */
 
-const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  try {
-    const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
-    if (ms < 1) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at least 1ms, got ${v}` });
-      return z.NEVER;
-    }
-    return ms;
-  } catch (err) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+const durationMs = zodDuration(1);
 
 export const POINT_KINDS = ['power', 'energy', 'thermal_power', 'thermal_energy'] as const;
 export type PointKind = (typeof POINT_KINDS)[number];
