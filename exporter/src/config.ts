@@ -171,8 +171,10 @@ export const ConfigSchema = z
         checkpointInterval: duration(0).default('5s'),
         /** Environment variable holding the bearer token for API mutations (web.jobsTokenFile wins). */
         tokenEnv: z.string().default('JOULEFLOW_JOBS_TOKEN'),
-        /** Sampler ticks over which per-process GPU use is summed (time-sliced processes alternate). */
-        gpuWindow: z.coerce.number().int().positive().default(5),
+        /** Most ended jobs kept in the live metrics and list (oldest go first); the ledger keeps them all. */
+        endedCap: z.coerce.number().int().nonnegative().default(1000),
+        /** How long ended jobs stay in the ledger ("0" = forever); older rows are pruned hourly. */
+        ledgerRetention: duration(0, Infinity).default('90d'),
         discovery: z
           .object({
             slurm: z.boolean().default(true),

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { parseConfig } from '../../exporter/src/config';
 import { createExporter } from '../../exporter/src/exporter';
-import { JobRegistry } from '../../exporter/src/jobs/tracker';
+import { JobTracker } from '../../exporter/src/jobs/tracker';
 import { silentLogger } from '../../exporter/src/util/log';
 import { FixtureTree, bumpDiskstats, bumpProcStat } from '../helpers/fixture';
 
@@ -34,14 +34,13 @@ test('two ticks on the host fixture expose exactly the golden text, in both form
     nvml: { library: join(tree.root, 'no-libnvidia-ml.so.1') },
     carbon: { zone: 'DE', gramsPerKwh: 380 },
   });
-  const registry = new JobRegistry({
+  const registry = new JobTracker({
     procfs: tree.procfs,
     log: silentLogger,
     clock: () => now,
     liveCap: 10,
     retentionMs: 60_000,
     checkpointMs: 5000,
-    gpuWindow: 1,
     carbon: config.carbon,
     discovery: { slurm: false, kubernetes: false, env: false },
   });

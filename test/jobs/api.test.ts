@@ -2,7 +2,7 @@ import type { Server } from 'http';
 import express from 'express';
 import { createJobsRouter } from '../../exporter/src/jobs/api';
 import { Ledger } from '../../exporter/src/jobs/ledger';
-import { JobRegistry } from '../../exporter/src/jobs/tracker';
+import { JobTracker } from '../../exporter/src/jobs/tracker';
 import { Metrics } from '../../exporter/src/metrics';
 import { EMPTY_SNAPSHOT } from '../../exporter/src/snapshot';
 import { safeLabelValue } from '../../exporter/src/util/labels';
@@ -15,26 +15,28 @@ import { FakeProcfs } from './fakeproc';
 interface Ctx {
   fake: FakeProcfs;
   metrics: Metrics;
-  registry: JobRegistry;
+  registry: JobTracker;
   server: Server;
   base: string;
   now: number;
 }
 
-async function setup(opts: { loopbackOnly?: boolean; token?: string; liveCap?: number; retentionMs?: number } = {}): Promise<Ctx> {
+async function setup(
+  opts: { loopbackOnly?: boolean; token?: string; liveCap?: number; retentionMs?: number; endedCap?: number } = {},
+): Promise<Ctx> {
   const fake = new FakeProcfs();
   for (const pid of [100, 101, 102, 103]) fake.set(pid, { ppid: 1, starttime: 50_000 });
   const metrics = new Metrics();
   const ctx = { fake, metrics, now: 1_800_000_000_000 } as Ctx;
-  ctx.registry = new JobRegistry({
+  ctx.registry = new JobTracker({
     procfs: fake.root,
     log: silentLogger,
     ledger: new Ledger(':memory:'),
     clock: () => ctx.now,
     liveCap: opts.liveCap ?? 10,
     retentionMs: opts.retentionMs ?? 60_000,
+    endedCap: opts.endedCap,
     checkpointMs: 0,
-    gpuWindow: 1,
     carbon: { zone: 'DE', gramsPerKwh: 380 },
     discovery: { slurm: false, kubernetes: false, env: false },
   });
@@ -278,6 +280,66 @@ describe('jobs API', () => {
     expect(text).toMatch(/jouleflow_job_end_time_seconds\{job_id="p"\}/);
     expect(text).toMatch(/^jouleflow_job_energy_joules_total\{job_id="p",component="compute",method="measured"\} 600$/m);
     expect(text).not.toMatch(/jouleflow_job_power_watts\{job_id="p"/);
+  });
+});
+
+describe('jobs API: ownership, bounded lists and retained jobs', () => {
+  let ctx: Ctx;
+  afterEach(() => teardown(ctx));
+
+  it('a PID already in a job is refused with 409 naming the owning job, never moved silently', async () => {
+    ctx = await setup();
+    ctx.fake.set(104, { ppid: 100, starttime: 50_001 });
+    expect((await call(ctx, 'POST', '/jobs', { id: 'first', name: 'a', pids: [100] })).status).toBe(201);
+    interval(ctx, []); // the scan makes 104 a member of "first" (child of its root)
+    const root = await call(ctx, 'POST', '/jobs', { id: 'second', name: 'b', pids: [100] });
+    expect(root.status).toBe(409);
+    expect(root.body.error).toMatch(/process 100 already belongs to job "first"/);
+    const child = await call(ctx, 'POST', '/jobs', { id: 'third', name: 'c', pids: [104] });
+    expect(child.status).toBe(409);
+    expect(child.body.error).toMatch(/"first"/);
+    expect(((await call(ctx, 'GET', '/jobs/first')).body as { state: string }).state).toBe('running');
+    expect((await exposition(ctx)).match(/^jouleflow_jobs_rejected_total\{reason="conflict"\} (\d+)$/m)?.[1]).toBe('2');
+  });
+
+  it('pages the list with limit and cursor, in start order, each job once', async () => {
+    ctx = await setup();
+    const ids = ['j1', 'j2', 'j3', 'j4', 'j5'];
+    for (const [i, id] of ids.entries()) {
+      ctx.now += 1000;
+      expect((await call(ctx, 'POST', '/jobs', { id, name: id, pids: [100 + (i % 4)] })).status).toBe(i < 4 ? 201 : 409);
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 5; page++) {
+      const r = await call(ctx, 'GET', `/jobs?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(r.status).toBe(200);
+      const jobs = r.body.jobs as Array<{ id: string }>;
+      expect(jobs.length).toBeLessThanOrEqual(2);
+      seen.push(...jobs.map((j) => j.id));
+      cursor = r.body.next_cursor as string | undefined;
+      if (!cursor) break;
+    }
+    expect(seen).toEqual(['j1', 'j2', 'j3', 'j4']);
+    expect((await call(ctx, 'GET', '/jobs?all=1&limit=3')).body.next_cursor).toBeDefined();
+    expect((await call(ctx, 'GET', '/jobs?limit=0')).status).toBe(400);
+    expect((await call(ctx, 'GET', '/jobs?limit=5000')).status).toBe(400);
+    expect((await call(ctx, 'GET', '/jobs?cursor=not-a-cursor')).status).toBe(400);
+  });
+
+  it('keeps at most endedCap ended jobs live; older ones stay in the ledger', async () => {
+    ctx = await setup({ endedCap: 2 });
+    for (const id of ['e1', 'e2', 'e3']) {
+      expect((await call(ctx, 'POST', '/jobs', { id, name: id, pids: [100] })).status).toBe(201);
+      const ending = call(ctx, 'POST', `/jobs/${id}/end`);
+      await new Promise((r) => setTimeout(r, 20));
+      interval(ctx, []);
+      expect((await ending).status).toBe(200);
+    }
+    const live = ((await call(ctx, 'GET', '/jobs')).body.jobs as Array<{ id: string }>).map((j) => j.id);
+    expect(live).toEqual(['e2', 'e3']);
+    expect((await call(ctx, 'GET', '/jobs/e1')).status).toBe(200);
+    expect(await exposition(ctx)).toMatch(/^jouleflow_jobs\{state="ended"\} 2$/m);
   });
 });
 

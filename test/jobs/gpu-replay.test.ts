@@ -1,5 +1,5 @@
 import { parseConfig } from '../../exporter/src/config';
-import { JobRegistry } from '../../exporter/src/jobs/tracker';
+import { JobTracker } from '../../exporter/src/jobs/tracker';
 import type { Attribution } from '../../exporter/src/model/attribution';
 import type { StepResult } from '../../exporter/src/model/energy';
 import { silentLogger } from '../../exporter/src/util/log';
@@ -59,13 +59,12 @@ test('per-job GPU energy follows the SM-weighted split of the trace', async () =
   });
   const config = nvmlConfig(library, { paths: { procfs: fake.root } });
   const base = parseConfig({});
-  const registry = new JobRegistry({
+  const registry = new JobTracker({
     procfs: fake.root,
     log: silentLogger,
     liveCap: 10,
     retentionMs: 900_000,
     checkpointMs: 5000,
-    gpuWindow: 1, // the split per interval, as computed below
     carbon: base.carbon,
     discovery: { slurm: false, kubernetes: false, env: false },
   });

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseConfig } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
-import { JobRegistry } from '../../exporter/src/jobs/tracker';
+import { JobTracker } from '../../exporter/src/jobs/tracker';
 import type { JobUsage } from '../../exporter/src/model/attribution';
 import { COMPONENTS } from '../../exporter/src/core';
 import { silentLogger } from '../../exporter/src/util/log';
@@ -60,7 +60,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('attribution inputs from real processes', () => {
   let exp: Exporter;
-  let registry: JobRegistry;
+  let registry: JobTracker;
   let dir: string;
   const children: ChildProcess[] = [];
   const usages: JobUsage[][] = [];
@@ -68,13 +68,12 @@ describe('attribution inputs from real processes', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-real-'));
     const config = parseConfig({ jobs: { ledger: '' }, sample: { interval: '250ms' } });
-    registry = new JobRegistry({
+    registry = new JobTracker({
       procfs: '/proc',
       log: silentLogger,
       liveCap: 10,
       retentionMs: 60_000,
       checkpointMs: 1000,
-      gpuWindow: 5,
       carbon: config.carbon,
       discovery: { slurm: false, kubernetes: false, env: false },
     });

@@ -82,10 +82,15 @@ async function jobCounters(url: string, id: string): Promise<Record<string, numb
   return out;
 }
 
+/** A ledger row as stored, with each component's joules summed from its totals (`compute_j`...). */
 function ledgerRow(file: string, id: string): Record<string, number | string | null> | undefined {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    return db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, number | string | null> | undefined;
+    const row = db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, number | string | null> | undefined;
+    if (!row) return undefined;
+    const totals = JSON.parse(String(row.totals)) as Record<string, Record<string, number>>;
+    for (const c of COMPONENTS) row[`${c}_j`] = Object.values(totals[c] ?? {}).reduce((a, v) => a + v, 0);
+    return row;
   } finally {
     db.close();
   }

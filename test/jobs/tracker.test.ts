@@ -2,8 +2,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { JobRegistry, type TrackerOptions } from '../../exporter/src/jobs/tracker';
-import { GpuShareWindow } from '../../exporter/src/jobs/gpu-shares';
+import { JobTracker, type TrackerOptions } from '../../exporter/src/jobs/tracker';
 import { silentLogger } from '../../exporter/src/util/log';
 import type { JobUsage } from '../../exporter/src/model/attribution';
 import { Ledger } from '../../exporter/src/jobs/ledger';
@@ -18,16 +17,15 @@ const T0 = 1000;
 class Harness {
   readonly fake = new FakeProcfs();
   uptimeS = T0;
-  readonly registry: JobRegistry;
+  readonly registry: JobTracker;
   constructor(extra: Partial<TrackerOptions> = {}) {
-    this.registry = new JobRegistry({
+    this.registry = new JobTracker({
       procfs: this.fake.root,
       log: silentLogger,
       clock: () => this.now,
       liveCap: 100,
       retentionMs: 60_000,
       checkpointMs: 1000,
-      gpuWindow: 3,
       carbon: { zone: 'test' },
       discovery: { slurm: true, kubernetes: true, env: true },
       ...extra,
@@ -37,7 +35,7 @@ class Harness {
     return BOOT_MS + this.uptimeS * 1000;
   }
   /** Advances time by `s` seconds and measures. */
-  step(s = 1, gpu: Parameters<JobRegistry['measure']>[1] = []): Map<string, JobUsage> {
+  step(s = 1, gpu: Parameters<JobTracker['measure']>[1] = []): Map<string, JobUsage> {
     this.uptimeS += s;
     this.fake.uptime(this.uptimeS);
     return new Map(this.registry.measure(this.now, gpu).map((u) => [u.id, u]));
@@ -240,7 +238,7 @@ describe('discovery', () => {
     expect(m.get(304)).toBe('train-42');
     expect(m.get(305)).toBe('train-42');
     expect(m.get(306)).toBeUndefined();
-    const byId = new Map(h.registry.list().map((j) => [j.id, j]));
+    const byId = new Map(h.registry.list().jobs.map((j) => [j.id, j]));
     expect(byId.get('4242')).toMatchObject({ scheduler: 'slurm', user: '1000' });
     expect(byId.get('77')?.scheduler).toBe('slurm');
     expect(byId.get('3f6e2a10-1b2c-4d5e-8f90-aabbccddeeff')?.scheduler).toBe('kubernetes');
@@ -296,7 +294,7 @@ describe('discovery', () => {
     ];
     h.step(1, gpu);
     const u = h.step(1, gpu);
-    const byId = new Map(h.registry.list().map((j) => [j.id, j]));
+    const byId = new Map(h.registry.list().jobs.map((j) => [j.id, j]));
     expect(byId.get('jobA')?.gpus).toEqual(['0', '1']);
     expect(byId.get('jobB')?.gpus).toEqual(['1']);
     expect(u.get('jobA')?.gpuShares.gpu0).toBeCloseTo(1, 10);
@@ -359,40 +357,6 @@ describe('discovery', () => {
     const u = h.step();
     expect(u.get('ns')?.netnsBytes).toBe(560);
     expect(u.get('host')?.netnsBytes).toBeUndefined();
-  });
-});
-
-describe('GPU shares over a window', () => {
-  it('time-sliced processes reported alternately get fair shares', () => {
-    const w = new GpuShareWindow(4);
-    const jobOf = (pid: number) => (pid === 1 ? 'a' : pid === 2 ? 'b' : undefined);
-    w.push([{ device: 'gpu0', pid: 1, smUtilPercent: 90 }], jobOf);
-    w.push([{ device: 'gpu0', pid: 2, smUtilPercent: 90 }], jobOf);
-    w.push([{ device: 'gpu0', pid: 1, smUtilPercent: 90 }], jobOf);
-    w.push([{ device: 'gpu0', pid: 2, smUtilPercent: 90 }], jobOf);
-    const s = w.shares().get('gpu0');
-    expect(s?.basis).toBe('sm');
-    expect(s?.byJob.get('a')).toBeCloseTo(0.5, 10);
-    expect(s?.byJob.get('b')).toBeCloseTo(0.5, 10);
-  });
-
-  it('falls back to memory held, then to equal shares; processes of no job stay unattributed', () => {
-    const w = new GpuShareWindow(1);
-    const jobOf = (pid: number) => (pid === 1 ? 'a' : undefined);
-    w.push(
-      [
-        { device: 'gpu0', pid: 1, usedMemoryBytes: 3e9 },
-        { device: 'gpu0', pid: 9, usedMemoryBytes: 1e9 },
-        { device: 'gpu1', pid: 1 },
-        { device: 'gpu1', pid: 9 },
-      ],
-      jobOf,
-    );
-    const s = w.shares();
-    expect(s.get('gpu0')?.basis).toBe('memory');
-    expect(s.get('gpu0')?.byJob.get('a')).toBeCloseTo(0.75, 10);
-    expect(s.get('gpu1')?.basis).toBe('equal');
-    expect(s.get('gpu1')?.byJob.get('a')).toBeCloseTo(0.5, 10);
   });
 });
 

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Ledger, emptyTotals, type LedgerRow } from '../jobs/ledger';
-import { JobRegistry } from '../jobs/tracker';
+import { JobTracker } from '../jobs/tracker';
 import { Metrics } from '../metrics';
 import type { JobView } from '../core';
 import type { Attribution, JobShare } from '../model/attribution';
@@ -61,14 +61,13 @@ async function benchTick(): Promise<BenchRow[]> {
   const JOBS = 100;
   const { root, roots, members } = fakeProcfs(N, JOBS);
   let now = 1_800_000_000_000;
-  const registry = new JobRegistry({
+  const registry = new JobTracker({
     procfs: root,
     log: silentLogger,
     clock: () => now,
     liveCap: 1000,
     retentionMs: 900_000,
     checkpointMs: 5000,
-    gpuWindow: 5,
     carbon: { zone: 'bench' },
     discovery: { slurm: true, kubernetes: true, env: true },
   });

@@ -3,14 +3,15 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { z } from 'zod';
 import type { Logger } from '../util/log';
 import { JOB_ID_RE } from './discovery';
-import type { JobRegistry } from './tracker';
-import { JobError } from './tracker';
+import type { JobTracker } from './tracker';
+import { JobError, type JobErrorKind } from './errors';
 
 /**
  * The jobs HTTP API (design §4), mounted at /api/v1:
  *   POST /jobs            {id?, name, pids?, cgroup?, gpus?, labels?, start?} → 201 job
  *   POST /jobs/:id/end    → 200 final report (after the job's last interval is measured)
- *   GET  /jobs[?all=1]    → live jobs (with all=1 also finished ones from the ledger)
+ *   GET  /jobs[?all=1][&limit=N][&cursor=C] → a page of live jobs (all=1: every job in the ledger),
+ *                         ordered by start; `next_cursor` names the next page
  *   GET  /jobs/:id        → report: energy per component in J and kWh, duration, power, PUE, CO₂
  * Errors are JSON {"error": "..."} with a 4xx status. Mutations need a bearer token unless the
  * listener is loopback-only.
@@ -50,7 +51,7 @@ export const JobBody = z
 export type JobBodyInput = z.input<typeof JobBody>;
 
 export interface ApiOptions {
-  registry: JobRegistry;
+  registry: JobTracker;
   log: Logger;
   /** Mutations without a token are allowed only when the listener is loopback-only. */
   loopbackOnly: boolean;
@@ -90,7 +91,17 @@ export function createJobsRouter(opts: ApiOptions): Router {
 
   router.get('/jobs', (req, res) => {
     const all = req.query.all === '1' || req.query.all === 'true';
-    res.json({ jobs: opts.registry.list(all) });
+    const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 1000)) {
+      res.status(400).json({ error: 'limit: an integer from 1 to 1000' });
+      return;
+    }
+    const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
+    try {
+      res.json(opts.registry.list({ all, limit, cursor }));
+    } catch (err) {
+      sendError(res, err, opts.log);
+    }
   });
 
   router.get('/jobs/:id', (req: Request<{ id: string }>, res) => {
@@ -142,9 +153,12 @@ export function createJobsRouter(opts: ApiOptions): Router {
   return router;
 }
 
+/** HTTP status of each kind of job error. */
+const STATUS: Record<JobErrorKind, number> = { invalid: 400, not_found: 404, conflict: 409, cap: 429 };
+
 function sendError(res: Response, err: unknown, log: Logger): void {
   if (err instanceof JobError) {
-    res.status(err.status).json({ error: err.message });
+    res.status(STATUS[err.kind]).json({ error: err.message });
     return;
   }
   log.error('jobs API failed', { err: (err as Error).message });

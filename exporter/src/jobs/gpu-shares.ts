@@ -1,65 +1,46 @@
 import type { GpuProcess } from '../core';
 
 /**
- * Per-GPU shares of jobs over a sliding window of sampler ticks (design §2): weighted by NVML
- * per-process SM utilisation; where no process on that GPU reports any, by GPU memory held;
- * where none reports memory either, equally per process (by how many ticks each was seen).
- * Summing over a window gives time-sliced processes that NVML reports alternately their fair
- * share. Processes of no job weigh too: their part of the GPU stays unattributed.
+ * Per-GPU shares of jobs in one sampler tick (design.md, "GPUs"), from the processes NVML reports
+ * on each GPU in that tick only: weighted by per-process SM utilisation; where no process on that
+ * GPU reports any, by GPU memory held (MIG and idle contexts); where none reports memory either,
+ * equally per process. A process that left a GPU gets nothing from the tick after it left, and
+ * time-sliced processes that NVML reports alternately get the whole GPU in the ticks they ran,
+ * which is their fair share over time. Processes of no job weigh too: their part stays unattributed.
  */
-
-interface Entry {
-  job: string | undefined;
-  pid: number;
-  sm?: number;
-  mem?: number;
-}
 
 export type GpuBasis = 'sm' | 'memory' | 'equal';
 
-export class GpuShareWindow {
-  private readonly history = new Map<string, Entry[][]>();
+export interface GpuShare {
+  basis: GpuBasis;
+  /** job → share (0..1, summing to at most 1 per device). */
+  byJob: Map<string, number>;
+}
 
-  constructor(private readonly size: number) {}
-
-  /** Adds one tick's processes; `jobOf` maps a pid to its job at this tick. */
-  push(processes: readonly GpuProcess[], jobOf: (pid: number) => string | undefined): void {
-    const now = new Map<string, Entry[]>();
-    for (const p of processes) {
-      const list = now.get(p.device) ?? [];
-      list.push({ job: jobOf(p.pid), pid: p.pid, sm: p.smUtilPercent, mem: p.usedMemoryBytes });
-      now.set(p.device, list);
-    }
-    for (const device of new Set([...this.history.keys(), ...now.keys()])) {
-      const h = this.history.get(device) ?? [];
-      h.push(now.get(device) ?? []);
-      while (h.length > this.size) h.shift();
-      if (h.every((t) => t.length === 0)) this.history.delete(device);
-      else this.history.set(device, h);
-    }
+/** device → this tick's split; `jobOf` maps a pid to its job at this tick. */
+export function gpuShares(processes: readonly GpuProcess[], jobOf: (pid: number) => string | undefined): Map<string, GpuShare> {
+  const byDevice = new Map<string, GpuProcess[]>();
+  for (const p of processes) {
+    const list = byDevice.get(p.device);
+    if (list) list.push(p);
+    else byDevice.set(p.device, [p]);
   }
-
-  /** device → job → share (0..1, summing to at most 1 per device). */
-  shares(): Map<string, { basis: GpuBasis; byJob: Map<string, number> }> {
-    const out = new Map<string, { basis: GpuBasis; byJob: Map<string, number> }>();
-    for (const [device, ticks] of this.history) {
-      const entries = ticks.flat();
-      const sm = entries.reduce((a, e) => a + (e.sm !== undefined && e.sm > 0 ? e.sm : 0), 0);
-      const mem = entries.reduce((a, e) => a + (e.mem !== undefined && e.mem > 0 ? e.mem : 0), 0);
-      const basis: GpuBasis = sm > 0 ? 'sm' : mem > 0 ? 'memory' : 'equal';
-      const weight = (e: Entry) => (basis === 'sm' ? Math.max(0, e.sm ?? 0) : basis === 'memory' ? Math.max(0, e.mem ?? 0) : 1);
-      const total = basis === 'sm' ? sm : basis === 'memory' ? mem : entries.length;
-      const byJob = new Map<string, number>();
-      if (total > 0) {
-        for (const e of entries) {
-          if (e.job === undefined) continue;
-          byJob.set(e.job, (byJob.get(e.job) ?? 0) + weight(e) / total);
-        }
-      }
-      out.set(device, { basis, byJob });
+  const out = new Map<string, GpuShare>();
+  for (const [device, list] of byDevice) {
+    const positive = (v: number | undefined) => (v !== undefined && v > 0 ? v : 0);
+    const sm = list.reduce((a, p) => a + positive(p.smUtilPercent), 0);
+    const mem = list.reduce((a, p) => a + positive(p.usedMemoryBytes), 0);
+    const basis: GpuBasis = sm > 0 ? 'sm' : mem > 0 ? 'memory' : 'equal';
+    const weight = (p: GpuProcess) => (basis === 'sm' ? positive(p.smUtilPercent) : basis === 'memory' ? positive(p.usedMemoryBytes) : 1);
+    const total = basis === 'sm' ? sm : basis === 'memory' ? mem : list.length;
+    const byJob = new Map<string, number>();
+    for (const p of list) {
+      const job = jobOf(p.pid);
+      if (job !== undefined) byJob.set(job, (byJob.get(job) ?? 0) + weight(p) / total);
     }
-    return out;
+    out.set(device, { basis, byJob });
   }
+  return out;
 }
 
 /** Whether a GPU given by the user ("0", "gpu0", a UUID...) names the device label `device`. */

@@ -4,13 +4,16 @@ import { isLoopbackHost, parseListenAddress } from '../config';
 import type { Logger } from '../util/log';
 import { createJobsRouter } from './api';
 import { Ledger } from './ledger';
-import { JobRegistry } from './tracker';
+import { JobTracker } from './tracker';
 import type { Router } from 'express';
+
+/** Ticks between full scans of /proc: members are read every tick, new processes found within this many. */
+const FULL_SCAN_EVERY = 5;
 
 /** Builds the jobs registry (with its ledger, resumed) and the API router from the configuration. */
 
 export interface JobsSetup {
-  registry: JobRegistry;
+  registry: JobTracker;
   router: Router;
   ledger?: Ledger;
   close(): void;
@@ -31,7 +34,7 @@ export function createRegistry(
   config: Config,
   log: Logger,
   opts: { ledger?: boolean; resume?: boolean; clock?: () => number } = {},
-): { registry: JobRegistry; ledger?: Ledger } {
+): { registry: JobTracker; ledger?: Ledger } {
   let ledger: Ledger | undefined;
   if (opts.ledger !== false && config.jobs.ledger) {
     try {
@@ -40,7 +43,7 @@ export function createRegistry(
       log.warn('jobs ledger unavailable: job totals are kept in memory only', { ledger: config.jobs.ledger, err: (err as Error).message });
     }
   }
-  const registry = new JobRegistry({
+  const registry = new JobTracker({
     procfs: config.paths.procfs,
     log: log.child({ component: 'jobs' }),
     ledger,
@@ -48,7 +51,9 @@ export function createRegistry(
     liveCap: config.jobs.liveCap,
     retentionMs: config.jobs.retention,
     checkpointMs: config.jobs.checkpointInterval,
-    gpuWindow: config.jobs.gpuWindow,
+    endedCap: config.jobs.endedCap,
+    ledgerRetentionMs: config.jobs.ledgerRetention,
+    fullScanEvery: FULL_SCAN_EVERY,
     carbon: config.carbon,
     discovery: config.jobs.discovery,
   });

@@ -2,7 +2,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
 import type { Component } from '../core';
-import { COMPONENTS } from '../core';
 
 /**
  * The jobs ledger: one SQLite row per job with its per-component totals (better-sqlite3, WAL).
@@ -58,6 +57,9 @@ export class Ledger {
   private readonly running: Database.Statement;
   private readonly recent: Database.Statement;
   private readonly endedSince: Database.Statement;
+  private readonly firstPage: Database.Statement;
+  private readonly nextPage: Database.Statement;
+  private readonly prune: Database.Statement;
   private readonly upsertMany: (rows: LedgerRow[]) => void;
 
   constructor(readonly file: string) {
@@ -66,35 +68,19 @@ export class Ledger {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 2000');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS jobs (
-      id TEXT PRIMARY KEY,
-      name TEXT NOT NULL,
-      scheduler TEXT NOT NULL,
-      user TEXT,
-      labels TEXT NOT NULL,
-      spec TEXT NOT NULL,
-      start_ms REAL NOT NULL,
-      end_ms REAL,
-      compute_j REAL NOT NULL DEFAULT 0,
-      transmit_j REAL NOT NULL DEFAULT 0,
-      store_j REAL NOT NULL DEFAULT 0,
-      cooling_j REAL NOT NULL DEFAULT 0,
-      totals TEXT NOT NULL,
-      updated_ms REAL NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS jobs_end ON jobs(end_ms);`);
-    this.upsert = this.db.prepare(`INSERT INTO jobs (id, name, scheduler, user, labels, spec, start_ms, end_ms,
-        compute_j, transmit_j, store_j, cooling_j, totals, updated_ms)
-      VALUES (@id, @name, @scheduler, @user, @labels, @spec, @start_ms, @end_ms,
-        @compute_j, @transmit_j, @store_j, @cooling_j, @totals, @updated_ms)
+    migrate(this.db);
+    this.upsert = this.db.prepare(`INSERT INTO jobs (id, name, scheduler, user, labels, spec, start_ms, end_ms, totals, updated_ms)
+      VALUES (@id, @name, @scheduler, @user, @labels, @spec, @start_ms, @end_ms, @totals, @updated_ms)
       ON CONFLICT(id) DO UPDATE SET name = excluded.name, scheduler = excluded.scheduler, user = excluded.user,
         labels = excluded.labels, spec = excluded.spec, start_ms = excluded.start_ms, end_ms = excluded.end_ms,
-        compute_j = excluded.compute_j, transmit_j = excluded.transmit_j, store_j = excluded.store_j,
-        cooling_j = excluded.cooling_j, totals = excluded.totals, updated_ms = excluded.updated_ms`);
+        totals = excluded.totals, updated_ms = excluded.updated_ms`);
     this.byId = this.db.prepare('SELECT * FROM jobs WHERE id = ?');
     this.running = this.db.prepare('SELECT * FROM jobs WHERE end_ms IS NULL');
     this.recent = this.db.prepare('SELECT * FROM jobs ORDER BY start_ms DESC LIMIT ?');
     this.endedSince = this.db.prepare('SELECT * FROM jobs WHERE end_ms IS NOT NULL AND end_ms >= ?');
+    this.firstPage = this.db.prepare('SELECT * FROM jobs ORDER BY start_ms, id LIMIT ?');
+    this.nextPage = this.db.prepare('SELECT * FROM jobs WHERE (start_ms, id) > (?, ?) ORDER BY start_ms, id LIMIT ?');
+    this.prune = this.db.prepare('DELETE FROM jobs WHERE end_ms IS NOT NULL AND end_ms < ?');
     this.upsertMany = this.db.transaction((rows: LedgerRow[]) => {
       for (const r of rows) this.upsert.run(toRaw(r));
     });
@@ -121,13 +107,67 @@ export class Ledger {
     return (this.recent.all(limit) as RawRow[]).map(fromRaw);
   }
 
+  /** Up to `limit` rows ordered by (start, id), after the given key. */
+  page(after: { start: number; id: string } | undefined, limit: number): LedgerRow[] {
+    const rows = after ? this.nextPage.all(after.start, after.id, limit) : this.firstPage.all(limit);
+    return (rows as RawRow[]).map(fromRaw);
+  }
+
+  /** Deletes jobs that ended before `ms`; returns how many. */
+  pruneEndedBefore(ms: number): number {
+    return this.prune.run(ms).changes;
+  }
+
   close(): void {
     this.db.close();
   }
 }
 
+/**
+ * Schema versions, applied in order and recorded in `PRAGMA user_version`: a ledger written by
+ * an older exporter is upgraded in place, one written by a newer one is refused.
+ */
+const MIGRATIONS: string[] = [
+  // 1: one row per job, totals as JSON per component and method (plus flat columns, until 2).
+  `CREATE TABLE IF NOT EXISTS jobs (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      scheduler TEXT NOT NULL,
+      user TEXT,
+      labels TEXT NOT NULL,
+      spec TEXT NOT NULL,
+      start_ms REAL NOT NULL,
+      end_ms REAL,
+      compute_j REAL NOT NULL DEFAULT 0,
+      transmit_j REAL NOT NULL DEFAULT 0,
+      store_j REAL NOT NULL DEFAULT 0,
+      cooling_j REAL NOT NULL DEFAULT 0,
+      totals TEXT NOT NULL,
+      updated_ms REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS jobs_end ON jobs(end_ms);`,
+  // 2: one representation of totals (the JSON); paging by (start, id).
+  `ALTER TABLE jobs DROP COLUMN compute_j;
+    ALTER TABLE jobs DROP COLUMN transmit_j;
+    ALTER TABLE jobs DROP COLUMN store_j;
+    ALTER TABLE jobs DROP COLUMN cooling_j;
+    CREATE INDEX IF NOT EXISTS jobs_start ON jobs(start_ms, id);`,
+];
+
+export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(`ledger schema version ${version} is newer than this exporter's (${MIGRATIONS.length}); use a newer jouleflow`);
+  }
+  db.transaction(() => {
+    for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  })();
+}
+
 function toRaw(r: LedgerRow): Record<string, unknown> {
-  const flat = Object.fromEntries(COMPONENTS.map((c) => [`${c}_j`, componentJoules(r.totals, c)]));
   return {
     id: r.id,
     name: r.name,
@@ -137,7 +177,6 @@ function toRaw(r: LedgerRow): Record<string, unknown> {
     spec: JSON.stringify(r.spec),
     start_ms: r.start,
     end_ms: r.end ?? null,
-    ...flat,
     totals: JSON.stringify(r.totals),
     updated_ms: r.updated,
   };

@@ -40,12 +40,15 @@ export function formatDuration(ms: number): string {
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 /** A zod field for a duration: a Prometheus-style string or a number of seconds, to milliseconds. */
-export function zodDuration(min?: number) {
+export function zodDuration(min?: number, max = MAX_DURATION_MS) {
   return z.union([z.string(), z.number()]).transform((v, ctx) => {
     try {
       const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
-      if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a finite duration of at most 24d, got ${v}` });
+      if (!Number.isFinite(ms) || ms > max) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: max === MAX_DURATION_MS ? `must be a finite duration of at most 24d, got ${v}` : `must be a finite duration, got ${v}`,
+        });
         return z.NEVER;
       }
       if (min !== undefined && ms < min) {

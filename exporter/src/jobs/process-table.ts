@@ -1,0 +1,133 @@
+import * as path from 'path';
+import { cgroupPaths } from './discovery';
+import { PENDING, type EnvironReader } from './environ-reader';
+import { environValue, listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUndefined } from './procfs';
+
+/**
+ * The process table (design.md, "Jobs"): what jobs need to know of each process on the node,
+ * from one procfs tree (`--path.procfs`): identity (start time, parent, cgroups, JOULEFLOW_JOB),
+ * its job, and the counter baselines the usage meter keeps on it. A full scan (one readdir,
+ * then stat, cgroup and environ of new processes only) finds new processes and exits.
+ */
+
+export interface Proc {
+  pid: number;
+  ppid: number;
+  starttime: number;
+  kernel: boolean;
+  cgroups?: string[];
+  envJob?: string;
+  /** Remaining re-reads of cgroup and environ (a fresh fork may move or exec right after). */
+  confirm: number;
+  gpuJob?: string;
+  job?: string;
+  /** Last readings; undefined = no baseline yet. */
+  cpu?: number;
+  child?: number;
+  io?: number;
+  /** CPU ticks / io bytes of reaped children already counted, subtracted from the next deltas. */
+  pendingCpu: number;
+  pendingIo: number;
+  pendingAge: number;
+  netns?: string;
+}
+
+export interface ScanResult {
+  /** Processes gone since the last scan, children before parents (still in the table: the usage meter retires them). */
+  exited: Proc[];
+  /** Processes seen for the first time. */
+  fresh: Proc[];
+  /** A known process's cgroup or JOULEFLOW_JOB changed (a fork that moved or exec'd). */
+  identityChanged: boolean;
+}
+
+export class ProcessTable {
+  readonly procs = new Map<number, Proc>();
+  /** Environment reads off the event loop, when the tracker prefetched them this tick. */
+  envLookup: EnvironReader | undefined;
+
+  constructor(
+    readonly procfs: string,
+    private readonly opts: { needCgroups: () => boolean; readEnviron: boolean },
+  ) {}
+
+  /** The host's network namespace (processes in another one have their own interfaces). */
+  hostNetns(): string | undefined {
+    return readLinkOrUndefined(path.join(this.procfs, '1/ns/net')) ?? readLinkOrUndefined(path.join(this.procfs, 'self/ns/net'));
+  }
+
+  /** A process's start time (clock ticks after boot), or undefined when it does not exist. */
+  startOf(pid: number): number | undefined {
+    return parseProcPidStat(readFileOrUndefined(pidPath(this.procfs, pid, 'stat')) ?? '')?.starttime;
+  }
+
+  /** Reads a process not in the table yet and adds it. */
+  add(pid: number): Proc | undefined {
+    const st = parseProcPidStat(readFileOrUndefined(pidPath(this.procfs, pid, 'stat')) ?? '');
+    if (!st) return undefined;
+    const p: Proc = {
+      pid,
+      ppid: st.ppid,
+      starttime: st.starttime,
+      kernel: pid === 2 || st.ppid === 2,
+      confirm: 1,
+      pendingCpu: 0,
+      pendingIo: 0,
+      pendingAge: 0,
+    };
+    this.readIdentity(p);
+    this.procs.set(pid, p);
+    return p;
+  }
+
+  /** cgroup paths and JOULEFLOW_JOB, as far as permitted. */
+  readIdentity(p: Proc): void {
+    if (p.kernel) return;
+    if (this.opts.needCgroups()) {
+      const text = readFileOrUndefined(pidPath(this.procfs, p.pid, 'cgroup'));
+      if (text !== undefined) p.cgroups = cgroupPaths(text);
+    }
+    if (this.opts.readEnviron) {
+      const env = this.envLookup ? this.envLookup.lookup(p.pid) : readFileOrUndefined(pidPath(this.procfs, p.pid, 'environ'));
+      if (env !== undefined && env !== PENDING) p.envJob = environValue(env, 'JOULEFLOW_JOB');
+    }
+  }
+
+  /** PIDs under the procfs root now. */
+  pids(): number[] {
+    return listPids(this.procfs);
+  }
+
+  /** One readdir: exits, new processes, and the confirming re-read of last scan's new ones. */
+  scan(): ScanResult {
+    const pids = this.pids();
+    const current = new Set(pids);
+    const exited: Proc[] = [];
+    for (const [pid, p] of this.procs) if (!current.has(pid)) exited.push(p);
+    // Children before their parents: a parent that waited for a child and exited in the same
+    // interval passes what was counted of that child on to its own reaper.
+    if (exited.length > 1) exited.sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
+    const fresh: Proc[] = [];
+    let identityChanged = false;
+    for (const pid of pids) {
+      const known = this.procs.get(pid);
+      if (known) {
+        if (known.confirm > 0) {
+          known.confirm--;
+          const before = `${known.envJob}|${known.cgroups?.join(',')}`;
+          this.readIdentity(known);
+          if (`${known.envJob}|${known.cgroups?.join(',')}` !== before) identityChanged = true;
+        }
+        continue;
+      }
+      const p = this.add(pid);
+      if (p) fresh.push(p);
+    }
+    return { exited, fresh, identityChanged };
+  }
+
+  netnsOf(p: Proc): string | undefined {
+    if (p.netns === undefined) p.netns = readLinkOrUndefined(pidPath(this.procfs, p.pid, 'ns/net'));
+    return p.netns;
+  }
+}

@@ -1,0 +1,104 @@
+import type { JobLabels } from '../core';
+import type { Component } from '../core';
+import { safeLabelValue } from '../util/labels';
+import type { LedgerRow, Totals } from './ledger';
+import type { JobReport } from './report';
+
+/** A job as the registry holds it, and its conversions to and from a ledger row. */
+
+export type JobSource = 'api' | 'run' | 'slurm' | 'kubernetes' | 'env' | 'hpc';
+
+export interface JobRecord {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  user?: string;
+  scheduler: string;
+  source: JobSource;
+  roots: Set<number>;
+  /** Start time (clock ticks after boot) of each root, to tell a root from a later process with its PID. */
+  rootStarts: Map<number, number>;
+  cgroup?: string;
+  gpus: string[];
+  reaperPid?: number;
+  start: number;
+  end?: number;
+  /** Processes born before this (clock ticks since boot) count only from their first reading. */
+  countFromTicks?: number;
+  /** Processes born after this (ms since the epoch) count from their birth (see tracker). */
+  bornAfterMs?: number;
+  totals: Totals;
+  /** A member process was seen at some point; members seen in the latest scan. */
+  hadMembers: boolean;
+  members: number;
+  endRequested: boolean;
+  /** Ledger timestamp of a resumed job (used as its end if its processes are gone). */
+  resumedUpdated?: number;
+  waiters: Array<(r: JobReport) => void>;
+  retainUntil?: number;
+  /** The labels of its series; replaced (never mutated) when name, user or scheduler change. */
+  seriesLabels: JobLabels;
+  /** Mean power per component over the last interval. */
+  watts?: Record<Component, number>;
+}
+
+export type NewJob = Omit<JobRecord, 'totals' | 'hadMembers' | 'members' | 'endRequested' | 'waiters' | 'seriesLabels'>;
+
+/** A record resumed from the ledger; roots are re-checked by the caller. */
+export function recordFromRow(r: LedgerRow, retentionMs: number): JobRecord {
+  return {
+    seriesLabels: seriesLabels(r.id, r.name, r.user, r.scheduler),
+    id: r.id,
+    name: r.name,
+    labels: r.labels,
+    user: r.user,
+    scheduler: r.scheduler,
+    source: r.spec.source as JobSource,
+    roots: new Set(),
+    rootStarts: new Map(),
+    cgroup: r.spec.cgroup,
+    gpus: r.spec.gpus ?? [],
+    start: r.start,
+    end: r.end,
+    totals: r.totals,
+    hadMembers: false,
+    members: 0,
+    endRequested: false,
+    resumedUpdated: r.updated,
+    waiters: [],
+    retainUntil: r.end !== undefined ? r.end + retentionMs : undefined,
+    countFromTicks: Infinity, // set at the first scan: only CPU used after the restart counts
+  };
+}
+
+/** The ledger row of a record, stamped `updated`. */
+export function rowOf(job: JobRecord, updated: number): LedgerRow {
+  const pids = [...job.roots];
+  return {
+    id: job.id,
+    name: job.name,
+    scheduler: job.scheduler,
+    user: job.user,
+    labels: job.labels,
+    spec: {
+      pids: pids.length ? pids : undefined,
+      pidStarts: pids.length ? pids.map((pid) => job.rootStarts.get(pid) ?? -1) : undefined,
+      cgroup: job.cgroup,
+      gpus: job.gpus.length ? job.gpus : undefined,
+      source: job.source,
+    },
+    start: job.start,
+    end: job.end,
+    totals: job.totals,
+    updated,
+  };
+}
+
+export function seriesLabels(id: string, name: string, user: string | undefined, scheduler: string | undefined): JobLabels {
+  return Object.freeze({
+    job_id: id,
+    job_name: safeLabelValue(name),
+    user: safeLabelValue(user ?? ''),
+    scheduler: safeLabelValue(scheduler ?? ''),
+  });
+}

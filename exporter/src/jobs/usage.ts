@@ -1,0 +1,156 @@
+import type { GpuProcess } from '../core';
+import type { JobUsage } from '../model/attribution';
+import { gpuShares } from './gpu-shares';
+import type { Proc, ProcessTable } from './process-table';
+import { parseNetDevBytes, parseProcPidIo, parseProcPidStat, pidPath, readFileOrUndefined } from './procfs';
+
+/**
+ * What each job did in an interval (design.md, "Jobs"): CPU time and storage bytes of its member
+ * processes since their last reading, the CPU time of children they reaped meanwhile (counted
+ * once: what was counted of a child while it ran is subtracted from its reaper's next delta),
+ * its share of each GPU in this tick, and the bytes through its own network namespace.
+ */
+
+export interface UsageJob {
+  id: string;
+  /** A process whose waited-for children's CPU time belongs to this job (`jouleflow run`). */
+  reaperPid?: number;
+}
+
+export class UsageMeter {
+  /** Running jobs by reaper pid, rebuilt each tick: exits are many, jobs with a reaper few. */
+  private reapers = new Map<number, string[]>();
+  private readonly reaperPending = new Map<string, number>();
+  private readonly reaperLast = new Map<string, number>();
+  private readonly netnsLast = new Map<string, number>();
+  private readonly hostNetns: string | undefined;
+
+  constructor(private readonly table: ProcessTable) {
+    this.hostNetns = table.hostNetns();
+  }
+
+  /** Sets this tick's jobs with a reaper (before exits are retired). */
+  setReapers(jobs: Iterable<UsageJob>): void {
+    this.reapers = new Map();
+    for (const j of jobs) if (j.reaperPid !== undefined) this.reapers.set(j.reaperPid, [...(this.reapers.get(j.reaperPid) ?? []), j.id]);
+  }
+
+  /** Forgets an ended job's reaper state. */
+  forget(id: string): void {
+    this.reaperPending.delete(id);
+    this.reaperLast.delete(id);
+  }
+
+  /**
+   * Removes a process that left. Its parent's cutime/cstime and io now include its totals (it was
+   * reaped): what we counted of it, including what it had not yet subtracted of its own reaped
+   * children, is subtracted from the parent's next deltas.
+   */
+  retire(p: Proc): void {
+    this.table.procs.delete(p.pid);
+    if (p.cpu === undefined) return;
+    const parent = this.table.procs.get(p.ppid);
+    const counted = p.cpu + (p.child ?? 0) + p.pendingCpu;
+    if (parent && parent.starttime <= p.starttime) {
+      parent.pendingCpu += counted;
+      parent.pendingIo += (p.io ?? 0) + p.pendingIo;
+      parent.pendingAge = 0;
+    }
+    for (const id of this.reapers.get(p.ppid) ?? []) this.reaperPending.set(id, (this.reaperPending.get(id) ?? 0) + counted);
+  }
+
+  /** Per running job: CPU ticks, io bytes, members and GPU shares, plus own-namespace network bytes. */
+  measure(jobs: readonly UsageJob[], gpuProcesses: readonly GpuProcess[], hz: number): Array<JobUsage & { members: number }> {
+    const acc = new Map<string, { cpu: number; io: number; members: number; sample?: Proc }>();
+    for (const j of jobs) acc.set(j.id, { cpu: 0, io: 0, members: 0 });
+    for (const p of [...this.table.procs.values()]) {
+      if (p.job === undefined) continue;
+      const a = acc.get(p.job);
+      if (!a) continue;
+      const d = this.readCounters(p);
+      if (!d) continue;
+      a.cpu += d.cpu;
+      a.io += d.io;
+      a.members++;
+      if (!a.sample || p.pid < a.sample.pid) a.sample = p;
+    }
+    for (const j of jobs) if (j.reaperPid !== undefined) acc.get(j.id)!.cpu += this.readReaper(j.id, j.reaperPid);
+    const shares = gpuShares(gpuProcesses, (pid) => this.table.procs.get(pid)?.job);
+    const out: Array<JobUsage & { members: number }> = [];
+    const nsJobs = new Map<string, { ids: string[]; pid: number }>();
+    for (const [id, a] of acc) {
+      const byDevice: Record<string, number> = {};
+      for (const [device, s] of shares) {
+        const v = s.byJob.get(id);
+        if (v) byDevice[device] = v;
+      }
+      out.push({ id, cpuSeconds: a.cpu / hz, ioBytes: a.io, gpuShares: byDevice, members: a.members });
+      const ns = a.sample && this.table.netnsOf(a.sample);
+      if (a.sample && ns !== undefined && this.hostNetns !== undefined && ns !== this.hostNetns) {
+        const e = nsJobs.get(ns) ?? { ids: [], pid: a.sample.pid };
+        e.ids.push(id);
+        nsJobs.set(ns, e);
+      }
+    }
+    // Own network namespaces: bytes through their interfaces (lo excluded), split among their jobs.
+    for (const [ns, { ids, pid }] of nsJobs) {
+      const text = readFileOrUndefined(pidPath(this.table.procfs, pid, 'net/dev'));
+      if (text === undefined) continue;
+      const bytes = parseNetDevBytes(text);
+      const last = this.netnsLast.get(ns);
+      this.netnsLast.set(ns, bytes);
+      const delta = last !== undefined && bytes >= last ? bytes - last : 0;
+      for (const u of out) if (ids.includes(u.id)) u.netnsBytes = delta / ids.length;
+    }
+    if (this.netnsLast.size > nsJobs.size) for (const ns of this.netnsLast.keys()) if (!nsJobs.has(ns)) this.netnsLast.delete(ns);
+    return out;
+  }
+
+  private readReaper(id: string, pid: number): number {
+    const st = parseProcPidStat(readFileOrUndefined(pidPath(this.table.procfs, pid, 'stat')) ?? '');
+    if (!st) return 0;
+    const last = this.reaperLast.get(id);
+    this.reaperLast.set(id, st.childTicks);
+    if (last === undefined) return 0;
+    const d = Math.max(0, st.childTicks - last);
+    const pending = this.reaperPending.get(id) ?? 0;
+    this.reaperPending.set(id, Math.max(0, pending - d));
+    return Math.max(0, d - pending);
+  }
+
+  /** CPU ticks and io bytes of one member since its last reading (0 on the first). */
+  private readCounters(p: Proc): { cpu: number; io: number } | undefined {
+    const st = parseProcPidStat(readFileOrUndefined(pidPath(this.table.procfs, p.pid, 'stat')) ?? '');
+    if (!st || st.starttime !== p.starttime) {
+      // Gone, or its PID reused since we looked: the old process is retired, a new one is found by the next scan.
+      this.retire(p);
+      return undefined;
+    }
+    const ioNow = parseProcPidIo(readFileOrUndefined(pidPath(this.table.procfs, p.pid, 'io')) ?? '');
+    let cpu = 0;
+    let io = 0;
+    if (p.cpu !== undefined && p.child !== undefined) {
+      const own = st.cpuTicks - p.cpu;
+      const kids = st.childTicks - p.child;
+      const fromKids = Math.max(0, kids - p.pendingCpu);
+      p.pendingCpu = Math.max(0, p.pendingCpu - Math.max(0, kids));
+      cpu = Math.max(0, own) + fromKids;
+    }
+    if (ioNow !== undefined && p.io !== undefined) {
+      const d = ioNow - p.io;
+      if (d >= 0) {
+        io = Math.max(0, d - p.pendingIo);
+        p.pendingIo = Math.max(0, p.pendingIo - d);
+      }
+    }
+    // Pending amounts are consumed at the parent's next readings; stale ones (a parent that does
+    // not wait for its children) are dropped after a few ticks.
+    if (p.pendingCpu > 0 || p.pendingIo > 0) {
+      if (++p.pendingAge > 3) p.pendingCpu = p.pendingIo = 0;
+    }
+    p.cpu = st.cpuTicks;
+    p.child = st.childTicks;
+    if (ioNow !== undefined && (p.io === undefined || ioNow >= p.io)) p.io = ioNow;
+    return { cpu, io };
+  }
+}
