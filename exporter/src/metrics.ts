@@ -9,7 +9,7 @@ import { VERSION } from './version';
 
 /**
  * What /metrics serves: the latest published TickSnapshot, rendered once per snapshot version
- * and format (design.md, "Data flow"), plus a small prom-client registry for the exporter's own
+ * and format (docs/design.md, section 1), plus a small prom-client registry for the exporter's own
  * operation (sample durations, build info, scrape cache hits, process_*).
  * Publishing a snapshot is one assignment, so a scrape sees one whole tick or the one before.
  */

@@ -4,7 +4,7 @@ import type { Attribution } from './model/attribution';
 import type { SeriesDelta, StepResult } from './model/energy';
 
 /**
- * One immutable picture of the exporter per tick (design.md, "Data flow"): sources → model →
+ * One immutable picture of the exporter per tick (docs/design.md, section 1): sources → model →
  * snapshot → renderers. The sampler builds it at the end of a tick and publishes it whole; the
  * /metrics text, the landing page and anything else that shows energy render from it alone, so
  * nothing a scrape sees can mix two ticks. Nothing here is mutated after publication.

@@ -73,6 +73,26 @@ describe('process trees and CPU time', () => {
     expect(u2.get('a')?.cpuSeconds).toBeCloseTo(0.65, 10);
   });
 
+  it('with full scans every 3 ticks: members are read every tick, a child forked meanwhile counts from its birth', () => {
+    const sparse = new Harness({ fullScanEvery: 3 });
+    try {
+      sparse.fake.set(1, { ppid: 0, starttime: 1 });
+      sparse.fake.set(100, { ppid: 1, utime: 500, starttime: OLD });
+      sparse.registry.register({ id: 'a', name: 'A', pids: [100] });
+      let cpu = 0;
+      sparse.step(); // full (a new job): baseline of 100
+      const born = (sparse.uptimeS + 0.5) * 100;
+      sparse.fake.update(100, { utime: 510 }); // +10 ticks
+      sparse.fake.set(101, { ppid: 100, utime: 30, starttime: born }); // forked after the scan
+      for (let i = 0; i < 3; i++) cpu += sparse.step().get('a')?.cpuSeconds ?? 0;
+      expect(sparse.registry.membership().get(101)).toBe('a');
+      // 10 ticks of the root + all 30 of the child (born in the job): nothing lost by scanning less often.
+      expect(cpu).toBeCloseTo(0.4, 10);
+    } finally {
+      sparse.cleanup();
+    }
+  });
+
   it('recovers the last interval of a child that exits through the parent cutime, never twice', () => {
     h.fake.set(100, { ppid: 1, utime: 10, starttime: OLD });
     h.fake.set(101, { ppid: 100, utime: 100, cutime: 0, starttime: OLD + 5 });

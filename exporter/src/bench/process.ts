@@ -7,11 +7,12 @@ import type { BenchRow } from './table';
 /**
  * Whole-process costs of `jouleflow serve`, measured from outside as an operator would: cold start
  * to the first full /metrics, idle background CPU (no scrapes) over a window, and RSS. The exporter
- * runs on this host's /proc and /sys with no ledger. `JOULEFLOW_BENCH_MAIN` points at another build
- * (e.g. the previous release) to put both side by side; `JOULEFLOW_BENCH_IDLE_S` sets the window.
+ * runs on this host's /proc and /sys with no ledger. `JOULEFLOW_BENCH_MAIN` names other builds'
+ * main.js (comma-separated, e.g. the previous release's) to measure side by side in one run: cold
+ * starts alternate, idle CPU is measured over the same window; `JOULEFLOW_BENCH_IDLE_S` sets it.
  */
 
-const MAIN = process.env.JOULEFLOW_BENCH_MAIN ?? path.join(__dirname, '..', 'main.js');
+const MAINS = [path.join(__dirname, '..', 'main.js'), ...(process.env.JOULEFLOW_BENCH_MAIN?.split(',').filter(Boolean) ?? [])];
 const IDLE_S = Number(process.env.JOULEFLOW_BENCH_IDLE_S ?? 60);
 
 /** utime + stime of a process, in seconds (USER_HZ = 100). */
@@ -26,9 +27,9 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; startedAt: bigint }> {
+async function startServe(main: string, args: string[]): Promise<{ child: ChildProcess; url: string; startedAt: bigint }> {
   const startedAt = process.hrtime.bigint();
-  const child = spawn(process.execPath, [MAIN, 'serve', '--web.listen-address=127.0.0.1:0', '--jobs.ledger=', ...args], {
+  const child = spawn(process.execPath, [main, 'serve', '--web.listen-address=127.0.0.1:0', '--jobs.ledger=', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
@@ -63,36 +64,66 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-export async function benchProcess(): Promise<BenchRow[]> {
-  const area = `serve (${path.basename(path.dirname(path.resolve(MAIN)))})`;
-  const colds: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const { child, url, startedAt } = await startServe([]);
-    await firstFullMetrics(url);
-    colds.push(Number(process.hrtime.bigint() - startedAt) / 1e6);
-    await stop(child);
+/** Registers 1 000 live jobs (by cgroup: no processes needed); returns the series a scrape then shows. */
+async function thousandJobs(url: string): Promise<number> {
+  for (let k = 0; k < 1000; k++) {
+    const res = await fetch(`${url.replace(/\/metrics$/, '')}/api/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id: `bench-${k}`, name: `bench job ${k}`, cgroup: `/bench.slice/job-${k}` }),
+    });
+    if (res.status !== 201) throw new Error(`registering job ${k}: HTTP ${res.status} ${await res.text()}`);
   }
-  colds.sort((a, b) => a - b);
-  const { child, url } = await startServe([]);
-  await firstFullMetrics(url);
+  await sleep(3000);
+  const scraped = await fetch(url).then((r) => r.text());
+  return scraped.split('\n').filter((l) => l && !l.startsWith('#')).length;
+}
+
+const label = (main: string) => `serve (${path.basename(path.dirname(path.resolve(main)))})`;
+
+export async function benchProcess(): Promise<BenchRow[]> {
+  const colds = new Map<string, number[]>(MAINS.map((m) => [m, []]));
+  for (let i = 0; i < 3; i++) {
+    for (const main of MAINS) {
+      const { child, url, startedAt } = await startServe(main, []);
+      await firstFullMetrics(url);
+      colds.get(main)!.push(Number(process.hrtime.bigint() - startedAt) / 1e6);
+      await stop(child);
+    }
+  }
+  const running = [];
+  for (const main of MAINS) {
+    const s = await startServe(main, []);
+    await firstFullMetrics(s.url);
+    running.push({ main, ...s });
+  }
   await sleep(2000);
-  const pid = child.pid!;
-  const cpu0 = cpuSeconds(pid);
-  const rss0 = rssMiB(pid);
+  const cpu0 = running.map((r) => cpuSeconds(r.child.pid!));
+  const rss0 = running.map((r) => rssMiB(r.child.pid!));
   await sleep(IDLE_S * 1000);
-  const cpu = cpuSeconds(pid) - cpu0;
-  const rss = rssMiB(pid);
-  await stop(child);
-  return [
-    { area, metric: 'cold start to first full /metrics (median of 3)', value: colds[1], unit: 'ms', note: 'spawn → node energy served' },
-    {
-      area,
-      metric: 'idle CPU, 1 s ticks, no scrapes',
-      value: (100 * cpu) / IDLE_S,
-      unit: '% of a core',
-      note: `${IDLE_S} s, this host's /proc`,
-    },
-    { area, metric: 'RSS after start', value: rss0, unit: 'MiB' },
-    { area, metric: `RSS after ${IDLE_S} s idle`, value: rss, unit: 'MiB' },
-  ];
+  const rows: BenchRow[] = [];
+  for (const [i, r] of running.entries()) {
+    const pid = r.child.pid!;
+    const cpu = cpuSeconds(pid) - cpu0[i];
+    const rss = rssMiB(pid);
+    const series = await thousandJobs(r.url);
+    const rssJobs = rssMiB(pid);
+    await stop(r.child);
+    const cold = colds.get(r.main)!.sort((a, b) => a - b)[1];
+    const area = label(r.main);
+    rows.push(
+      { area, metric: 'cold start to first full /metrics (median of 3)', value: cold, unit: 'ms', note: 'spawn → node energy served' },
+      {
+        area,
+        metric: 'idle CPU, 1 s ticks, no scrapes',
+        value: (100 * cpu) / IDLE_S,
+        unit: '% of a core',
+        note: `${IDLE_S} s, this host's /proc`,
+      },
+      { area, metric: 'RSS after start', value: rss0[i], unit: 'MiB' },
+      { area, metric: `RSS after ${IDLE_S} s idle`, value: rss, unit: 'MiB' },
+      { area, metric: 'RSS with 1 000 live jobs', value: rssJobs, unit: 'MiB', note: `${series} series after 3 s` },
+    );
+  }
+  return rows;
 }

@@ -61,6 +61,11 @@ export function jobsTable(jobs: readonly JobReport[]): string {
     .join('\n');
 }
 
+/** --exporter.url, else JOULEFLOW_EXPORTER_URL, else the default (as `jouleflow run` does). */
+function exporterBase(opts: JobsOptions): string {
+  return (opts['exporter.url'] ?? process.env.JOULEFLOW_EXPORTER_URL ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
+}
+
 export function addJobsCommand(program: Command): void {
   const jobs = program.command('jobs').description('list and show jobs of a running exporter');
   const common = (c: Command) =>
@@ -68,13 +73,21 @@ export function addJobsCommand(program: Command): void {
   common(jobs.command('ls').description('list live jobs (with --all also finished ones from the ledger)'))
     .option('--all', 'include finished jobs from the ledger')
     .action(async (opts: JobsOptions) => {
-      const base = (opts['exporter.url'] ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
-      const body = (await get(base, `/api/v1/jobs${opts.all ? '?all=1' : ''}`)) as { jobs: JobReport[] };
-      process.stdout.write((opts.json ? JSON.stringify(body.jobs, null, 2) : jobsTable(body.jobs)) + '\n');
+      const base = exporterBase(opts);
+      // The API answers in pages (bounded responses): follow them to the end.
+      const jobs: JobReport[] = [];
+      let cursor: string | undefined;
+      do {
+        const query = `?limit=1000${opts.all ? '&all=1' : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+        const page = (await get(base, `/api/v1/jobs${query}`)) as { jobs: JobReport[]; next_cursor?: string };
+        jobs.push(...page.jobs);
+        cursor = page.next_cursor;
+      } while (cursor);
+      process.stdout.write((opts.json ? JSON.stringify(jobs, null, 2) : jobsTable(jobs)) + '\n');
     });
   common(jobs.command('show').description("show one job's energy report").argument('<id>', 'job id')).action(
     async (id: string, opts: JobsOptions) => {
-      const base = (opts['exporter.url'] ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
+      const base = exporterBase(opts);
       const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`)) as JobReport;
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatReport(r)) + '\n');
     },

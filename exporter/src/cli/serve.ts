@@ -21,6 +21,12 @@ export const SERVE_FLAGS: Array<{ flag: string; field: string; help: string }> =
   { flag: 'jobs.ledger', field: 'jobs.ledger', help: 'SQLite ledger of job totals (default "/var/lib/jouleflow/jobs.db"; "" = none)' },
   { flag: 'jobs.live-cap', field: 'jobs.liveCap', help: 'most running jobs at once (default 1000)' },
   { flag: 'jobs.retention', field: 'jobs.retention', help: 'how long ended jobs stay in the metrics (default 15m)' },
+  { flag: 'jobs.ended-cap', field: 'jobs.endedCap', help: 'most ended jobs kept in the metrics and job list (default 1000)' },
+  {
+    flag: 'jobs.ledger-retention',
+    field: 'jobs.ledgerRetention',
+    help: 'how long ended jobs stay in the ledger (default 90d; 0 = forever)',
+  },
   { flag: 'jobs.checkpoint-interval', field: 'jobs.checkpointInterval', help: 'how often job totals go to the ledger (default 5s)' },
   { flag: 'jobs.hpc-mapping-dir', field: 'jobs.discovery.hpcMappingDir', help: 'dcgm-exporter-style HPC job mapping directory' },
 ];

@@ -7,7 +7,7 @@ import type { JobTracker } from './tracker';
 import { JobError, type JobErrorKind } from './errors';
 
 /**
- * The jobs HTTP API (design §4), mounted at /api/v1:
+ * The jobs HTTP API (docs/design.md, section 4), mounted at /api/v1:
  *   POST /jobs            {id?, name, pids?, cgroup?, gpus?, labels?, start?} → 201 job
  *   POST /jobs/:id/end    → 200 final report (after the job's last interval is measured)
  *   GET  /jobs[?all=1][&limit=N][&cursor=C] → a page of live jobs (all=1: every job in the ledger),

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 /**
- * Job discovery without any API call (design §4): Slurm and Kubernetes from the cgroup paths in
+ * Job discovery without any API call (docs/design.md, section 4): Slurm and Kubernetes from the cgroup paths in
  * /proc/PID/cgroup, the JOULEFLOW_JOB environment variable, and dcgm-exporter-style HPC job
  * mapping files (one file per GPU index listing the job ids using that GPU). Pure parsers plus
  * a directory reader; the tracker decides precedence.

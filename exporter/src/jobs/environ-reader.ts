@@ -1,5 +1,5 @@
 import { promises as fsp } from 'fs';
-import { pidPath } from './procfs';
+import { pidPath } from '../util/procfs';
 
 /**
  * /proc/PID/environ read off the event loop. Reading another process's environment takes that

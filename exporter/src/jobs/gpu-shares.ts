@@ -1,7 +1,7 @@
 import type { GpuProcess } from '../core';
 
 /**
- * Per-GPU shares of jobs in one sampler tick (design.md, "GPUs"), from the processes NVML reports
+ * Per-GPU shares of jobs in one sampler tick (docs/design.md, section 3), from the processes NVML reports
  * on each GPU in that tick only: weighted by per-process SM utilisation; where no process on that
  * GPU reports any, by GPU memory held (MIG and idle contexts); where none reports memory either,
  * equally per process. A process that left a GPU gets nothing from the tick after it left, and

@@ -4,7 +4,7 @@ import type { JobRecord } from './records';
 import type { JobRegistry } from './registry';
 
 /**
- * Which job a process belongs to (design.md, "Jobs"), by precedence:
+ * Which job a process belongs to (docs/design.md, section 4), by precedence:
  *   1. an explicit root PID of a running job (the same process: its start time matches);
  *   2. its own JOULEFLOW_JOB environment variable;
  *   3. an API job's cgroup (the longest matching prefix);

@@ -1,10 +1,10 @@
 import * as path from 'path';
 import { cgroupPaths } from './discovery';
 import { PENDING, type EnvironReader } from './environ-reader';
-import { environValue, listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUndefined } from './procfs';
+import { environValue, listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUndefined } from '../util/procfs';
 
 /**
- * The process table (design.md, "Jobs"): what jobs need to know of each process on the node,
+ * The process table (docs/design.md, section 4): what jobs need to know of each process on the node,
  * from one procfs tree (`--path.procfs`): identity (start time, parent, cgroups, JOULEFLOW_JOB),
  * its job, and the counter baselines the usage meter keeps on it. A full scan (one readdir,
  * then stat, cgroup and environ of new processes only) finds new processes and exits.

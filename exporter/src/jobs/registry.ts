@@ -14,7 +14,7 @@ import { buildReport } from './report';
 import { listJobs, type JobPage } from './listing';
 
 /**
- * The jobs registry (design.md, "Jobs"): job records and their lifecycle (register, end, retain,
+ * The jobs registry (docs/design.md, section 4): job records and their lifecycle (register, end, retain,
  * expire), their energy totals, and their persistence in the ledger. It knows nothing of
  * processes or metrics: the tracker tells it which jobs lost their processes, and the sampler's
  * snapshot reads view().

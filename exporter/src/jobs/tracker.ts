@@ -9,7 +9,7 @@ import { gpuMatches } from './gpu-shares';
 import type { Ledger } from './ledger';
 import { assignJobs, bornInJob, membershipRules } from './membership';
 import { ProcessTable, type Proc } from './process-table';
-import { environValue, parseUptimeTicks, readFileOrUndefined } from './procfs';
+import { environValue, parseUptimeTicks, readFileOrUndefined } from '../util/procfs';
 import type { JobRecord, JobSource } from './records';
 import type { JobPage } from './listing';
 import { JobRegistry, type JobInput } from './registry';
@@ -18,7 +18,7 @@ import { syncHpcJobs } from './hpc';
 import { UsageMeter } from './usage';
 
 /**
- * The sampler's JobTracker (design.md, "Jobs"): composes the registry (records and lifecycle),
+ * The sampler's JobTracker (docs/design.md, section 4): composes the registry (records and lifecycle),
  * the process table (one procfs scan), the membership rule and the usage meter. Cost per tick:
  * the members' stat and io; one readdir of /proc (and identity reads of new processes) only on a
  * full scan, every `fullScanEvery` ticks or when the jobs changed. A process forked between full
@@ -61,6 +61,7 @@ export class JobTracker {
   private scannedGeneration = -1;
   private tick = 0;
   private prevUptime: number | undefined;
+  private environBlockedLogged = false;
 
   constructor(private readonly opts: TrackerOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -135,6 +136,12 @@ export class JobTracker {
       // the event loop first; a read that blocks is left behind, not waited for.
       const due = this.table.pids().filter((pid) => (this.table.procs.get(pid)?.confirm ?? 1) > 0);
       await this.environs.prefetch(due, this.tick + 1, ENVIRON_WAIT_MS);
+      const blocked = this.environs.blockedFor();
+      if (blocked !== undefined && blocked > 5000 && !this.environBlockedLogged)
+        this.opts.log.warn('reading /proc/PID/environ is blocked (a process stuck in D state?); JOULEFLOW_JOB discovery waits', {
+          blocked_ms: blocked,
+        });
+      this.environBlockedLogged = blocked !== undefined && blocked > 5000;
     }
     return this.measure(now, gpuProcesses, this.environs);
   }

@@ -2,10 +2,10 @@ import type { GpuProcess } from '../core';
 import type { JobUsage } from '../model/attribution';
 import { gpuShares } from './gpu-shares';
 import type { Proc, ProcessTable } from './process-table';
-import { parseNetDevBytes, parseProcPidIo, parseProcPidStat, pidPath, readFileOrUndefined } from './procfs';
+import { parseNetDevBytes, parseProcPidIo, parseProcPidStat, pidPath, readFileOrUndefined } from '../util/procfs';
 
 /**
- * What each job did in an interval (design.md, "Jobs"): CPU time and storage bytes of its member
+ * What each job did in an interval (docs/design.md, section 4): CPU time and storage bytes of its member
  * processes since their last reading, the CPU time of children they reaped meanwhile (counted
  * once: what was counted of a child while it ran is subtracted from its reaper's next delta),
  * its share of each GPU in this tick, and the bytes through its own network namespace.

@@ -4,7 +4,7 @@ import type { ComponentTotals, SeriesDelta } from './energy';
 import { zeroTotals } from './energy';
 
 /**
- * Splits one interval's node energy among jobs (design §2). Pure. Every component is split so
+ * Splits one interval's node energy among jobs (docs/design.md, section 3). Pure. Every component is split so
  * that Σ jobs + unattributed = node total: shares are capped at 1 in sum and the remainder is
  * unattributed, computed by subtraction.
  */

@@ -1,5 +1,8 @@
 import type { Logger } from '../util/log';
 import { exists, join, listDir, readNumber, readText } from '../util/fs';
+import { parseProcNetDev } from '../util/procfs';
+
+export { parseProcNetDev };
 import type { ActivityReading, SampleResult, Source } from './types';
 
 /**
@@ -24,17 +27,6 @@ export interface NetdevConfig {
   exclude: string;
   defaults: Partial<NicParams>;
   devices: Record<string, Partial<NicParams>>;
-}
-
-export function parseProcNetDev(text: string): Array<{ name: string; rxBytes: number; txBytes: number }> {
-  const out = [];
-  for (const line of text.split('\n').slice(2)) {
-    const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
-    if (!m) continue;
-    const f = m[2].trim().split(/\s+/).map(Number);
-    out.push({ name: m[1], rxBytes: f[0], txBytes: f[8] });
-  }
-  return out;
 }
 
 export class NetdevSource implements Source {
