@@ -15,11 +15,19 @@ import { VERSION } from './version';
  */
 
 const gzipAsync = promisify(gzip);
+/** Snapshots are rendered ahead only while someone scraped in this window. */
+const PRERENDER_WINDOW_MS = 60_000;
 
 export interface Rendered {
   text: string;
   gzip?: Buffer;
   contentType: string;
+}
+
+interface CacheEntry {
+  version: number;
+  value: Promise<Rendered>;
+  ready: boolean;
 }
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -32,8 +40,12 @@ export class Metrics {
   readonly carbon: Gauge<'zone'>;
   readonly scrapeCacheHits: Counter;
   private snap: TickSnapshot = EMPTY_SNAPSHOT;
+  /** The last scrape's format: the next snapshot is rendered in it before anyone asks. */
+  private lastScrape: { at: number; openMetrics: boolean; gzip: boolean } | undefined;
   private readonly renderer = new ExpositionRenderer();
-  private readonly cache = new Map<string, { version: number; value: Promise<Rendered> }>();
+  private readonly cache = new Map<string, CacheEntry>();
+  /** The latest finished rendering per format and encoding. */
+  private readonly ready = new Map<string, Promise<Rendered>>();
 
   constructor(mode: 'normal' | 'demo' = 'normal', opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -71,21 +83,30 @@ export class Metrics {
     return this.snap;
   }
 
-  /** Makes a tick's snapshot the one every renderer shows. */
+  /** Makes a tick's snapshot the one every renderer shows; while someone scrapes, renders it ahead. */
   publish(snap: TickSnapshot): void {
     this.snap = snap;
+    const last = this.lastScrape;
+    if (last && Date.now() - last.at < PRERENDER_WINDOW_MS) void this.render(last.openMetrics, last.gzip, false).catch(() => undefined);
   }
 
-  /** The exposition of the current snapshot, rendered once per version and shared by concurrent scrapers. */
+  /**
+   * The exposition of the current snapshot, rendered once per version and shared by concurrent
+   * scrapers. `scrape = false` (diagnostics, tests) always waits for the current snapshot's text.
+   */
   render(openMetrics: boolean, gzip: boolean, scrape = true): Promise<Rendered> {
     const snap = this.snap;
+    if (scrape) this.lastScrape = { at: Date.now(), openMetrics, gzip };
     const key = `${openMetrics ? 'om' : 'prom'}:${gzip ? 'gz' : 'id'}`;
     const hit = this.cache.get(key);
     if (hit && hit.version === snap.version) {
       if (scrape) this.scrapeCacheHits.inc();
-      return hit.value;
+      // While this snapshot is still being written, a scrape gets the previous one (one interval old), whole.
+      const ready = hit.ready || !scrape ? undefined : this.ready.get(key);
+      return ready ?? hit.value;
     }
-    const value = (async (): Promise<Rendered> => {
+    const entry: CacheEntry = { version: snap.version, ready: false, value: Promise.resolve() as unknown as Promise<Rendered> };
+    entry.value = (async (): Promise<Rendered> => {
       const text = await this.text(snap, openMetrics);
       return {
         text,
@@ -93,8 +114,15 @@ export class Metrics {
         contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE,
       };
     })();
-    this.cache.set(key, { version: snap.version, value });
-    return value;
+    void entry.value.then(
+      () => {
+        entry.ready = true;
+        this.ready.set(key, entry.value);
+      },
+      () => undefined,
+    );
+    this.cache.set(key, entry);
+    return entry.value;
   }
 
   /** One text per snapshot and format: the gzip and identity variants share it. */

@@ -114,7 +114,9 @@ test('scrapes of one snapshot share one rendering; a new snapshot renders anew',
   const b = await metrics.render(false, false);
   expect(b).toBe(a);
   metrics.publish({ ...EMPTY_SNAPSHOT, version: 1 });
-  expect(await metrics.render(false, false)).not.toBe(a);
+  const b1 = await metrics.render(false, false, false);
+  expect(b1).not.toBe(a);
+  expect(await metrics.render(false, false)).toBe(b1);
   const om = await metrics.render(true, true);
   expect(om.contentType).toMatch(/openmetrics/);
   expect(om.text).toMatch(/# EOF\s*$/);
@@ -283,7 +285,7 @@ test('every scrape sees one whole tick: Σ jobs + unattributed = node for every 
     await tick;
     now += 1000;
   }
-  scrapes.push(metrics.render(false, false).then((r) => r.text));
+  scrapes.push(metrics.render(false, false, false).then((r) => r.text));
   const family = (text: string, name: string) =>
     parseSamples(
       text
