@@ -98,9 +98,8 @@ export class ProcessTable {
     return listPids(this.procfs);
   }
 
-  /** One readdir: exits, new processes, and the confirming re-read of last scan's new ones. */
-  scan(): ScanResult {
-    const pids = this.pids();
+  /** One readdir (or its result): exits, new processes, and the confirming re-read of last scan's new ones. */
+  scan(pids = this.pids()): ScanResult {
     const current = new Set(pids);
     const exited: Proc[] = [];
     for (const [pid, p] of this.procs) if (!current.has(pid)) exited.push(p);

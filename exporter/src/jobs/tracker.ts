@@ -62,6 +62,8 @@ export class JobTracker {
   private tick = 0;
   private prevUptime: number | undefined;
   private environBlockedLogged = false;
+  /** The PIDs read for this tick's environ prefetch: the scan reuses them (one readdir per scan). */
+  private scanPids: number[] | undefined;
 
   constructor(private readonly opts: TrackerOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -134,7 +136,8 @@ export class JobTracker {
     if (this.environs && this.fullScanDue()) {
       // New processes, and those due for their confirming re-read, get their environment read off
       // the event loop first; a read that blocks is left behind, not waited for.
-      const due = this.table.pids().filter((pid) => (this.table.procs.get(pid)?.confirm ?? 1) > 0);
+      this.scanPids = this.table.pids();
+      const due = this.scanPids.filter((pid) => (this.table.procs.get(pid)?.confirm ?? 1) > 0);
       await this.environs.prefetch(due, this.tick + 1, ENVIRON_WAIT_MS);
       const blocked = this.environs.blockedFor();
       if (blocked !== undefined && blocked > 5000 && !this.environBlockedLogged)
@@ -158,7 +161,8 @@ export class JobTracker {
     const toClassify: Proc[] = [];
     let reclassifyAll = this.scannedGeneration !== this.registry.generation;
     if (full) {
-      const scan = this.table.scan();
+      const scan = this.table.scan(this.scanPids);
+      this.scanPids = undefined;
       for (const p of scan.exited) this.meter.retire(p);
       toClassify.push(...scan.fresh);
       reclassifyAll ||= scan.identityChanged;
