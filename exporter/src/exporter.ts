@@ -10,6 +10,7 @@ import { createSources } from './sources';
 import { coolingMeters } from './sources/meters';
 import type { Source } from './sources/types';
 import type { Logger } from './util/log';
+import { settleWithin } from './util/async';
 import { readProcStat } from './util/procfs';
 
 /** Wires config → sources → sampler → metrics → HTTP. Used by `serve`, `run` (in-process) and tests. */
@@ -99,7 +100,8 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     await exp.sampler.stop();
     throw err;
   }
-  await exp.sampler.init();
+  // Sampling starts once the sources are up, or after one interval: a slow one joins later.
+  await settleWithin(exp.sampler.init(), config.sample.interval);
   await exp.sampler.tick();
   exp.sampler.start();
   const addr = server.address();
