@@ -159,6 +159,7 @@ describe('jobs API', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ pids: [100] }, /name/],
       [{ name: 'x' }, /at least one of pids, cgroup or gpus/],
+      [{ name: 'x', gpus: ['GPU-5e7c1a2b-0000-4000-8000-000000000000'] }, /GPU UUIDs are not supported/],
       [{ name: 'x', pids: [-4] }, /pids/],
       [{ name: 'x', pids: [100], extra: 1 }, /extra|Unrecognized/],
       [{ name: 'x', id: 'has space', pids: [100] }, /id/],

@@ -26,7 +26,13 @@ export const JobBody = z
     pids: z.array(z.number().int().positive()).max(4096).optional(),
     cgroup: z.string().startsWith('/', 'cgroup: an absolute cgroup path such as /slurm/uid_1000/job_42').max(4096).optional(),
     gpus: z
-      .array(z.union([z.number().int().nonnegative(), z.string().min(1).max(128)]))
+      // An index or a device label: GPU UUIDs are not resolved to devices, so they are refused rather than never matched.
+      .array(
+        z.union([
+          z.number().int().nonnegative(),
+          z.string().regex(/^(\d+|[A-Za-z][A-Za-z_-]*\d+)$/, 'gpus: an index (0) or a device label (gpu0); GPU UUIDs are not supported'),
+        ]),
+      )
       .max(256)
       .optional(),
     labels: z
