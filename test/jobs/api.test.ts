@@ -328,6 +328,17 @@ describe('jobs API: ownership, bounded lists and retained jobs', () => {
     expect((await call(ctx, 'GET', '/jobs?cursor=not-a-cursor')).status).toBe(400);
   });
 
+  it('metadata resolved later (a scheduler lookup) relabels the job from the next snapshot on', async () => {
+    ctx = await setup();
+    expect((await call(ctx, 'POST', '/jobs', { id: 'slurm-42', name: 'job 42', pids: [100] })).status).toBe(201);
+    expect(await exposition(ctx)).toMatch(/^jouleflow_job_info\{job_id="slurm-42",job_name="job 42",user="",scheduler="api"\} 1$/m);
+    expect(ctx.registry.registry.describe('slurm-42', { name: 'llama-ft', user: 'ada', scheduler: 'slurm' })).toBe(true);
+    const text = await exposition(ctx);
+    expect(text).toMatch(/^jouleflow_job_info\{job_id="slurm-42",job_name="llama-ft",user="ada",scheduler="slurm"\} 1$/m);
+    expect(text).not.toMatch(/job_name="job 42"/);
+    expect(((await call(ctx, 'GET', '/jobs/slurm-42')).body as { name: string }).name).toBe('llama-ft');
+  });
+
   it('keeps at most endedCap ended jobs live; older ones stay in the ledger', async () => {
     ctx = await setup({ endedCap: 2 });
     for (const id of ['e1', 'e2', 'e3']) {

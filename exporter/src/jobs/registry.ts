@@ -170,6 +170,21 @@ export class JobRegistry {
     return job;
   }
 
+  /**
+   * Fills in a job's display metadata resolved after it was found (a Slurm or Kubernetes lookup):
+   * its series get the new labels from the next snapshot on, and the ledger row is updated.
+   */
+  describe(id: string, meta: { name?: string; user?: string; scheduler?: string }): boolean {
+    const job = this.jobs.get(id);
+    if (!job) return false;
+    job.name = meta.name ?? job.name;
+    job.user = meta.user ?? job.user;
+    job.scheduler = meta.scheduler ?? job.scheduler;
+    job.seriesLabels = seriesLabels(job.id, job.name, job.user, job.scheduler);
+    this.save([this.rowOf(job)]);
+    return true;
+  }
+
   /** A scheduler's job seen on a process: created once, refused over the cap, never reopened once ended. */
   discovered(d: DiscoveredJob, source: JobSource): JobRecord | undefined {
     const existing = this.jobs.get(d.id);
