@@ -76,7 +76,7 @@ export const FAMILIES = {
   jobsRejected: {
     name: 'jouleflow_jobs_rejected_total',
     type: 'counter',
-    help: 'Jobs refused (API or discovery) per reason: cap (over the live-job cap), invalid, duplicate, conflict.',
+    help: 'Jobs refused (API or discovery) per reason: cap (over the live-job cap), invalid, duplicate.',
   },
   jobsLive: {
     name: 'jouleflow_jobs',
