@@ -130,8 +130,11 @@ export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS }) {
       }
       prom.push('# EOF');
       writeFileSync(file, prom.join('\n') + '\n');
-      const res = await fetch(`${vmUrl}/api/v1/import/prometheus`, { method: 'POST', body: vm.join('\n') + '\n' });
-      if (!res.ok) throw new Error(`VictoriaMetrics import: ${res.status} ${await res.text()}`);
+      // ≤ 100 000 lines (~15 MB) per request: VictoriaMetrics closes bigger ones on a busy machine
+      for (let k = 0; k < vm.length; k += 100_000) {
+        const res = await fetch(`${vmUrl}/api/v1/import/prometheus`, { method: 'POST', body: vm.slice(k, k + 100_000).join('\n') + '\n' });
+        if (!res.ok) throw new Error(`VictoriaMetrics import: ${res.status} ${await res.text()}`);
+      }
       // promtool on this chunk while the next one is generated (the machine has 2 cores)
       if (pending.length) await pending.shift();
       pending.push(
