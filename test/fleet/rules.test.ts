@@ -44,7 +44,9 @@ describe('fleet recording rules', () => {
   test('only recording rules, named level:metric:operations with a unit suffix', () => {
     for (const { rule } of records) {
       expect(rule.alert).toBeUndefined();
-      expect(rule.record).toMatch(/^([a-z_]+)?:jouleflow_([a-z0-9_]+_)?(joules|joules_total|watts|grams|seconds|share|pue|nodes):[a-z0-9_]+$/);
+      expect(rule.record).toMatch(
+        /^([a-z_]+)?:jouleflow_([a-z0-9_]+_)?(joules|joules_total|watts|grams|seconds|share|pue|nodes):[a-z0-9_]+$/,
+      );
     }
   });
 
