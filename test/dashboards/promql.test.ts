@@ -1,9 +1,9 @@
 import { spawnSync } from 'child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { stringify } from 'yaml';
-import { requireBinary } from '../prometheus/lib';
+import { requireBinary, ruleFiles } from '../prometheus/lib';
 import { allPanels, type Dashboard, loadDashboards, pluginId, substitute, TEMPLATE_VALUES } from './lib';
 
 /**
@@ -24,14 +24,25 @@ interface Case {
   exp_samples: ExpSample[];
 }
 
-/** Runs promql_expr_test cases over the input series; returns promtool's exit status and output. */
+/**
+ * Runs promql_expr_test cases over the input series, with every rule file of dashboards/alerts
+ * loaded (the dashboards read the fleet recording rules); returns promtool's exit status and output.
+ */
 function promtool(inputSeries: Array<{ series: string; values: string }>, cases: Case[]): { status: number | null; out: string } {
   const dir = mkdtempSync(join(tmpdir(), 'jouleflow-promql-'));
   try {
     const file = join(dir, 'test.yml');
+    const rules = ruleFiles().map((f, i) => {
+      copyFileSync(f, join(dir, `rules-${i}.yml`));
+      return `rules-${i}.yml`;
+    });
     writeFileSync(
       file,
-      stringify({ evaluation_interval: '1m', tests: [{ interval: '1m', input_series: inputSeries, promql_expr_test: cases }] }),
+      stringify({
+        rule_files: rules,
+        evaluation_interval: '1m',
+        tests: [{ interval: '1m', input_series: inputSeries, promql_expr_test: cases }],
+      }),
     );
     const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', timeout: 60_000 });
     return { status: r.status, out: `${r.stdout}${r.stderr}` };

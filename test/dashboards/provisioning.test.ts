@@ -151,7 +151,9 @@ describe.each(dashboards.map((l) => [l.dashboard.uid, l] as const))('dashboard %
     for (const e of dashboardExpressions([{ file, dashboard: d }])) {
       expect(e.expr).not.toMatch(/instance\s*=~?\s*"(?!\$node")/);
       if (e.source === 'variable' && /^label_values\(jouleflow_build_info, instance\)$/.test(e.expr)) continue;
-      for (const m of e.expr.matchAll(/\b(jouleflow_[a-z_]+)(\{[^}]*\})?/g)) {
+      // Raw series and recorded series kept per node (level `instance`); the recorded job and fleet
+      // totals (jouleflow-fleet.rules.yml: job_id…:, :…) have no instance left to filter.
+      for (const m of e.expr.matchAll(/(?<![\w:])((?:instance[a-z_]*:)?jouleflow_[a-z_]+(?::[a-z0-9_]+)?)(\{[^}]*\})?/g)) {
         expect({ where: e.where, selector: m[0], node: /instance=~"\$node"/.test(m[2] ?? '') }).toEqual({
           where: e.where,
           selector: m[0],
@@ -214,11 +216,12 @@ describe('the dashboard set', () => {
     const p = allPanels(d).find((x) => x.type === pluginId()) as Panel;
     expect(p).toBeDefined();
     const a = p.targets?.find((t) => t.refId === 'A');
+    // O(jobs) recorded series (dashboards/alerts/jouleflow-fleet.rules.yml), not nodes × jobs raw ones
     expect(a?.expr).toMatch(
-      /sum by \(job_id, component\) \(increase\(jouleflow_job_energy_joules_total\{instance=~"\$node"\}\[\$__range\]\)\)/,
+      /sum by \(job_id, component\) \(sum_over_time\(job_id_component:jouleflow_job_energy_joules:increase1m\[\$__range\]\)\)/,
     );
     expect(a?.expr).toMatch(/group_left \(job_name\)/);
-    expect(a?.expr).toMatch(/jouleflow_job_info/);
+    expect(a?.expr).toMatch(/job_id_job_name:jouleflow_job_info_seen_timestamp_seconds:max/);
     expect(a).toEqual(expect.objectContaining({ format: 'table', instant: true, range: false }));
     expect(p.options).toEqual(
       expect.objectContaining({ groupByLabel: 'job_id', splitLabel: 'component', nameLabel: 'job_name', inputUnit: 'joule' }),
@@ -228,15 +231,17 @@ describe('the dashboard set', () => {
     const table = allPanels(d).find((x) => x.type === 'table') as Panel;
     const exprs = (table.targets ?? []).map((t) => t.expr).join('\n');
     for (const c of ['compute', 'transmit', 'store', 'cooling']) expect(exprs).toContain(`component="${c}"`);
-    expect(exprs).toContain('jouleflow_job_start_time_seconds');
-    expect(exprs).toContain('jouleflow_grid_carbon_intensity_grams_per_kwh');
+    expect(exprs).toContain('job_id:jouleflow_job_start_time_seconds:min');
+    expect(exprs).toContain('job_id:jouleflow_job_co2_grams:increase1m');
   });
 
   test('Fleet: jobs are summed by job_id across instances; idle share per node uses job_id="unattributed"', () => {
     const exprs = dashboardExpressions([{ file: '', dashboard: byUid('jouleflow-fleet') }]).map((e) => e.expr);
-    expect(exprs.some((e) => /sum by \(job_id\) \(increase\(jouleflow_job_energy_joules_total/.test(e))).toBe(true);
+    expect(exprs.some((e) => /sum by \(job_id\) \(sum_over_time\(job_id_component:jouleflow_job_energy_joules:increase1m/.test(e))).toBe(
+      true,
+    );
     expect(exprs.some((e) => /topk\(10,/.test(e))).toBe(true);
-    expect(exprs.some((e) => /job_id="unattributed"/.test(e) && /sum by \(instance\)/.test(e))).toBe(true);
+    expect(exprs.some((e) => /instance:jouleflow_job_unattributed_energy_joules:increase1m/.test(e))).toBe(true);
   });
 
   test('Node energy: power, counters, PUE, source health and carbon intensity are all shown', () => {

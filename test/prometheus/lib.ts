@@ -1,5 +1,5 @@
 import { spawnSync } from 'child_process';
-import { readFileSync } from 'fs';
+import { readdirSync, readFileSync } from 'fs';
 import { createServer } from 'net';
 import { join, resolve } from 'path';
 import { parse as parseYaml } from 'yaml';
@@ -11,6 +11,20 @@ export const RULES_FILE = join(REPO, 'dashboards/alerts/jouleflow.rules.yml');
 export const RULES_TEST_FILE = join(REPO, 'dashboards/alerts/jouleflow.rules.test.yml');
 export const GRAFANA_ALERTS_FILE = join(REPO, 'dashboards/provisioning/alerting/jouleflow-alerts.yml');
 export const PROMETHEUS_CONFIG = join(REPO, 'deploy/prometheus/prometheus.yml');
+export const ALERTS_DIR = join(REPO, 'dashboards/alerts');
+
+/** Every Prometheus rule file in dashboards/alerts (`*.rules.yml`), each with its `*.rules.test.yml`. */
+export function ruleFiles(): string[] {
+  return readdirSync(ALERTS_DIR)
+    .filter((f) => f.endsWith('.rules.yml'))
+    .sort()
+    .map((f) => join(ALERTS_DIR, f));
+}
+
+/** The promtool unit-test file of a rule file: x.rules.yml → x.rules.test.yml. */
+export function ruleTestFile(rulesFile: string): string {
+  return rulesFile.replace(/\.rules\.yml$/, '.rules.test.yml');
+}
 
 /**
  * Fails (never skips) when a binary the suite needs is missing, naming the Debian package.

@@ -1,5 +1,5 @@
 import { spawnSync } from 'child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { stringify as toYaml } from 'yaml';
@@ -13,6 +13,8 @@ import {
   requireBinary,
   RULES_FILE,
   RULES_TEST_FILE,
+  ruleFiles,
+  ruleTestFile,
   thresholdConstants,
 } from './lib';
 
@@ -90,14 +92,19 @@ beforeAll(() => {
 });
 
 describe('Prometheus rules', () => {
-  test('promtool check rules accepts the rule file', () => {
-    const r = promtool(['check', 'rules', RULES_FILE]);
+  test('the rule files in dashboards/alerts include jouleflow.rules.yml, each with its unit tests', () => {
+    expect(ruleFiles()).toContain(RULES_FILE);
+    for (const f of ruleFiles()) expect({ file: f, tests: existsSync(ruleTestFile(f)) }).toEqual({ file: f, tests: true });
+  });
+
+  test.each(ruleFiles())('promtool check rules accepts %s', (file) => {
+    const r = promtool(['check', 'rules', file]);
     expect(r.out).toContain('SUCCESS');
     expect(r.status).toBe(0);
   });
 
-  test('promtool test rules: every unit test passes', () => {
-    const r = promtool(['test', 'rules', RULES_TEST_FILE]);
+  test.each(ruleFiles().map(ruleTestFile))('promtool test rules %s: every unit test passes', (file) => {
+    const r = promtool(['test', 'rules', file]);
     if (r.status !== 0) throw new Error(r.out);
     expect(r.out).toContain('SUCCESS');
   });
@@ -137,7 +144,7 @@ describe('Prometheus rules', () => {
   });
 
   test('no rule uses the label "job" for training jobs', () => {
-    for (const g of rules.groups) {
+    for (const g of ruleFiles().flatMap((f) => loadRules(f).groups)) {
       for (const r of g.rules) {
         expect(r.expr).not.toMatch(/\bjob\s*(=|!=|=~|!~)/);
         expect(r.expr).not.toMatch(/by\s*\([^)]*\bjob\b[^_]/);
