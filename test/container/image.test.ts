@@ -189,6 +189,34 @@ suite('the exporter image under podman', () => {
     expect(podman(['exec', n, 'test', '-s', '/var/lib/jouleflow/jobs.db']).status).toBe(0);
   });
 
+  test('the capabilities README documents: uid 10042 needs DAC_READ_SEARCH for root-only sysfs files (RAPL), and it plus SYS_PTRACE for /proc/PID/io', () => {
+    // RAPL's energy_uj where the host has it, else another root-only (0400) sysfs file
+    const find = spawnSync(
+      'sh',
+      [
+        '-c',
+        'ls /sys/class/powercap/intel-rapl:0/energy_uj 2>/dev/null || find /sys/kernel -maxdepth 3 -type f -perm 0400 2>/dev/null | head -n 1',
+      ],
+      { encoding: 'utf8' },
+    );
+    const rootOnly = find.stdout.trim().split('\n')[0];
+    expect(rootOnly).toMatch(/^\/sys\//);
+    // a "job" of another user (root, here): its /proc/PID/io is mode 0400 and ptrace-guarded
+    const job = spawn('sleep', ['300'], { stdio: 'ignore' });
+    try {
+      const read = (caps: string[]) =>
+        podman(['run', '--rm', '--pid', 'host', '-v', '/proc:/host/proc:ro', '-v', '/sys:/host/sys:ro', '--user', '10042', '--cap-drop', 'ALL',
+          ...caps.flatMap((c) => ['--cap-add', c]), '--entrypoint', 'sh', IMAGE, '-c',
+          `head -c 1 /host/proc/${job.pid}/io >/dev/null && echo io-ok; head -c 1 /host${rootOnly} >/dev/null && echo sysfs-ok; true`], 120_000).stdout.trim(); // prettier-ignore
+      expect(read([])).toBe('');
+      expect(read(['SYS_PTRACE'])).toBe('');
+      expect(read(['DAC_READ_SEARCH'])).toBe('sysfs-ok');
+      expect(read(['SYS_PTRACE', 'DAC_READ_SEARCH']).split('\n')).toEqual(['io-ok', 'sysfs-ok']);
+    } finally {
+      job.kill('SIGKILL');
+    }
+  });
+
   test('the demo (docker-compose --profile demo): GPU energy from the replayed H200 trace, attributed to the demo job', async () => {
     const port = await freePort();
     const n = `${name}-demo`;

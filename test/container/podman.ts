@@ -14,7 +14,7 @@ export const IMAGE = 'jouleflow-exporter:test';
 export const CACHE =
   process.env.JOULEFLOW_IMAGE_CACHE ??
   (process.getuid?.() === 0 ? '/var/cache/jouleflow-images' : join(homedir(), '.cache/jouleflow-images'));
-/** First run on a fresh machine: bases + image ~7 min on 2 idle cores, 16.5 min measured on 2 cores at load 10. */
+/** First run on a fresh machine: bases + image 616 s measured on 2 cores at load ~10. */
 export const BUILD_TIMEOUT_MS = 20 * 60_000;
 
 export function podmanEnv(): NodeJS.ProcessEnv {

@@ -112,7 +112,7 @@ describe('docker-compose.yml', () => {
         expect.arrayContaining(['serve', '--path.sysfs=/host/sys', '--path.procfs=/host/proc', '--web.listen-address=:10042']),
       );
       expect(s.pid).toBe('host');
-      // root with only the capabilities RAPL (DAC_READ_SEARCH) and /proc/PID/io (SYS_PTRACE) need
+      // root with only the capabilities RAPL (DAC_READ_SEARCH) and /proc/PID/io (+ SYS_PTRACE) need
       expect({ user: s.user, drop: s.cap_drop, add: [...(s.cap_add ?? [])].sort() }).toEqual({
         user: '0:0',
         drop: ['ALL'],
