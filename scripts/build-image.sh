@@ -7,7 +7,8 @@
 #   node:20-bookworm-slim   debootstrap --variant=minbase + Node.js and npm from the npm registry
 #   node:20-bookworm        the slim base + compilers from the Debian mirror + Node.js's C headers
 #
-# then runs `podman build --pull=never`. The bases are cached in podman's storage and as tar
+# then runs `podman build --pull=never`. They are tagged docker.io/library/node:20-bookworm{,-slim}
+# in podman's storage (replacing pulled images of that name). The bases are cached there and as tar
 # files under $JOULEFLOW_IMAGE_CACHE (default /var/cache/jouleflow-images as root, else
 # ~/.cache/jouleflow-images), so a rerun skips straight to the image build. Each stage prints
 # how long it took.
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --tag=*) TAG=${1#--tag=}; shift ;;
     --bases-only) BASES_ONLY=1; shift ;;
     --rebuild-bases) REBUILD_BASES=1; shift ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "build-image.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
