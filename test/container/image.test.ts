@@ -1,6 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import { randomBytes } from 'crypto';
-import { readdirSync, readFileSync } from 'fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
 import { parseExposition, sumSeries } from '../helpers/exporter-process';
 import { freePort, REPO } from '../prometheus/lib';
 import {
@@ -99,6 +101,25 @@ suite('the exporter image under podman', () => {
     console.log(`image ${IMAGE}: ${size.toFixed(0)} MB (budget ${SIZE_BUDGET_MB} MB); MB by path:\n${du}`);
     expect(size).toBeGreaterThan(50);
     expect(size).toBeLessThan(SIZE_BUDGET_MB);
+  });
+
+  test('.dockerignore keeps the build context to sources and lock files (under 5 MB, no node_modules, .git or dist)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jouleflow-context-'));
+    const probe = `localhost/jouleflow-context-probe:${process.pid}`;
+    try {
+      writeFileSync(
+        join(dir, 'Containerfile'),
+        'FROM localhost/node:20-bookworm-slim-debian\nCOPY . /ctx\nRUN du -sk /ctx | cut -f1 > /ctx.kb && find /ctx -name node_modules -o -name .git -o -name dist > /ctx.unwanted\n',
+      );
+      mustPodman(['build', '--pull=never', '--no-cache', '-q', '-t', probe, '-f', join(dir, 'Containerfile'), REPO], 300_000);
+      const [kb, ...unwanted] = mustPodman(['run', '--rm', '--entrypoint', 'cat', probe, '/ctx.kb', '/ctx.unwanted']).split('\n');
+      console.log(`build context: ${kb} kB`);
+      expect(Number(kb)).toBeLessThan(5000);
+      expect(unwanted.filter(Boolean)).toEqual([]);
+    } finally {
+      podman(['rmi', '-f', probe]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('/metrics: all four components from the host /proc and /sys (mounted read-only), and jouleflow_build_info', async () => {
