@@ -109,6 +109,7 @@ export const ConfigSchema = z
         netdev: z.boolean().default(true),
         infiniband: z.boolean().default(true),
         nvml: z.boolean().default(true),
+        amdsmi: z.boolean().default(true),
       })
       .strict()
       .default({}),
@@ -177,6 +178,11 @@ export const ConfigSchema = z
       .default({}),
     nvml: z
       .object({ library: z.string().default('libnvidia-ml.so.1') })
+      .strict()
+      .default({}),
+    /** AMD SMI library for AMD Instinct GPUs (sources/amdsmi.ts). */
+    amdsmi: z
+      .object({ library: z.string().default('libamd_smi.so') })
       .strict()
       .default({}),
     jobs: z

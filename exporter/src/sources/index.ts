@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import type { Logger } from '../util/log';
+import { AmdSmiSource } from './amdsmi';
 import { CpuModelSource } from './cpu-model';
 import { DiskstatsSource } from './diskstats';
 import { DramModelSource } from './dram-model';
@@ -44,7 +45,11 @@ export async function createSources(cfg: Config, log: Logger): Promise<Source[]>
     if (infiniband) sources.push(ib);
   }
   if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, cfg.nics, l('netdev'), infiniband));
-  if (cfg.sources.nvml) sources.push(new NvmlSource({ library: cfg.nvml.library }, l('nvml')));
+  const nvml = cfg.sources.nvml ? new NvmlSource({ library: cfg.nvml.library }, l('nvml')) : undefined;
+  if (nvml) sources.push(nvml);
+  // AMD GPUs are numbered after the NVIDIA ones, so `gpuN` names one GPU on a mixed node.
+  const nvidiaCount = async () => (nvml && (await nvml.init()) ? nvml.devices.length : 0);
+  if (cfg.sources.amdsmi) sources.push(new AmdSmiSource({ library: cfg.amdsmi.library, firstIndex: nvidiaCount }, l('amdsmi')));
   // Facility meters (cooling units, the room's IT feeds): one source each.
   sources.push(...createMeterSources(cfg, log));
   return sources;
