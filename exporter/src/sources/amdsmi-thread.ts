@@ -9,22 +9,30 @@ import type { AmdReply, AmdRequest } from './amdsmi-worker';
  * pending and every later request; close() is bounded even when a driver call hangs.
  */
 
-/**
- * Under ts-jest the sources are TypeScript: the worker then compiles its modules with the
- * TypeScript compiler (a dev dependency) as it requires them. The built exporter runs the .js.
- */
-const TS_BOOTSTRAP = `
-const fs = require('fs');
-const ts = require('typescript');
-require.extensions['.ts'] = (m, file) =>
-  m._compile(ts.transpileModule(fs.readFileSync(file, 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText, file);
-require(require('worker_threads').workerData.file);
-`;
+/** The worker's code when running from TypeScript sources (ts-jest): bundled once per process. */
+let bundled: string | undefined;
 
+/**
+ * The built exporter runs amdsmi-worker.js. Under ts-jest the sources are TypeScript: the worker
+ * and its imports are then bundled with esbuild (a dev dependency) into one script, once.
+ */
 function startWorker(): Worker {
   const js = join(__dirname, 'amdsmi-worker.js');
   if (existsSync(js)) return new Worker(js);
-  return new Worker(TS_BOOTSTRAP, { eval: true, workerData: { file: join(__dirname, 'amdsmi-worker.ts') } });
+  if (bundled === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- dev-only path, never taken by the built exporter
+    const esbuild = require('esbuild') as { buildSync(o: object): { outputFiles: Array<{ text: string }> } };
+    const out = esbuild.buildSync({
+      entryPoints: [join(__dirname, 'amdsmi-worker.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      external: ['koffi'],
+      write: false,
+    });
+    bundled = out.outputFiles[0].text;
+  }
+  return new Worker(bundled, { eval: true });
 }
 
 export class AmdSmiThread {
