@@ -132,7 +132,8 @@ export const ConfigSchema = z
       .strict()
       .default({}),
     dram: z
-      .object({ wattsPerGigabyte: nonNeg.default(0.392) })
+      // Unset: W per DIMM from the inventory, else 0.392 W/GiB (inventory/choices.ts).
+      .object({ wattsPerGigabyte: nonNeg.optional() })
       .strict()
       .default({}),
     disks: z
@@ -178,6 +179,11 @@ export const ConfigSchema = z
       .default({}),
     nvml: z
       .object({ library: z.string().default('libnvidia-ml.so.1') })
+      .strict()
+      .default({}),
+    /** The start-up hardware inventory (inventory/): systeminformation, bounded by the timeout. */
+    inventory: z
+      .object({ enabled: z.boolean().default(true), timeout: duration(100).default('10s') })
       .strict()
       .default({}),
     /** AMD SMI library for AMD Instinct GPUs (sources/amdsmi.ts). */

@@ -6,6 +6,8 @@ import { Metrics } from './metrics';
 import type { Clock, JobTracker } from './sampler';
 import { Sampler } from './sampler';
 import { createApp, listen } from './server';
+import { gpuDescriptions, takeInventory, type Hardware } from './inventory';
+import { hardwareLandingLines, hardwareSeries, registerSeries } from './inventory/series';
 import { createSources } from './sources';
 import { coolingMeters } from './sources/meters';
 import type { Source } from './sources/types';
@@ -33,6 +35,9 @@ export interface Exporter {
   /** The bound address, e.g. http://127.0.0.1:10042 */
   url?: string;
   listenLoopbackOnly: boolean;
+  /** The start-up inventory and model choices, and their landing-page lines. */
+  hardware: Hardware;
+  hardwareLines: string[];
   close(): Promise<void>;
 }
 
@@ -40,10 +45,11 @@ export async function createExporter(config: Config, opts: ExporterOptions): Pro
   const mode = opts.mode ?? 'normal';
   const metrics = new Metrics(mode);
   if (config.carbon.gramsPerKwh !== undefined) metrics.carbon.set({ zone: config.carbon.zone }, config.carbon.gramsPerKwh);
-  const sources = [...(await createSources(config, opts.log)), ...(opts.extraSources ?? [])];
   const cpuCount = await readProcStat(config.paths.procfs)
     .then((s) => s.cpus)
     .catch(() => 1);
+  const hardware = await takeInventory(config, opts.log.child({ component: 'inventory' }), cpuCount);
+  const sources = [...(await createSources(config, opts.log, hardware)), ...(opts.extraSources ?? [])];
   const sampler = new Sampler({
     sources,
     metrics,
@@ -57,11 +63,17 @@ export async function createExporter(config: Config, opts: ExporterOptions): Pro
     jobs: opts.jobs,
   });
   await sampler.init();
+  // Hardware info and model-parameter series, and their landing-page lines (inventory/series.ts).
+  const gpus = gpuDescriptions(sources);
+  const used = { cpu: sources.some((s) => s.name === 'cpu-model'), dram: sources.some((s) => s.name === 'dram-model') };
+  registerSeries(metrics.registry, hardwareSeries(hardware.inventory, hardware.choices, gpus, used));
   const { host } = parseListenAddress(config.web.listenAddress);
   return {
     config,
     metrics,
     sampler,
+    hardware,
+    hardwareLines: hardwareLandingLines(hardware.inventory, hardware.choices, gpus, used),
     listenLoopbackOnly: isLoopbackHost(host),
     async close() {
       await sampler.stop();
@@ -81,7 +93,7 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     intervalMs: config.sample.interval,
     mode: opts.mode ?? 'normal',
     routers: opts.routers,
-    notices: () => [...exp.sampler.coolingNotices, ...(opts.notices?.() ?? [])],
+    notices: () => [...exp.sampler.coolingNotices, ...exp.hardwareLines, ...(opts.notices?.() ?? [])],
   });
   await exp.sampler.tick();
   exp.sampler.start();

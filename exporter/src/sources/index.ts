@@ -1,4 +1,6 @@
 import type { Config } from '../config';
+import { DRAM_DEFAULT_WATTS_PER_GIB } from '../inventory/choices';
+import type { Hardware } from '../inventory';
 import type { Logger } from '../util/log';
 import { AmdSmiSource } from './amdsmi';
 import { CpuModelSource } from './cpu-model';
@@ -15,7 +17,7 @@ import type { Source } from './types';
  * Builds the enabled sources from the configuration. Measured sources win over models: the CPU
  * and DRAM models run only where RAPL has no zone for them.
  */
-export async function createSources(cfg: Config, log: Logger): Promise<Source[]> {
+export async function createSources(cfg: Config, log: Logger, hardware?: Hardware): Promise<Source[]> {
   const { sysfs, procfs } = cfg.paths;
   const sources: Source[] = [];
   const l = (name: string) => log.child({ source: name });
@@ -28,10 +30,13 @@ export async function createSources(cfg: Config, log: Logger): Promise<Source[]>
   const raplPresent = rapl ? await rapl.init().catch(() => false) : false;
 
   if (cfg.sources.cpuModel && !(raplPresent && rapl?.hasDomain('cpu'))) {
-    sources.push(new CpuModelSource(procfs, cfg.cpu, l('cpu-model')));
+    // The inventory's TDP where it chose one; the user's cpu.tdpWatts always wins (inventory/choices.ts).
+    const tdpWatts = hardware?.choices.cpu.basis === 'inventory' ? hardware.choices.cpu.value : cfg.cpu.tdpWatts;
+    sources.push(new CpuModelSource(procfs, { ...cfg.cpu, tdpWatts }, l('cpu-model')));
   }
   if (cfg.sources.dramModel && !(raplPresent && rapl?.hasDomain('dram'))) {
-    sources.push(new DramModelSource(procfs, cfg.dram.wattsPerGigabyte, l('dram-model')));
+    const dramWatts = hardware?.choices.dram.basis === 'inventory' ? hardware.choices.dram.value : undefined;
+    sources.push(new DramModelSource(procfs, cfg.dram.wattsPerGigabyte ?? DRAM_DEFAULT_WATTS_PER_GIB, l('dram-model'), dramWatts));
   }
   if (cfg.sources.diskstats) sources.push(new DiskstatsSource(procfs, sysfs, cfg.disks, l('diskstats')));
   let infiniband = false;
@@ -44,7 +49,11 @@ export async function createSources(cfg: Config, log: Logger): Promise<Source[]>
     infiniband = await ib.init().catch(() => false);
     if (infiniband) sources.push(ib);
   }
-  if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, cfg.nics, l('netdev'), infiniband));
+  // NIC idle power by link speed where the inventory chose it; configured values stay as they are.
+  const nicDevices = { ...cfg.nics.devices };
+  for (const c of hardware?.choices.nics ?? [])
+    if (c.basis === 'inventory') nicDevices[c.device] = { ...nicDevices[c.device], idleWatts: c.value };
+  if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, { ...cfg.nics, devices: nicDevices }, l('netdev'), infiniband));
   const nvml = cfg.sources.nvml ? new NvmlSource({ library: cfg.nvml.library }, l('nvml')) : undefined;
   if (nvml) sources.push(nvml);
   // AMD GPUs are numbered after the NVIDIA ones, so `gpuN` names one GPU on a mixed node.
