@@ -1,6 +1,5 @@
-import { AmdSmiSource } from '../../exporter/src/sources/amdsmi';
+import type { JobTracker } from '../../exporter/src/sampler';
 import type { GpuProcess } from '../../exporter/src/sources/types';
-import { createLogger } from '../../exporter/src/util/log';
 import { metricSum, metricValues, startReplay, type Replay } from '../nvml/fake-nvml';
 import { amdConfig, amdDuration, amdEnergyBetween, amdTrace, amdTracePath, ensureFakeAmdsmi, setAmdEnv } from './fake-amdsmi';
 
@@ -12,15 +11,12 @@ import { amdConfig, amdDuration, amdEnergyBetween, amdTrace, amdTracePath, ensur
 const SPEED = 10;
 let library: string;
 let replay: Replay | undefined;
-let source: AmdSmiSource | undefined;
 beforeAll(() => {
   library = ensureFakeAmdsmi();
 });
 afterEach(async () => {
   await replay?.exp.close();
-  await source?.close();
   replay = undefined;
-  source = undefined;
   setAmdEnv({});
 });
 
@@ -72,30 +68,33 @@ test('NO_ENERGY: whole-watt socket power integrates to within 1.5 % of the count
   expect(matmul.gpus[0].samples.map((s) => s[1])).toContain(watts);
 });
 
-test('processes: GFX engine shares follow the trace layout (gpu0: pid 1001 three times pid 1002)', async () => {
+test('through the sampler: both GPUs’ processes reach job attribution with the trace’s memory and GFX shares', async () => {
+  const seen: Array<{ offset: number; procs: GpuProcess[] }> = [];
+  const jobs: JobTracker = {
+    async usage(_now, _dt, gpuProcesses) {
+      seen.push({ offset: replay?.elapsed() ?? 0, procs: [...gpuProcesses] });
+      return [];
+    },
+    record() {},
+  };
+  const two = amdTrace('mi300x-two-gpu.json');
   setAmdEnv({
     JOULEFLOW_FAKE_AMDSMI_TRACE: amdTracePath('mi300x-two-gpu.json'),
-    JOULEFLOW_FAKE_AMDSMI_SPEED: '5',
+    JOULEFLOW_FAKE_AMDSMI_SPEED: String(SPEED),
     JOULEFLOW_FAKE_AMDSMI_EPOCH: 'first-read',
   });
-  source = new AmdSmiSource({ library }, createLogger('error'));
-  expect(await source.init()).toBe(true);
-  expect(source.devices.map((d) => d.device)).toEqual(['gpu0', 'gpu1']);
-  // Read until an interval where both processes used the engine (the trace's busy phase), bounded.
-  let busy: GpuProcess[] | undefined;
-  const start = Date.now();
-  for (let i = 0; i < 400 && !busy; i++) {
-    // The source's clock runs in trace time, as the sampler's does in startReplay.
-    const res = await source.sample({ now: (Date.now() - start) * 5, signal: new AbortController().signal });
-    const gpu0 = (res.gpuProcesses ?? []).filter((p) => p.device === 'gpu0');
-    if (gpu0.length === 2 && gpu0.every((p) => (p.smUtilPercent ?? 0) > 5)) busy = gpu0;
-    await new Promise((r) => setTimeout(r, 150));
+  replay = await startReplay(amdConfig(library), SPEED, { jobs });
+  await replay.run(1, 20);
+  // During the full-load phase (trace 11–17 s) the shares are make-two-gpu-trace.mjs's layout.
+  const full = seen.filter((s) => s.offset > 12 && s.offset < 17);
+  expect(full.length).toBeGreaterThan(2);
+  for (const { procs } of full) {
+    for (const [i, g] of two.gpus.entries()) {
+      const mine = procs.filter((p) => p.device === `gpu${i}`);
+      expect(mine.map((p) => [p.pid, p.usedMemoryBytes]).sort()).toEqual(g.samples[0][3].map(([pid, vram]) => [pid, vram]).sort());
+    }
+    const sm = (dev: string, pid: number) => procs.find((p) => p.device === dev && p.pid === pid)?.smUtilPercent ?? NaN;
+    expect(sm('gpu0', 1001) / (sm('gpu0', 1001) + sm('gpu0', 1002))).toBeCloseTo(0.75, 1);
+    expect(sm('gpu1', 1002) / (sm('gpu1', 1002) + sm('gpu1', 1003))).toBeCloseTo(0.6, 1);
   }
-  expect(busy).toBeDefined();
-  const share = (pid: number) => busy?.find((p) => p.pid === pid)?.smUtilPercent ?? NaN;
-  // make-two-gpu-trace.mjs: pid 1001 holds 0.75 of gpu0's SM time, pid 1002 0.25.
-  expect(share(1001) / share(1002)).toBeGreaterThan(2.5);
-  expect(share(1001) / share(1002)).toBeLessThan(3.5);
-  for (const p of busy ?? []) expect(p.smUtilPercent).toBeLessThanOrEqual(100);
-  expect(busy?.find((p) => p.pid === 1001)?.usedMemoryBytes).toBe(20 * 2 ** 30);
 });

@@ -82,3 +82,12 @@ test('a recorded host tree: NICs and disks are the tree\u2019s, memory its MemTo
   expect(inv.disks.map((d) => d.device).sort()).toEqual(['nvme0n1', 'sda']);
   expect(inv.disks.find((d) => d.device === 'nvme0n1')?.kind).toBe('ssd');
 });
+
+test('systeminformation is bounded by the timeout: past it the sysfs/procfs part is still there and the note says why', async () => {
+  const root = join(__dirname, '../fixtures/host');
+  const inv = await collectInventory({ ...opts(join(root, 'sys'), join(root, 'proc')), timeoutMs: 1 });
+  expect(inv.notes).toContain('systeminformation did not answer within 1 ms');
+  expect(inv.cpu).toBeUndefined();
+  expect(inv.disks.map((d) => d.device).sort()).toEqual(['nvme0n1', 'sda']);
+  expect(inv.memoryBytes).toBeGreaterThan(0);
+});

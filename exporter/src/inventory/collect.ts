@@ -128,7 +128,7 @@ async function readDisks(o: CollectOptions): Promise<DiskInfo[]> {
 const cache = new Map<string, Promise<Inventory>>();
 
 export function collectInventory(o: CollectOptions): Promise<Inventory> {
-  const key = `${o.sysfs}\0${o.procfs}\0${o.nicExclude.source}\0${o.nicInclude?.source ?? ''}\0${o.diskExclude.source}`;
+  const key = `${o.sysfs}\0${o.procfs}\0${o.timeoutMs}\0${o.nicExclude.source}\0${o.nicInclude?.source ?? ''}\0${o.diskExclude.source}`;
   let p = cache.get(key);
   if (!p) {
     p = collect(o);
