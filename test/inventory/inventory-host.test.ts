@@ -32,6 +32,8 @@ test('this machine: CPU model, memory and NIC speeds equal /proc/cpuinfo, /proc/
         .filter(Boolean);
     expect(words(inv.cpu?.model ?? '')).toEqual(expect.arrayContaining(words(modelName).filter((w) => !/^(Processor|CPU)$/i.test(w))));
   }
+  // A VM by the kernel's own word (x86 "hypervisor" flag), whether or not the tests run in a container.
+  if (/^flags\s*:.*\bhypervisor\b/m.test(cpuinfo)) expect(inv.system?.virtual).toBe(true);
   const threads = (cpuinfo.match(/^processor\s*:/gm) ?? []).length;
   expect(inv.cpu?.threads).toBe(threads);
   const memTotalKb = Number(/^MemTotal:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1]);

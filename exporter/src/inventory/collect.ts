@@ -59,7 +59,7 @@ export interface CollectOptions {
 interface SiResult {
   cpu?: { manufacturer: string; brand: string; processors: number; physicalCores: number; cores: number };
   memLayout?: Array<{ size: number; type: string }>;
-  system?: { manufacturer: string; model: string; virtual: boolean };
+  system?: { manufacturer: string; model: string; virtual: boolean; virtualHost?: string };
   disks?: Array<{ device: string; vendor: string; name: string }>;
   errors: string[];
 }
@@ -139,12 +139,16 @@ export function collectInventory(o: CollectOptions): Promise<Inventory> {
 
 async function collect(o: CollectOptions): Promise<Inventory> {
   const hostView = o.sysfs === '/sys' && o.procfs === '/proc';
-  const [si, nics, disks, memoryBytes] = await Promise.all([
+  const [si, nics, disks, memoryBytes, cpuinfo] = await Promise.all([
     runSystemInformation(hostView, o.timeoutMs),
     readNics(o),
     readDisks(o),
     readMemTotalBytes(o.procfs).catch(() => undefined),
+    readText(join(o.procfs, 'cpuinfo')).catch(() => ''),
   ]);
+  // A VM, not a container: systeminformation's `virtual` is also true inside Docker on bare metal.
+  // The x86 "hypervisor" CPU flag is kernel-wide (true in a container on a VM), else its hypervisor name.
+  const virtual = /^flags\s*:.*\bhypervisor\b/m.test(cpuinfo) || Boolean(si.system?.virtualHost);
   const notes = [...si.errors];
   if (!hostView) {
     notes.push(
@@ -173,7 +177,7 @@ async function collect(o: CollectOptions): Promise<Inventory> {
       : undefined,
     memoryBytes,
     dimms,
-    system: si.system ? { vendor: si.system.manufacturer, model: si.system.model, virtual: si.system.virtual } : undefined,
+    system: si.system ? { vendor: si.system.manufacturer, model: si.system.model, virtual } : undefined,
     nics,
     disks,
     notes,
