@@ -305,6 +305,16 @@ static int load_trace(const char *path) {
   return 0;
 }
 
+static void free_trace(void) {
+  for (size_t g = 0; g < ntgpus; g++) {
+    for (size_t i = 0; i < tgpus[g].n; i++) free(tgpus[g].samples[i].procs);
+    free(tgpus[g].samples);
+  }
+  free(tgpus);
+  tgpus = NULL;
+  ntgpus = 0;
+}
+
 static double elapsed(int reading) {
   if (first_read && !started) {
     if (!reading) return 0;
@@ -358,7 +368,8 @@ API amdsmi_status_t amdsmi_init(uint64_t flags) {
   if (!(flags & AMDSMI_INIT_AMD_GPUS)) LEAVE(AMDSMI_STATUS_NOT_SUPPORTED);
   const char *path = getenv("JOULEFLOW_FAKE_AMDSMI_TRACE");
   if (!path || !*path) LEAVE(AMDSMI_STATUS_DRIVER_NOT_LOADED);
-  if (!tgpus && load_trace(path)) LEAVE(AMDSMI_STATUS_FILE_ERROR);
+  free_trace(); /* every first init replays the trace named now, as a restarted driver would */
+  if (load_trace(path)) LEAVE(AMDSMI_STATUS_FILE_ERROR);
   speed = env_num("JOULEFLOW_FAKE_AMDSMI_SPEED", 1);
   reset_at = env_num("JOULEFLOW_FAKE_AMDSMI_RESET_AT", -1);
   lost_at = env_num("JOULEFLOW_FAKE_AMDSMI_LOST_AT", -1);
