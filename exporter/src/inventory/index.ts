@@ -39,8 +39,6 @@ export async function takeInventory(cfg: Config, log: Logger, vcpus: number): Pr
     nicDeviceIdleWatts: Object.fromEntries(Object.entries(cfg.nics.devices).map(([k, v]) => [k, v.idleWatts])),
     nicFallbackIdleWatts: NIC_DEFAULTS.idleWatts,
   });
-  for (const c of [choices.cpu, choices.dram])
-    log.info('model parameter', { parameter: c.parameter, value: c.value.toFixed(2), basis: c.basis, reason: c.reason });
   return { inventory, choices };
 }
 

@@ -31,8 +31,9 @@ export async function createSources(cfg: Config, log: Logger, hardware?: Hardwar
 
   if (cfg.sources.cpuModel && !(raplPresent && rapl?.hasDomain('cpu'))) {
     // The inventory's TDP where it chose one; the user's cpu.tdpWatts always wins (inventory/choices.ts).
-    const tdpWatts = hardware?.choices.cpu.basis === 'inventory' ? hardware.choices.cpu.value : cfg.cpu.tdpWatts;
-    sources.push(new CpuModelSource(procfs, { ...cfg.cpu, tdpWatts }, l('cpu-model')));
+    const cpu = hardware?.choices.cpu;
+    const fromInventory = cpu?.basis === 'inventory' ? { tdpWatts: cpu.value, tdpFrom: `inventory: ${cpu.reason}` } : {};
+    sources.push(new CpuModelSource(procfs, { ...cfg.cpu, ...fromInventory }, l('cpu-model')));
   }
   if (cfg.sources.dramModel && !(raplPresent && rapl?.hasDomain('dram'))) {
     const dramWatts = hardware?.choices.dram.basis === 'inventory' ? hardware.choices.dram.value : undefined;
