@@ -6,7 +6,7 @@ import { Metrics } from './metrics';
 import type { Clock, JobTracker } from './sampler';
 import { Sampler } from './sampler';
 import { createApp, listen } from './server';
-import { gpuDescriptions, takeInventory, type Hardware } from './inventory';
+import { gpuDescriptions, measuredCpuDevices, takeInventory, type Hardware } from './inventory';
 import { hardwareLandingLines, hardwareSeries, registerSeries } from './inventory/series';
 import { createSources } from './sources';
 import { coolingMeters } from './sources/meters';
@@ -65,7 +65,12 @@ export async function createExporter(config: Config, opts: ExporterOptions): Pro
   await sampler.init();
   // Hardware info and model-parameter series, and their landing-page lines (inventory/series.ts).
   const gpus = gpuDescriptions(sources);
-  const used = { cpu: sources.some((s) => s.name === 'cpu-model'), dram: sources.some((s) => s.name === 'dram-model') };
+  const present = (name: string) => sampler.statuses.some((s) => s.name === name && s.present);
+  const used = {
+    cpu: sources.some((s) => s.name === 'cpu-model'),
+    dram: sources.some((s) => s.name === 'dram-model'),
+    measured: measuredCpuDevices(sources, present),
+  };
   registerSeries(metrics.registry, hardwareSeries(hardware.inventory, hardware.choices, gpus, used));
   const { host } = parseListenAddress(config.web.listenAddress);
   return {

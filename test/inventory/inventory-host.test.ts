@@ -67,7 +67,12 @@ test('a recorded host tree: NICs and disks are the tree\u2019s, memory its MemTo
   const memTotalKb = Number(/^MemTotal:\s+(\d+) kB/m.exec(readFileSync(join(root, 'proc/meminfo'), 'utf8'))?.[1]);
   expect(inv.memoryBytes).toBe(memTotalKb * 1024);
   // The tree's physical interfaces: those with a device link, virtual ones excluded.
-  expect(inv.nics.map((n) => n.device).sort()).toEqual(
+  expect(
+    inv.nics
+      .filter((n) => n.kind === 'nic')
+      .map((n) => n.device)
+      .sort(),
+  ).toEqual(
     ['eth0', 'eth0v0', 'ib0']
       .filter((n) => readdirSync(join(root, 'sys/class/net')).includes(n))
       .filter((n) => {
@@ -80,6 +85,8 @@ test('a recorded host tree: NICs and disks are the tree\u2019s, memory its MemTo
       })
       .sort(),
   );
+  // InfiniBand ports named as the infiniband source names them; mlx5_1 is RoCE (link layer Ethernet).
+  expect(inv.nics.filter((n) => n.kind === 'infiniband').map((n) => n.device)).toEqual(['mlx5_0:1']);
   // Disks: the whole disks of the tree's diskstats (no partitions, loops or device-mapper).
   expect(inv.disks.map((d) => d.device).sort()).toEqual(['nvme0n1', 'sda']);
   expect(inv.disks.find((d) => d.device === 'nvme0n1')?.kind).toBe('ssd');

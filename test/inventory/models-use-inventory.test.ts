@@ -19,6 +19,7 @@ let tree: FixtureTree;
 beforeAll(() => {
   tree = new FixtureTree();
   tree.write('sys/class/net/eth0/speed', '25000\n');
+  tree.write('sys/class/infiniband/mlx5_0/ports/1/rate', '200 Gb/sec (4X HDR)\n');
 });
 afterAll(() => tree.cleanup());
 
@@ -36,7 +37,7 @@ function inventory(): Inventory {
     memoryBytes: 512 * GiB,
     dimms: Array.from({ length: 16 }, () => ({ sizeBytes: 32 * GiB, type: 'DDR5' })),
     system: { vendor: 'Dell Inc.', model: 'PowerEdge R7525', virtual: false },
-    nics: [{ device: 'eth0', speedMbps: 25_000 }],
+    nics: [{ device: 'eth0', kind: 'nic', speedMbps: 25_000 }],
     disks: [],
     notes: [],
   };
@@ -97,4 +98,27 @@ test('takeInventory on the tree: NIC speed from its sysfs, memory from its memin
   const hw = await takeInventory(config(), log, 4);
   expect(hw.inventory?.nics.find((n) => n.device === 'eth0')?.speedMbps).toBe(25_000);
   expect(hw.choices.nics.find((c) => c.device === 'eth0')).toMatchObject({ basis: 'inventory', value: nicIdleWattsForSpeed(25_000) });
+  expect(hw.inventory?.nics.find((n) => n.device === 'mlx5_0:1')).toEqual({ device: 'mlx5_0:1', kind: 'infiniband', speedMbps: 200_000 });
+  // The infiniband source charges that port the idle power of its speed class.
+  const ib = (
+    await firstReadings(
+      await createSources(
+        config({
+          sources: {
+            infiniband: true,
+            netdev: false,
+            cpuModel: false,
+            dramModel: false,
+            diskstats: false,
+            rapl: false,
+            nvml: false,
+            amdsmi: false,
+          },
+        }),
+        log,
+        hw,
+      ),
+    )
+  ).find((r) => r.device === 'mlx5_0:1');
+  expect(ib?.kind === 'activity' && ib.idleWatts).toBe(nicIdleWattsForSpeed(200_000));
 });

@@ -15,7 +15,11 @@ const server: Inventory = {
   memoryBytes: 512 * GiB,
   dimms: Array.from({ length: 16 }, () => ({ sizeBytes: 32 * GiB, type: 'DDR5' })),
   system: { vendor: 'Dell Inc.', model: 'PowerEdge R7525', virtual: false },
-  nics: [{ device: 'eth0', speedMbps: 25_000 }, { device: 'eth1', speedMbps: 1_000 }, { device: 'eth2' }],
+  nics: [
+    { device: 'eth0', kind: 'nic', speedMbps: 25_000 },
+    { device: 'eth1', kind: 'nic', speedMbps: 1_000 },
+    { device: 'eth2', kind: 'nic' },
+  ],
   disks: [],
   notes: [],
 };

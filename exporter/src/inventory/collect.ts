@@ -20,7 +20,9 @@ export interface Dimm {
 }
 
 export interface NicInfo {
+  /** The interface (eth0), or an InfiniBand port as the infiniband source names it (mlx5_0:1). */
   device: string;
+  kind: 'nic' | 'infiniband';
   /** Link speed in Mb/s (sysfs `speed`); undefined when down or unknown. */
   speedMbps?: number;
 }
@@ -104,7 +106,22 @@ async function readNics(o: CollectOptions): Promise<NicInfo[]> {
     const physical = await exists(join(dir, 'device'));
     if (!(o.nicInclude?.test(name) || (physical && !o.nicExclude.test(name)))) continue;
     const speed = Number(await readTrimmed(join(dir, 'speed')).catch(() => ''));
-    out.push({ device: name, speedMbps: Number.isFinite(speed) && speed > 0 ? speed : undefined });
+    out.push({ device: name, kind: 'nic', speedMbps: Number.isFinite(speed) && speed > 0 ? speed : undefined });
+  }
+  return out;
+}
+
+/** InfiniBand ports (the ports the infiniband source counts: link layer InfiniBand), rate "200 Gb/sec (4X HDR)". */
+async function readInfiniband(o: CollectOptions): Promise<NicInfo[]> {
+  const out: NicInfo[] = [];
+  const base = join(o.sysfs, 'class/infiniband');
+  for (const hca of await listDir(base)) {
+    for (const port of await listDir(join(base, hca, 'ports'))) {
+      const dir = join(base, hca, 'ports', port);
+      if ((await readTrimmed(join(dir, 'link_layer')).catch(() => 'InfiniBand')) !== 'InfiniBand') continue;
+      const gbps = Number(/^([\d.]+) Gb\/sec/.exec(await readTrimmed(join(dir, 'rate')).catch(() => ''))?.[1]);
+      out.push({ device: `${hca}:${port}`, kind: 'infiniband', speedMbps: gbps > 0 ? gbps * 1000 : undefined });
+    }
   }
   return out;
 }
@@ -141,7 +158,7 @@ async function collect(o: CollectOptions): Promise<Inventory> {
   const hostView = o.sysfs === '/sys' && o.procfs === '/proc';
   const [si, nics, disks, memoryBytes, cpuinfo] = await Promise.all([
     runSystemInformation(hostView, o.timeoutMs),
-    readNics(o),
+    Promise.all([readNics(o), readInfiniband(o)]).then(([eth, ib]) => [...eth, ...ib]),
     readDisks(o),
     readMemTotalBytes(o.procfs).catch(() => undefined),
     readText(join(o.procfs, 'cpuinfo')).catch(() => ''),

@@ -2,6 +2,7 @@ import type { Config } from '../config';
 import { AmdSmiSource } from '../sources/amdsmi';
 import { NIC_DEFAULTS } from '../sources/netdev';
 import { NvmlSource } from '../sources/nvml';
+import { RaplSource } from '../sources/rapl';
 import type { Source } from '../sources/types';
 import type { Logger } from '../util/log';
 import { readMemTotalBytes } from '../util/procfs';
@@ -54,4 +55,14 @@ export function gpuDescriptions(sources: readonly Source[]): GpuDescription[] {
     }
   }
   return out;
+}
+
+/** The CPU and DRAM devices RAPL measures (package-N, dram-N), when it is present. */
+export function measuredCpuDevices(
+  sources: readonly Source[],
+  present: (name: string) => boolean,
+): Array<{ device: string; kind: 'cpu' | 'dram' }> {
+  const rapl = sources.find((s): s is RaplSource => s instanceof RaplSource);
+  if (!rapl || !present(rapl.name)) return [];
+  return rapl.devices.map((d) => ({ device: d.device, kind: d.domain === 'dram' ? 'dram' : 'cpu' }));
 }

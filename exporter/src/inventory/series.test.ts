@@ -19,7 +19,7 @@ const inv: Inventory = {
   memoryBytes: 2048 * GiB,
   dimms: Array.from({ length: 32 }, () => ({ sizeBytes: 64 * GiB, type: 'DDR5' })),
   system: { vendor: 'Supermicro', model: 'SYS-821GE-TNHR', virtual: false },
-  nics: [{ device: 'ens1f0np0', speedMbps: 400_000 }],
+  nics: [{ device: 'ens1f0np0', kind: 'nic', speedMbps: 400_000 }],
   disks: [{ device: 'nvme0n1', kind: 'ssd', model: 'SAMSUNG MZQL23T8HCLS-00A07' }],
   notes: [],
 };

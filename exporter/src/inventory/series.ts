@@ -40,6 +40,8 @@ const gib = (b: number) => (b / 2 ** 30).toFixed(1);
 export interface ModelsInUse {
   cpu: boolean;
   dram: boolean;
+  /** CPU and DRAM devices measured instead (RAPL package-N, dram-N). */
+  measured?: ReadonlyArray<{ device: string; kind: 'cpu' | 'dram' }>;
 }
 
 /** The choices of the models in use (NIC choices always: netdev has no measured alternative). */
@@ -97,6 +99,18 @@ export function hardwareSeries(
       }),
     );
   if (used.dram) out.push(device({ device: choices.dram.device, component: 'compute', kind: 'dram', model: dimmTypes }));
+  for (const m of used.measured ?? []) {
+    const cpu = m.kind === 'cpu';
+    out.push(
+      device({
+        device: m.device,
+        component: 'compute',
+        kind: m.kind,
+        vendor: cpu ? (inv?.cpu?.vendor ?? '') : '',
+        model: cpu ? (inv?.cpu?.model ?? '') : dimmTypes,
+      }),
+    );
+  }
   for (const d of inv?.disks ?? [])
     out.push(device({ device: d.device, component: 'store', kind: d.kind, vendor: d.vendor ?? '', model: d.model ?? '' }));
   for (const n of inv?.nics ?? []) {

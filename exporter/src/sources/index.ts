@@ -40,20 +40,16 @@ export async function createSources(cfg: Config, log: Logger, hardware?: Hardwar
     sources.push(new DramModelSource(procfs, cfg.dram.wattsPerGigabyte ?? DRAM_DEFAULT_WATTS_PER_GIB, l('dram-model'), dramWatts));
   }
   if (cfg.sources.diskstats) sources.push(new DiskstatsSource(procfs, sysfs, cfg.disks, l('diskstats')));
-  let infiniband = false;
-  if (cfg.sources.infiniband) {
-    const ib = new InfinibandSource(
-      sysfs,
-      (device) => ({ ...NIC_DEFAULTS, ...cfg.nics.defaults, ...cfg.nics.devices[device] }),
-      l('infiniband'),
-    );
-    infiniband = await ib.init().catch(() => false);
-    if (infiniband) sources.push(ib);
-  }
   // NIC idle power by link speed where the inventory chose it; configured values stay as they are.
   const nicDevices = { ...cfg.nics.devices };
   for (const c of hardware?.choices.nics ?? [])
     if (c.basis === 'inventory') nicDevices[c.device] = { ...nicDevices[c.device], idleWatts: c.value };
+  let infiniband = false;
+  if (cfg.sources.infiniband) {
+    const ib = new InfinibandSource(sysfs, (device) => ({ ...NIC_DEFAULTS, ...cfg.nics.defaults, ...nicDevices[device] }), l('infiniband'));
+    infiniband = await ib.init().catch(() => false);
+    if (infiniband) sources.push(ib);
+  }
   if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, { ...cfg.nics, devices: nicDevices }, l('netdev'), infiniband));
   const nvml = cfg.sources.nvml ? new NvmlSource({ library: cfg.nvml.library }, l('nvml')) : undefined;
   if (nvml) sources.push(nvml);
