@@ -22,7 +22,13 @@ export class DramModelSource implements Source {
   async init(): Promise<boolean> {
     const bytes = await readMemTotalBytes(this.procfs);
     this.watts = this.totalWatts ?? (bytes / 2 ** 30) * this.wattsPerGigabyte;
-    this.log.info('DRAM power from the per-gigabyte model', { gib: (bytes / 2 ** 30).toFixed(1), watts: this.watts.toFixed(2) });
+    this.log.info(
+      this.totalWatts !== undefined ? 'DRAM power from the DIMMs found (inventory)' : 'DRAM power from the per-gigabyte model',
+      {
+        gib: (bytes / 2 ** 30).toFixed(1),
+        watts: this.watts.toFixed(2),
+      },
+    );
     return true;
   }
 
