@@ -51,6 +51,8 @@ export class AmdSmiSource implements Source {
   private closed = false;
   /** device → pid → { GFX engine ns, ms } at the previous read, for per-process engine shares. */
   private readonly lastGfx = new Map<string, Map<number, { ns: number; at: number }>>();
+  /** device:status of process-list failures already logged, to log each once (energy is unaffected). */
+  private readonly noted = new Set<string>();
 
   constructor(
     private readonly opts: AmdSmiSourceOptions,
@@ -162,7 +164,17 @@ export class AmdSmiSource implements Source {
 
   /** The GPU's processes with their GFX engine share (%) since the previous read of the same pid. */
   private processes(g: AmdDeviceInfo, r: AmdGpuRead, now: number): GpuProcess[] {
-    if (!r.processes) return [];
+    if (!r.processes) {
+      const key = `${g.device}:${r.processStatus}`;
+      if (r.processStatus !== undefined && !this.noted.has(key)) {
+        this.noted.add(key);
+        this.log.debug('AMD SMI process list unavailable on this GPU; its energy stays unattributed', {
+          device: g.device,
+          status: r.processStatus,
+        });
+      }
+      return [];
+    }
     const prev = this.lastGfx.get(g.device) ?? new Map<number, { ns: number; at: number }>();
     const next = new Map<number, { ns: number; at: number }>();
     const out = r.processes.map((p): GpuProcess => {
