@@ -54,6 +54,7 @@ function jestSuite(title, cmd, args, resultFile) {
 
 check('build', 'npm', ['run', 'build']);
 if (pkg.scripts['build:fake-nvml']) check('build fake libnvidia-ml', 'npm', ['run', 'build:fake-nvml']);
+if (pkg.scripts['build:fake-amdsmi']) check('build fake libamd_smi', 'npm', ['run', 'build:fake-amdsmi']);
 check('typecheck', 'npx', ['tsc', '-p', '.', '--noEmit']);
 check('eslint', 'npx', ['eslint', 'exporter/src', 'test']);
 check('prettier', 'npx', ['prettier', '--check', 'exporter/src/**/*.ts', 'test/**/*.ts']);

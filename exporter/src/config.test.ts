@@ -22,7 +22,7 @@ describe('config', () => {
     expect(c.web.listenAddress).toBe(':10042');
     expect(c.sample.interval).toBe(1000);
     expect(c.cooling).toEqual({ mode: 'pue', pue: 1.56, supplyAirCelsius: 20 });
-    expect(c.dram.wattsPerGigabyte).toBe(0.392);
+    expect(c.dram.wattsPerGigabyte).toBeUndefined(); // unset: the inventory or 0.392 W/GiB (inventory/choices.ts)
   });
 
   test('an invalid field is named with the reason', () => {

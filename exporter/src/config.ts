@@ -89,6 +89,7 @@ export const ConfigSchema = z
         netdev: z.boolean().default(true),
         infiniband: z.boolean().default(true),
         nvml: z.boolean().default(true),
+        amdsmi: z.boolean().default(true),
       })
       .strict()
       .default({}),
@@ -111,7 +112,8 @@ export const ConfigSchema = z
       .strict()
       .default({}),
     dram: z
-      .object({ wattsPerGigabyte: nonNeg.default(0.392) })
+      // Unset: W per DIMM from the inventory, else 0.392 W/GiB (inventory/choices.ts).
+      .object({ wattsPerGigabyte: nonNeg.optional() })
       .strict()
       .default({}),
     disks: z
@@ -157,6 +159,16 @@ export const ConfigSchema = z
       .default({}),
     nvml: z
       .object({ library: z.string().default('libnvidia-ml.so.1') })
+      .strict()
+      .default({}),
+    /** The start-up hardware inventory (inventory/): systeminformation, bounded by the timeout. */
+    inventory: z
+      .object({ enabled: z.boolean().default(true), timeout: duration(100).default('10s') })
+      .strict()
+      .default({}),
+    /** AMD SMI library for AMD Instinct GPUs (sources/amdsmi.ts). */
+    amdsmi: z
+      .object({ library: z.string().default('libamd_smi.so') })
       .strict()
       .default({}),
     jobs: z

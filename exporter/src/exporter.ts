@@ -6,6 +6,8 @@ import { Metrics } from './metrics';
 import type { Clock, JobTracker } from './sampler';
 import { Sampler } from './sampler';
 import { createApp, listen } from './server';
+import { gpuDescriptions, measuredCpuDevices, takeInventory, type Hardware } from './inventory';
+import { hardwareLandingLines, hardwareSeries, registerSeries } from './inventory/series';
 import { createSources } from './sources';
 import { coolingMeters } from './sources/meters';
 import type { Source } from './sources/types';
@@ -34,6 +36,9 @@ export interface Exporter {
   /** The bound address, e.g. http://127.0.0.1:10042 */
   url?: string;
   listenLoopbackOnly: boolean;
+  /** The start-up inventory and model choices, and their landing-page lines. */
+  hardware: Hardware;
+  hardwareLines: string[];
   close(): Promise<void>;
 }
 
@@ -41,17 +46,36 @@ export interface Exporter {
 export async function createExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
   const exp = await buildExporter(config, opts);
   await exp.sampler.init();
+  publishHardware(exp);
   return exp;
+}
+
+/**
+ * Hardware info and model-parameter series, and their landing-page lines (inventory/series.ts),
+ * once the sources have said whether they are present (RAPL measured or the CPU model in use).
+ */
+function publishHardware(exp: Exporter): void {
+  const sources = exp.sampler.sources;
+  const present = (name: string) => exp.sampler.statuses.some((s) => s.name === name && s.present);
+  const gpus = gpuDescriptions(sources);
+  const used = {
+    cpu: sources.some((s) => s.name === 'cpu-model'),
+    dram: sources.some((s) => s.name === 'dram-model'),
+    measured: measuredCpuDevices(sources, present),
+  };
+  registerSeries(exp.metrics.registry, hardwareSeries(exp.hardware.inventory, exp.hardware.choices, gpus, used));
+  exp.hardwareLines.splice(0, exp.hardwareLines.length, ...hardwareLandingLines(exp.hardware.inventory, exp.hardware.choices, gpus, used));
 }
 
 async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
   const mode = opts.mode ?? 'normal';
   const metrics = new Metrics(mode);
   if (config.carbon.gramsPerKwh !== undefined) metrics.carbon.set({ zone: config.carbon.zone }, config.carbon.gramsPerKwh);
-  const sources = [...(await createSources(config, opts.log)), ...(opts.extraSources ?? [])];
   const cpuCount = await readProcStat(config.paths.procfs)
     .then((s) => s.cpus)
     .catch(() => 1);
+  const hardware = await takeInventory(config, opts.log.child({ component: 'inventory' }), cpuCount);
+  const sources = [...(await createSources(config, opts.log, hardware)), ...(opts.extraSources ?? [])];
   const sampler = new Sampler({
     sources,
     metrics,
@@ -69,6 +93,8 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
     config,
     metrics,
     sampler,
+    hardware,
+    hardwareLines: [],
     listenLoopbackOnly: isLoopbackHost(host),
     async close() {
       await sampler.stop();
@@ -91,7 +117,7 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     intervalMs: config.sample.interval,
     mode: opts.mode ?? 'normal',
     routers: opts.routers,
-    notices: () => [...exp.sampler.coolingNotices, ...(opts.notices?.() ?? [])],
+    notices: () => [...exp.sampler.coolingNotices, ...exp.hardwareLines, ...(opts.notices?.() ?? [])],
   });
   let server: Server;
   try {
@@ -102,6 +128,7 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
   }
   // Sampling starts once the sources are up, or after one interval: a slow one joins later.
   await settleWithin(exp.sampler.init(), config.sample.interval);
+  publishHardware(exp);
   await exp.sampler.tick();
   exp.sampler.start();
   const addr = server.address();

@@ -98,6 +98,11 @@ export class Sampler {
   /** Listeners called after each tick (tests). */
   readonly onTick: Array<(step: StepResult, attribution: Attribution) => void> = [];
 
+  /** The sources this sampler reads (the inventory describes their devices). */
+  get sources(): readonly Source[] {
+    return this.opts.sources;
+  }
+
   constructor(private readonly opts: SamplerOptions) {
     // Monotonic: a wall-clock step (NTP) must not stretch or shrink an interval.
     this.clock = opts.clock ?? (() => performance.timeOrigin + performance.now());

@@ -18,6 +18,7 @@ export const SERVE_FLAGS: Array<{ flag: string; field: string; help: string }> =
   { flag: 'log.level', field: 'log.level', help: 'debug, info, warn or error (default info)' },
   { flag: 'log.format', field: 'log.format', help: 'logfmt or json (default logfmt)' },
   { flag: 'nvml.library', field: 'nvml.library', help: 'path of libnvidia-ml.so.1 (default: the dynamic loader finds it)' },
+  { flag: 'amdsmi.library', field: 'amdsmi.library', help: 'path of libamd_smi.so for AMD GPUs (default: the dynamic loader finds it)' },
   { flag: 'jobs.ledger', field: 'jobs.ledger', help: 'SQLite ledger of job totals (default "/var/lib/jouleflow/jobs.db"; "" = none)' },
   { flag: 'jobs.live-cap', field: 'jobs.liveCap', help: 'most running jobs at once (default 1000)' },
   { flag: 'jobs.retention', field: 'jobs.retention', help: 'how long ended jobs stay in the metrics (default 15m)' },

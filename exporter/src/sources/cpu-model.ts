@@ -10,6 +10,8 @@ import type { SampleResult, Source } from './types';
 
 export interface CpuModelConfig {
   tdpWatts?: number;
+  /** Where tdpWatts came from, for the log (the inventory's table entry); absent: the configuration. */
+  tdpFrom?: string;
   tdpWattsPerVcpu: number;
   curve: Array<[number, number]>;
 }
@@ -42,7 +44,8 @@ export class CpuModelSource implements Source {
     this.tdp = this.cfg.tdpWatts ?? this.cfg.tdpWattsPerVcpu * this.prev.cpus;
     this.log.info('CPU power from the utilisation model (no RAPL)', {
       tdp_watts: this.tdp,
-      tdp_from: this.cfg.tdpWatts !== undefined ? 'config' : `${this.cfg.tdpWattsPerVcpu} W × ${this.prev.cpus} vCPUs`,
+      tdp_from:
+        this.cfg.tdpWatts !== undefined ? (this.cfg.tdpFrom ?? 'config') : `${this.cfg.tdpWattsPerVcpu} W × ${this.prev.cpus} vCPUs`,
     });
     return true;
   }

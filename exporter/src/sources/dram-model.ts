@@ -15,12 +15,20 @@ export class DramModelSource implements Source {
     private readonly procfs: string,
     private readonly wattsPerGigabyte: number,
     private readonly log: Logger,
+    /** Total DRAM watts chosen from the DIMMs found at start-up (inventory); replaces the per-GiB figure. */
+    private readonly totalWatts?: number,
   ) {}
 
   async init(): Promise<boolean> {
     const bytes = await readMemTotalBytes(this.procfs);
-    this.watts = (bytes / 2 ** 30) * this.wattsPerGigabyte;
-    this.log.info('DRAM power from the per-gigabyte model', { gib: (bytes / 2 ** 30).toFixed(1), watts: this.watts.toFixed(2) });
+    this.watts = this.totalWatts ?? (bytes / 2 ** 30) * this.wattsPerGigabyte;
+    this.log.info(
+      this.totalWatts !== undefined ? 'DRAM power from the DIMMs found (inventory)' : 'DRAM power from the per-gigabyte model',
+      {
+        gib: (bytes / 2 ** 30).toFixed(1),
+        watts: this.watts.toFixed(2),
+      },
+    );
     return true;
   }
 

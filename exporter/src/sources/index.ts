@@ -1,5 +1,8 @@
 import type { Config } from '../config';
+import { DRAM_DEFAULT_WATTS_PER_GIB } from '../inventory/choices';
+import type { Hardware } from '../inventory';
 import type { Logger } from '../util/log';
+import { AmdSmiSource } from './amdsmi';
 import { CpuModelSource } from './cpu-model';
 import { DiskstatsSource } from './diskstats';
 import { DramModelSource } from './dram-model';
@@ -14,7 +17,7 @@ import type { Source } from './types';
  * Builds the enabled sources from the configuration. Measured sources win over models: the CPU
  * and DRAM models run only where RAPL has no zone for them.
  */
-export async function createSources(cfg: Config, log: Logger): Promise<Source[]> {
+export async function createSources(cfg: Config, log: Logger, hardware?: Hardware): Promise<Source[]> {
   const { sysfs, procfs } = cfg.paths;
   const sources: Source[] = [];
   const l = (name: string) => log.child({ source: name });
@@ -27,24 +30,32 @@ export async function createSources(cfg: Config, log: Logger): Promise<Source[]>
   const raplPresent = rapl ? await rapl.init().catch(() => false) : false;
 
   if (cfg.sources.cpuModel && !(raplPresent && rapl?.hasDomain('cpu'))) {
-    sources.push(new CpuModelSource(procfs, cfg.cpu, l('cpu-model')));
+    // The inventory's TDP where it chose one; the user's cpu.tdpWatts always wins (inventory/choices.ts).
+    const cpu = hardware?.choices.cpu;
+    const fromInventory = cpu?.basis === 'inventory' ? { tdpWatts: cpu.value, tdpFrom: `inventory: ${cpu.reason}` } : {};
+    sources.push(new CpuModelSource(procfs, { ...cfg.cpu, ...fromInventory }, l('cpu-model')));
   }
   if (cfg.sources.dramModel && !(raplPresent && rapl?.hasDomain('dram'))) {
-    sources.push(new DramModelSource(procfs, cfg.dram.wattsPerGigabyte, l('dram-model')));
+    const dramWatts = hardware?.choices.dram.basis === 'inventory' ? hardware.choices.dram.value : undefined;
+    sources.push(new DramModelSource(procfs, cfg.dram.wattsPerGigabyte ?? DRAM_DEFAULT_WATTS_PER_GIB, l('dram-model'), dramWatts));
   }
   if (cfg.sources.diskstats) sources.push(new DiskstatsSource(procfs, sysfs, cfg.disks, l('diskstats')));
+  // NIC idle power by link speed where the inventory chose it; configured values stay as they are.
+  const nicDevices = { ...cfg.nics.devices };
+  for (const c of hardware?.choices.nics ?? [])
+    if (c.basis === 'inventory') nicDevices[c.device] = { ...nicDevices[c.device], idleWatts: c.value };
   let infiniband = false;
   if (cfg.sources.infiniband) {
-    const ib = new InfinibandSource(
-      sysfs,
-      (device) => ({ ...NIC_DEFAULTS, ...cfg.nics.defaults, ...cfg.nics.devices[device] }),
-      l('infiniband'),
-    );
+    const ib = new InfinibandSource(sysfs, (device) => ({ ...NIC_DEFAULTS, ...cfg.nics.defaults, ...nicDevices[device] }), l('infiniband'));
     infiniband = await ib.init().catch(() => false);
     if (infiniband) sources.push(ib);
   }
-  if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, cfg.nics, l('netdev'), infiniband));
-  if (cfg.sources.nvml) sources.push(new NvmlSource({ library: cfg.nvml.library }, l('nvml')));
+  if (cfg.sources.netdev) sources.push(new NetdevSource(procfs, sysfs, { ...cfg.nics, devices: nicDevices }, l('netdev'), infiniband));
+  const nvml = cfg.sources.nvml ? new NvmlSource({ library: cfg.nvml.library }, l('nvml')) : undefined;
+  if (nvml) sources.push(nvml);
+  // AMD GPUs are numbered after the NVIDIA ones, so `gpuN` names one GPU on a mixed node.
+  const nvidiaCount = async () => (nvml && (await nvml.init()) ? nvml.devices.length : 0);
+  if (cfg.sources.amdsmi) sources.push(new AmdSmiSource({ library: cfg.amdsmi.library, firstIndex: nvidiaCount }, l('amdsmi')));
   // Facility meters (cooling units, the room's IT feeds): one source each.
   sources.push(...createMeterSources(cfg, log));
   return sources;

@@ -46,6 +46,11 @@ export class RaplSource implements Source {
     return this.zones.some((z) => z.domain === domain);
   }
 
+  /** The zones' `device` labels and domains (for the hardware info series). */
+  get devices(): Array<{ device: string; domain: Domain }> {
+    return this.zones.map((z) => ({ device: z.device, domain: z.domain }));
+  }
+
   private initialised: Promise<boolean> | undefined;
 
   /** Idempotent: the source list asks RAPL first (to choose the CPU model), the sampler asks again. */
