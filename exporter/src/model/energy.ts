@@ -107,6 +107,8 @@ export class EnergyModel {
       }
       const d = delta(prev.reading, r, sdt, events);
       if (d !== DECREASED) {
+        // Back above the baseline after one low read: that read was a glitch (counted, nothing lost).
+        if (prev.suspect) events.push({ source: r.source, device: r.device, reason: 'counter_reset' });
         this.state.set(key, { t, reading: r });
         out(d);
         continue;
