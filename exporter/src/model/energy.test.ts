@@ -194,6 +194,21 @@ describe('activity counters (disks, NICs)', () => {
     expect(r.events[0].reason).toBe('counter_reset');
     expect(r.series[0].joules).toBeCloseTo(1000 * 8 * 5e-12 + 2, 12);
   });
+
+  test('32-bit counters: a real wrap is counted exactly, a small step back is a glitch, not 4 GiB', () => {
+    const W = 2 ** 32;
+    const nic32 = (rx: number): Reading => ({ ...nic(rx, 0), wrapAt: W }) as Reading;
+    const m = new EnergyModel();
+    m.step(0, [nic32(W - 1000)]);
+    const wrap = m.step(1000, [nic32(3000)]);
+    expect(wrap.series[0].activityUnits).toBe(4000);
+    expect(wrap.events.map((e) => e.reason)).toEqual(['counter_wrap']);
+    const low = m.step(2000, [nic32(2900)]); // 100 bytes back: a glitch
+    expect(low.series[0].joules).toBe(0);
+    const back = m.step(3000, [nic32(5000)]);
+    expect(back.series[0].activityUnits).toBe(2000); // from 3000, over 2 s
+    expect(back.events.map((e) => e.reason)).toEqual(['counter_reset']);
+  });
 });
 
 describe('the seed article examples, recomputed with correct units', () => {

@@ -225,18 +225,22 @@ function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[]): D
       const p = prev as typeof cur;
       let active = 0;
       let units = 0;
+      let wrapped = false;
       for (const [name, value] of Object.entries(cur.counters)) {
         const before = p.counters[name];
         if (before === undefined) continue;
         let d = value - before;
-        if (d < 0 && cur.wrapAt !== undefined) {
+        // A wrap is plausible only for a step under half the range (a 32-bit byte counter: 2 GiB
+        // per interval); a small step back is a glitch or a reset, never ~4 GiB of traffic.
+        if (d < 0 && cur.wrapAt !== undefined && d + cur.wrapAt <= cur.wrapAt / 2) {
           d += cur.wrapAt;
-          events.push({ source: cur.source, device: cur.device, reason: 'counter_wrap' });
+          wrapped = true;
         }
         if (d < 0) return DECREASED;
         active += d * (cur.joulesPerUnit[name] ?? 0);
         units += d;
       }
+      if (wrapped) events.push({ source: cur.source, device: cur.device, reason: 'counter_wrap' });
       const j = active + cur.idleWatts * dt;
       return { joules: j, watts: j / dt, activeJoules: active, activityUnits: units };
     }
