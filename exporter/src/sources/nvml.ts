@@ -141,7 +141,11 @@ export class NvmlSource implements Source {
     return this.call('init').then(
       (a) => {
         if (!a.ok) {
-          this.log.warn('NVML initialisation failed', { err: a.message });
+          // A replaced worker (stuck driver) is retried by its successor; anything else is final.
+          if (a.reason === 'timeout') return false;
+          this.log.warn('NVML initialisation failed; no GPU energy from NVML', { err: a.message });
+          this.absent = `NVML initialisation failed: ${a.message}`;
+          void this.retire();
           return false;
         }
         this.infos = a.devices;
