@@ -304,9 +304,8 @@ export class Sampler {
     const origin = new Map<string, string>();
     results.forEach((r, i) => r.readings.forEach((x) => origin.set(`${x.source}\u0000${x.device}`, this.states[i].source.name)));
     const gpu = results.flatMap((r) => r.gpu);
-    // Power sampled before an outage and after it must not be joined by one trapezoid across it:
-    // that energy was not measured. (Counters bridge outages honestly: their delta is real.)
-    for (const r of results) if (r.recovered) for (const x of r.readings) if (x.kind === 'power') this.model.forget(x);
+    // A power series bridges a short outage (a missed read) with the trapezoid; the model
+    // re-baselines only after maxPowerGapMs (model/energy.ts), so a missed read loses nothing.
     this.coolingAccounting.prepare(readings, this.model);
     const step = this.model.step(now, readings);
     await yieldToLoop();

@@ -192,16 +192,19 @@ describe('ledger across kill -9', () => {
 
 function runCli(
   args: string[],
-  opts: { signalAfterMs?: number } = {},
+  opts: { onStart?: (p: ChildProcess) => void; onStdout?: (stdout: string, p: ChildProcess) => void } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [MAIN, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     owned.push(p);
     let stdout = '';
     let stderr = '';
-    p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    opts.onStart?.(p);
+    p.stdout?.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      opts.onStdout?.(stdout, p);
+    });
     p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    if (opts.signalAfterMs !== undefined) setTimeout(() => p.kill('SIGTERM'), opts.signalAfterMs);
     p.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
@@ -253,8 +256,41 @@ describe('jouleflow run', () => {
     await stop(s.proc);
   });
 
-  it('forwards signals to the command while the job is being registered', async () => {
-    // An exporter that answers the probe but is slow to register the job (POST never answers).
+  it('a signal during registration: the command is not started, exit 128+signal, and the wrapper says so', async () => {
+    // An exporter that answers the probe, and whose POST never answers: instead, receiving it
+    // (registration under way, the command held) is the moment the wrapper gets SIGTERM.
+    let wrapper: ChildProcess | undefined;
+    const http = await import('http');
+    const server = http.createServer((req, res) => {
+      if (req.method === 'GET') {
+        res.setHeader('content-type', 'application/json');
+        res.end('{"jobs":[]}');
+      } else wrapper?.kill('SIGTERM');
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    try {
+      const child =
+        "console.log('child ran');process.on('SIGTERM',()=>{console.log('child got SIGTERM');process.exit(0)});setTimeout(()=>process.exit(9),8000)";
+      const r = await runCli(['--exporter.url', `http://127.0.0.1:${port}`, '--', process.execPath, '-e', child], {
+        onStart: (p) => (wrapper = p),
+      });
+      expect(r.stderr).not.toMatch(/unmeasured/);
+      if (/the command was not started/.test(r.stderr)) {
+        expect(r.stderr).toMatch(/SIGTERM while registering the job; the command was not started/);
+        expect(r.code).toBe(143);
+        expect(r.stdout).toBe('');
+      } else {
+        // The held command had already been released (at most 1 s after spawning): it got the signal.
+        expect(r.stdout).toMatch(/child got SIGTERM/);
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('forwards signals to the command once it runs, even while registration is still pending', async () => {
     const http = await import('http');
     const server = http.createServer((req, res) => {
       if (req.method === 'GET') {
@@ -266,11 +302,18 @@ describe('jouleflow run', () => {
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
     try {
       const child =
-        "process.on('SIGTERM',()=>{console.log('child got SIGTERM');process.exit(0)});" +
-        "setTimeout(()=>{console.log('child unsignalled');process.exit(9)},8000)";
-      const r = await runCli(['--exporter.url', `http://127.0.0.1:${port}`, '--', process.execPath, '-e', child], { signalAfterMs: 1500 });
+        "process.on('SIGTERM',()=>{console.log('child got SIGTERM');process.exit(0)});console.log('ready');setTimeout(()=>process.exit(9),20000)";
+      // The command starts after at most a second without registration; once it says "ready", signal the wrapper.
+      const r = await runCli(['--exporter.url', `http://127.0.0.1:${port}`, '--', process.execPath, '-e', child], {
+        onStdout: (out, p) => {
+          if (out.includes('ready')) p.kill('SIGTERM');
+        },
+      });
       expect(r.stdout).toMatch(/child got SIGTERM/);
       expect(r.code).toBe(0);
+      // The command ended before the exporter answered: said, without a false "runs unmeasured".
+      expect(r.stderr).toMatch(/the command ended before the exporter registered it/);
+      expect(r.stderr).not.toMatch(/unmeasured/);
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
@@ -294,9 +337,10 @@ describe('jouleflow run', () => {
     const report = JSON.parse(r.stdout) as Report;
     expect(report.state).toBe('ended');
     expect(report.energy.compute.joules).toBeGreaterThan(0);
+    // Signalled once the command runs (it says so), not after a fixed delay a loaded machine may not meet.
     const sig = await runCli(
-      ['--sample.interval=200ms', '--exporter.url', dead, '--', process.execPath, '-e', 'setInterval(()=>{},1000)'],
-      { signalAfterMs: 1500 },
+      ['--sample.interval=200ms', '--exporter.url', dead, '--', process.execPath, '-e', "console.log('ready');setInterval(()=>{},1000)"],
+      { onStdout: (out, p) => void (out.includes('ready') && p.kill('SIGTERM')) },
     );
     expect(sig.signal).toBe('SIGTERM');
     expect(sig.stderr).toMatch(/total/);

@@ -295,8 +295,12 @@ describe('EnergyModel with coarse meter counters', () => {
     // A real glitch is still caught: a jump of 10 × 360 kJ one second after a change.
     t += 1000;
     const st = model.step(t, [r(tenths + 10)]);
-    expect(st.events.map((e) => e.reason)).toEqual(['counter_reset']);
     expect(st.series[0].joules).toBe(0);
+    // Held as a suspect: the next read, back where it was, shows a glitch (counted, nothing lost).
+    t += 1000;
+    const back = model.step(t, [r(tenths)]);
+    expect([...st.events, ...back.events].map((e) => e.reason)).toEqual(['counter_reset']);
+    expect(back.series[0].joules).toBe(0);
   });
 });
 

@@ -57,8 +57,8 @@ async function asyncTicks(hangMs: number): Promise<BenchRow[]> {
   return [
     { area: 'nvml', metric: 'sample() p50', value: percentile(durations, 50), unit: 'ms', note: label },
     { area: 'nvml', metric: 'sample() p99', value: percentile(durations, 99), unit: 'ms', note: label },
-    { area: 'nvml', metric: 'event-loop delay p99', value: ms(loop.percentile(99)), unit: 'ms', note: `${label}, async (koffi workers)` },
-    { area: 'nvml', metric: 'event-loop delay max', value: ms(loop.max), unit: 'ms', note: `${label}, async (koffi workers)` },
+    { area: 'nvml', metric: 'event-loop delay p99', value: ms(loop.percentile(99)), unit: 'ms', note: `${label}, NVML worker thread` },
+    { area: 'nvml', metric: 'event-loop delay max', value: ms(loop.max), unit: 'ms', note: `${label}, NVML worker thread` },
     {
       area: 'nvml',
       metric: 'CPU per tick',
@@ -84,7 +84,7 @@ async function idleBaseline(): Promise<BenchRow[]> {
 /** The blocking alternative: the same energy reads made synchronously on the main thread. */
 async function syncBaseline(hangMs: number): Promise<BenchRow[]> {
   fakeEnv(hangMs);
-  const nvml = await NvmlBinding.open(LIBRARY);
+  const nvml = await NvmlBinding.open(LIBRARY, 'async');
   if ((await nvml.init()) !== 0) throw new Error('fake NVML did not initialise');
   const handles = await Promise.all(Array.from({ length: GPUS }, async (_, i) => (await nvml.handleByIndex(i)).value));
   const loop = monitorEventLoopDelay({ resolution: 1 });

@@ -76,6 +76,7 @@ async function api(
   body: unknown,
   token: string | undefined,
   timeoutMs: number,
+  abort?: AbortSignal,
 ): Promise<{ status: number; json: unknown }> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -84,7 +85,7 @@ async function api(
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
+    signal: abort ? AbortSignal.any([abort, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
   let json: unknown;
@@ -114,6 +115,12 @@ interface Child {
   stopForwarding: () => void;
   /** Gated children: lets the command start (until then a shell holds its PID, waiting). */
   release: () => void;
+  /**
+   * Gated children: the first forwarded signal that arrived before release(). It is not passed to
+   * the waiting shell (that would kill it silently and the command would never run); the caller
+   * decides: here, the command is then not started.
+   */
+  signalledWhileGated: Promise<NodeJS.Signals>;
 }
 
 /**
@@ -132,6 +139,8 @@ function startChild(argv: string[], gated = false): Promise<Child> {
       : spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
     const gate = gated ? (proc.stdio[3] as NodeJS.WritableStream | null) : null;
     let released = false;
+    let onGatedSignal: (sig: NodeJS.Signals) => void = () => undefined;
+    const signalledWhileGated = new Promise<NodeJS.Signals>((r) => (onGatedSignal = r));
     const release = () => {
       if (!gate || released) return;
       released = true;
@@ -144,13 +153,22 @@ function startChild(argv: string[], gated = false): Promise<Child> {
     proc.once('error', reject);
     // From here on a signal to the wrapper goes to the command: during the job registration too,
     // when it would otherwise kill the wrapper and leave the command running unwatched.
-    proc.once('spawn', () => resolve({ proc, spawnedAt, exited, stopForwarding: forwardSignals(proc), release }));
+    const intercept = (sig: NodeJS.Signals): boolean => {
+      if (!gate || released) return false;
+      onGatedSignal(sig);
+      return true;
+    };
+    proc.once('spawn', () =>
+      resolve({ proc, spawnedAt, exited, stopForwarding: forwardSignals(proc, intercept), release, signalledWhileGated }),
+    );
   });
 }
 
-function forwardSignals(child: ChildProcess): () => void {
+/** Forwards the wrapper's signals to the child, except those `intercept` takes (returns true). */
+function forwardSignals(child: ChildProcess, intercept: (sig: NodeJS.Signals) => boolean): () => void {
   const handlers = FORWARDED.map((sig) => {
     const h = () => {
+      if (intercept(sig)) return;
       try {
         child.kill(sig);
       } catch {
@@ -210,6 +228,22 @@ function passOn(r: { code: number | null; signal: NodeJS.Signals | null }): numb
   return exitCodeOf(r);
 }
 
+/** POSTs the job; resolves with its id, or with why it was not registered (never rejects). */
+async function register(
+  base: string,
+  token: string | undefined,
+  abort: AbortSignal,
+  body: Record<string, unknown>,
+): Promise<{ id?: string; error?: string }> {
+  try {
+    const r = await api(`${base}/api/v1/jobs`, 'POST', body, token, 5000, abort);
+    if (r.status === 201) return { id: (r.json as JobReport).id };
+    return { error: `the exporter refused the job (${r.status}): ${(r.json as { error?: string }).error ?? ''}` };
+  } catch (err) {
+    return { error: `registering the job failed: ${(err as Error).message}` };
+  }
+}
+
 async function runWithExporter(
   argv: string[],
   name: string,
@@ -222,26 +256,45 @@ async function runWithExporter(
   if (typeof child === 'number') return child;
   // A slow exporter must not hold the command back for long: it starts after at most a second,
   // registered or not (only a command that also ends at once could then be missed).
-  const gateTimer = setTimeout(() => child.release(), GATE_MAX_MS);
-  let id: string | undefined;
-  try {
-    const r = await api(
-      `${base}/api/v1/jobs`,
-      'POST',
-      { name, pids: [child.proc.pid], labels: { scheduler: 'jouleflow-run', ...labels }, start: child.spawnedAt / 1000 },
-      token,
-      5000,
-    );
-    if (r.status === 201) id = (r.json as JobReport).id;
-    else
-      process.stderr.write(
-        `jouleflow: the exporter refused the job (${r.status}): ${(r.json as { error?: string }).error ?? ''}; the command runs unmeasured\n`,
-      );
-  } catch (err) {
-    process.stderr.write(`jouleflow: registering the job failed: ${(err as Error).message}; the command runs unmeasured\n`);
-  }
+  let started = false;
+  const start = () => {
+    started = true;
+    child.release();
+  };
+  const gateTimer = setTimeout(start, GATE_MAX_MS);
+  const abort = new AbortController();
+  const registration = register(base, token, abort.signal, {
+    name,
+    pids: [child.proc.pid],
+    labels: { scheduler: 'jouleflow-run', ...labels },
+    start: child.spawnedAt / 1000,
+  });
+  const outcome = await Promise.race([
+    registration,
+    child.signalledWhileGated.then((sig) => ({ signal: sig })),
+    child.exited.then(() => ({ exited: true as const })),
+  ]);
   clearTimeout(gateTimer);
-  child.release();
+  if ('signal' in outcome) {
+    // Signalled while the command was still held: it is not started (a command killed before it
+    // ran has nothing to report); the shell holding its PID goes, and so does the job, if any.
+    abort.abort();
+    child.proc.kill('SIGKILL');
+    await finishChild(child);
+    const n = os.constants.signals[outcome.signal];
+    process.stderr.write(`jouleflow: ${outcome.signal} while registering the job; the command was not started\n`);
+    return 128 + n;
+  }
+  if ('exited' in outcome) {
+    abort.abort();
+    process.stderr.write('jouleflow: the command ended before the exporter registered it; no energy report\n');
+    return passOn(await finishChild(child));
+  }
+  const id = outcome.id;
+  if (outcome.error !== undefined) {
+    process.stderr.write(`jouleflow: ${outcome.error}; the command ${started ? 'is running' : 'runs'} unmeasured\n`);
+  }
+  start();
   const result = await finishChild(child);
   if (id !== undefined) {
     try {

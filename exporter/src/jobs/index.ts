@@ -1,6 +1,6 @@
 import { readFileSync } from 'fs';
 import type { Config } from '../config';
-import { isLoopbackHost, parseListenAddress } from '../config';
+import { ConfigError, isLoopbackHost, parseListenAddress } from '../config';
 import type { Logger } from '../util/log';
 import { createJobsRouter } from './api';
 import { Ledger } from './ledger';
@@ -22,8 +22,15 @@ export interface JobsSetup {
 export function jobsToken(config: Config): string | undefined {
   const file = config.web.jobsTokenFile;
   if (file) {
-    const t = readFileSync(file, 'utf8').trim();
-    if (!t) throw new Error(`${file}: the jobs token file is empty`);
+    let t: string;
+    try {
+      t = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(
+        `web.jobsTokenFile (--web.jobs-token-file): cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    if (!t) throw new ConfigError(`web.jobsTokenFile (--web.jobs-token-file): ${file} is empty`);
     return t;
   }
   const env = process.env[config.jobs.tokenEnv]?.trim();
@@ -38,8 +45,9 @@ export function createRegistry(
   let ledger: Ledger | undefined;
   if (opts.ledger !== false && config.jobs.ledger) {
     try {
-      ledger = new Ledger(config.jobs.ledger);
+      ledger = new Ledger(config.jobs.ledger, log);
     } catch (err) {
+      if (err instanceof ConfigError) throw err;
       log.warn('jobs ledger unavailable: job totals are kept in memory only', { ledger: config.jobs.ledger, err: (err as Error).message });
     }
   }

@@ -2,6 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import Database from 'better-sqlite3';
 import type { Component } from '../core';
+import { ConfigError } from '../config';
+import type { Logger } from '../util/log';
 
 /**
  * The jobs ledger: one SQLite row per job with its per-component totals (better-sqlite3, WAL).
@@ -62,7 +64,12 @@ export class Ledger {
   private readonly prune: Database.Statement;
   private readonly upsertMany: (rows: LedgerRow[]) => void;
 
-  constructor(readonly file: string) {
+  /** `log`: where a corrupt row is reported (it is skipped, never fatal). */
+  constructor(
+    readonly file: string,
+    private readonly log?: Logger,
+  ) {
+    if (file !== ':memory:') refusePseudoFs(file);
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -92,25 +99,25 @@ export class Ledger {
 
   get(id: string): LedgerRow | undefined {
     const r = this.byId.get(id) as RawRow | undefined;
-    return r ? fromRaw(r) : undefined;
+    return r ? this.decode([r])[0] : undefined;
   }
 
   runningJobs(): LedgerRow[] {
-    return (this.running.all() as RawRow[]).map(fromRaw);
+    return this.decode(this.running.all() as RawRow[]);
   }
 
   endedSinceMs(ms: number): LedgerRow[] {
-    return (this.endedSince.all(ms) as RawRow[]).map(fromRaw);
+    return this.decode(this.endedSince.all(ms) as RawRow[]);
   }
 
   list(limit: number): LedgerRow[] {
-    return (this.recent.all(limit) as RawRow[]).map(fromRaw);
+    return this.decode(this.recent.all(limit) as RawRow[]);
   }
 
   /** Up to `limit` rows ordered by (start, id), after the given key. */
   page(after: { start: number; id: string } | undefined, limit: number): LedgerRow[] {
     const rows = after ? this.nextPage.all(after.start, after.id, limit) : this.firstPage.all(limit);
-    return (rows as RawRow[]).map(fromRaw);
+    return this.decode(rows as RawRow[]);
   }
 
   /** Deletes jobs that ended before `ms`; returns how many. */
@@ -120,6 +127,40 @@ export class Ledger {
 
   close(): void {
     this.db.close();
+  }
+
+  /** Rows that do not decode (hand-edited, torn by a foreign writer) are skipped with a warning naming the file and row. */
+  private decode(rows: RawRow[]): LedgerRow[] {
+    const out: LedgerRow[] = [];
+    for (const r of rows) {
+      try {
+        out.push(fromRaw(r));
+      } catch (err) {
+        this.log?.warn('ledger row does not decode; skipped', { ledger: this.file, row: String(r.id), err: (err as Error).message });
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * procfs and sysfs accept no database (SQLite blocks forever on their locks): a ledger there is a
+ * configuration error, reported at start-up.
+ */
+function refusePseudoFs(file: string): void {
+  const PSEUDO: Record<number, string> = { 0x9fa0: 'procfs', 0x62656572: 'sysfs' };
+  let dir = path.dirname(path.resolve(file));
+  for (;;) {
+    try {
+      const kind = PSEUDO[fs.statfsSync(dir).type];
+      if (kind) throw new ConfigError(`jobs.ledger (--jobs.ledger): ${file} is on ${kind}, which cannot hold a database`);
+      return;
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      const up = path.dirname(dir);
+      if (up === dir) return;
+      dir = up; // not created yet: judge the nearest existing ancestor
+    }
   }
 }
 

@@ -16,8 +16,8 @@ describe('EnergyModel counters', () => {
   test('a RAPL wrap adds the range: Δ = (max − last) + current', () => {
     const m = new EnergyModel();
     const wrap = 262143.32885; // max_energy_range_uj 262143328850 µJ
-    m.step(0, [counter(262143.0, { wrapJoules: wrap })]);
-    const r = m.step(1000, [counter(10.5, { wrapJoules: wrap })]);
+    m.step(0, [counter(262143.0, { wrapJoules: wrap, maxPowerWatts: 250 })]);
+    const r = m.step(1000, [counter(10.5, { wrapJoules: wrap, maxPowerWatts: 250 })]);
     expect(r.series[0].joules).toBeCloseTo(wrap - 262143.0 + 10.5, 6);
     expect(r.events).toEqual([{ source: 'rapl', device: 'package-0', reason: 'counter_wrap' }]);
   });
@@ -40,7 +40,8 @@ describe('EnergyModel counters', () => {
     expect(m.step(1000, [counter(0)]).series[0].joules).toBe(0);
     const back = m.step(2000, [counter(5100)]);
     expect(back.series[0].joules).toBe(100);
-    expect(back.events).toEqual([]);
+    // Counted (the device misreported), but nothing is lost or invented.
+    expect(back.events).toEqual([{ source: 'rapl', device: 'package-0', reason: 'counter_reset' }]);
   });
 
   test('non-finite readings are dropped and reported, never published', () => {
@@ -52,14 +53,81 @@ describe('EnergyModel counters', () => {
     expect(m.step(2000, [counter(30)]).series[0].joules).toBe(20);
   });
 
-  test('an impossible jump (above max power × Δt × factor) is a reset, not energy', () => {
+  test('an impossible jump (above max power × Δt × factor) is never energy: a glitch if the next read is back', () => {
     const m = new EnergyModel();
     m.step(0, [counter(0, { maxPowerWatts: 700 })]);
     const ok = m.step(1000, [counter(700 * IMPOSSIBLE_DELTA_FACTOR, { maxPowerWatts: 700 })]);
     expect(ok.series[0].joules).toBe(1400);
     const bad = m.step(2000, [counter(1400 + 700 * IMPOSSIBLE_DELTA_FACTOR + 1, { maxPowerWatts: 700 })]);
     expect(bad.series[0].joules).toBe(0);
-    expect(bad.events[0].reason).toBe('counter_reset');
+    const back = m.step(3000, [counter(1400 + 900, { maxPowerWatts: 700 })]);
+    expect(back.series[0].joules).toBe(900); // measured from the last good read, over 2 s
+    expect(back.events.map((e) => e.reason)).toEqual(['counter_reset']);
+  });
+
+  test('a counter that jumps forward and keeps counting from there: a reset, the energy since the jump is kept', () => {
+    const m = new EnergyModel();
+    const c = (j: number) => counter(j, { maxPowerWatts: 300 });
+    m.step(0, [c(100)]);
+    expect(m.step(1000, [c(1e6)]).series[0].joules).toBe(0);
+    const confirmed = m.step(2000, [c(1e6 + 250)]);
+    expect(confirmed.series[0].joules).toBe(250);
+    expect(confirmed.events.map((e) => e.reason)).toEqual(['counter_reset']);
+    expect(m.step(3000, [c(1e6 + 500)]).series[0].joules).toBe(250);
+  });
+});
+
+describe('wrapping counters are checked like the others (issue 10 §2)', () => {
+  // test/fixtures/host: intel-rapl:0:1 (dram) has max_energy_range_uj 65712999613 and no max power.
+  const RANGE = 65712.999613;
+  const dram = (joules: number, maxPowerWatts?: number): Reading =>
+    ({
+      kind: 'counter',
+      component: 'compute',
+      domain: 'dram',
+      device: 'dram-1',
+      source: 'rapl',
+      joules,
+      wrapJoules: RANGE,
+      maxPowerWatts,
+    }) as Reading;
+
+  test('a DRAM zone stepping back by 100 J is a reset, not a wrap of +65 623 J', () => {
+    const m = new EnergyModel();
+    m.step(0, [dram(200, 67)]);
+    const back = m.step(1000, [dram(100, 67)]);
+    expect(back.series[0].joules).toBe(0);
+    const still = m.step(2000, [dram(105, 67)]);
+    expect(still.series[0].joules).toBeCloseTo(5, 9);
+    expect(still.events.map((e) => e.reason)).toEqual(['counter_reset']);
+    // The wrap reading would have been (RANGE − 200) + 100 = 65 612.999613 J.
+    const total = back.series[0].joules + still.series[0].joules;
+    expect(total).toBeLessThan(67 * 2 * IMPOSSIBLE_DELTA_FACTOR);
+  });
+
+  test('without a power bound a backwards step is never taken as a wrap', () => {
+    const m = new EnergyModel();
+    m.step(0, [dram(200)]);
+    expect(m.step(1000, [dram(100)]).series[0].joules).toBe(0);
+    expect(m.step(2000, [dram(110)]).series[0].joules).toBe(10);
+  });
+
+  test('a real wrap near the top of the range is kept exactly', () => {
+    const m = new EnergyModel();
+    m.step(0, [dram(RANGE - 3, 67)]);
+    const r = m.step(1000, [dram(4, 67)]);
+    expect(r.series[0].joules).toBeCloseTo(7, 6);
+    expect(r.events.map((e) => e.reason)).toEqual(['counter_wrap']);
+  });
+
+  test('one low read of a wrapping package counter over-counts nothing', () => {
+    const m = new EnergyModel();
+    const pkg = (j: number) => counter(j, { wrapJoules: 262143.32885, maxPowerWatts: 250 });
+    m.step(0, [pkg(1000)]);
+    expect(m.step(1000, [pkg(900)]).series[0].joules).toBe(0);
+    const back = m.step(2000, [pkg(1200)]);
+    expect(back.series[0].joules).toBe(200); // 1000 → 1200 over 2 s, not 900 → 1200
+    expect(back.events.map((e) => e.reason)).toEqual(['counter_reset']);
   });
 });
 
@@ -125,6 +193,21 @@ describe('activity counters (disks, NICs)', () => {
     const r = m.step(2000, [nic(1010, 10)]);
     expect(r.events[0].reason).toBe('counter_reset');
     expect(r.series[0].joules).toBeCloseTo(1000 * 8 * 5e-12 + 2, 12);
+  });
+
+  test('32-bit counters: a real wrap is counted exactly, a small step back is a glitch, not 4 GiB', () => {
+    const W = 2 ** 32;
+    const nic32 = (rx: number): Reading => ({ ...nic(rx, 0), wrapAt: W }) as Reading;
+    const m = new EnergyModel();
+    m.step(0, [nic32(W - 1000)]);
+    const wrap = m.step(1000, [nic32(3000)]);
+    expect(wrap.series[0].activityUnits).toBe(4000);
+    expect(wrap.events.map((e) => e.reason)).toEqual(['counter_wrap']);
+    const low = m.step(2000, [nic32(2900)]); // 100 bytes back: a glitch
+    expect(low.series[0].joules).toBe(0);
+    const back = m.step(3000, [nic32(5000)]);
+    expect(back.series[0].activityUnits).toBe(2000); // from 3000, over 2 s
+    expect(back.events.map((e) => e.reason)).toEqual(['counter_reset']);
   });
 });
 

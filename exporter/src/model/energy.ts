@@ -1,4 +1,4 @@
-import type { Component, Domain, Reading } from '../core';
+import type { Component, CounterReading, Domain, Reading } from '../core';
 import { COMPONENTS } from '../core';
 
 /**
@@ -101,11 +101,15 @@ export class EnergyModel {
         out(first(r));
         continue;
       }
-      const sinceChange = prev.changedAt !== undefined ? (t - prev.changedAt) / 1000 : sdt;
-      const d = delta(prev.reading, r, sdt, events, sinceChange);
+      if (r.kind === 'counter' && prev.reading.kind === 'counter') {
+        this.counterStep(key, prev, r, t, events, out);
+        continue;
+      }
+      const d = delta(prev.reading, r, sdt, events);
       if (d !== DECREASED) {
-        const flat = r.kind === 'counter' && prev.reading.kind === 'counter' && r.joules === prev.reading.joules;
-        this.state.set(key, { t, reading: r, changedAt: flat ? (prev.changedAt ?? prev.t) : t });
+        // Back above the baseline after one low read: that read was a glitch (counted, nothing lost).
+        if (prev.suspect) events.push({ source: r.source, device: r.device, reason: 'counter_reset' });
+        this.state.set(key, { t, reading: r });
         out(d);
         continue;
       }
@@ -115,7 +119,7 @@ export class EnergyModel {
         out({ joules: 0, watts: 0 });
         continue;
       }
-      // Confirmed: the counter restarted. The interval up to the first low read is dropped.
+      // Confirmed: the counters restarted. The interval up to the first low read is dropped.
       events.push({ source: r.source, device: r.device, reason: 'counter_reset' });
       const since = delta(prev.suspect.reading, r, (t - prev.suspect.t) / 1000, events);
       this.state.set(key, { t, reading: r });
@@ -123,6 +127,66 @@ export class EnergyModel {
     }
     return { t, dt, series, events };
   }
+
+  /**
+   * A counter read against its baseline. A step that is not plausible (backwards without a
+   * plausible wrap, or forward faster than the device can draw) is held as a suspect and the old
+   * baseline kept: if the next read is plausible from the old baseline, the odd read was a glitch
+   * and nothing is lost; if it is plausible from the suspect, the counter restarted (a reset: the
+   * interval up to the suspect is dropped, the energy since it is kept).
+   */
+  private counterStep(key: string, prev: SeriesState, r: CounterReading, t: number, events: ModelEvent[], out: (d: Delta) => void): void {
+    const event = (reason: ModelEvent['reason']) => events.push({ source: r.source, device: r.device, reason });
+    const last = prev.reading as CounterReading;
+    const sinceChange = prev.changedAt !== undefined ? (t - prev.changedAt) / 1000 : (t - prev.t) / 1000;
+    const fromBase = counterDelta(last, r, (t - prev.t) / 1000, sinceChange);
+    if (fromBase) {
+      // The odd read was a glitch: nothing lost, but counted (the device misreported once).
+      if (prev.suspect) event('counter_reset');
+      if (fromBase.wrapped) event('counter_wrap');
+      const flat = r.joules === last.joules;
+      this.state.set(key, { t, reading: r, changedAt: flat ? (prev.changedAt ?? prev.t) : t });
+      out({ joules: fromBase.joules, watts: fromBase.joules / ((t - prev.t) / 1000) });
+      return;
+    }
+    const suspect = prev.suspect;
+    const suspectS = suspect ? (t - suspect.t) / 1000 : 0;
+    const fromSuspect = suspect && suspectS > 0 ? counterDelta(suspect.reading as CounterReading, r, suspectS, suspectS) : undefined;
+    if (suspect && fromSuspect) {
+      // Confirmed: the counter restarted at the suspect read.
+      event('counter_reset');
+      if (fromSuspect.wrapped) event('counter_wrap');
+      this.state.set(key, { t, reading: r });
+      out({ joules: fromSuspect.joules, watts: fromSuspect.joules / suspectS });
+      return;
+    }
+    // Implausible from both: keep the old baseline, this read becomes the suspect.
+    this.state.set(key, { ...prev, suspect: { t, reading: r } });
+    out({ joules: 0, watts: 0 });
+  }
+}
+
+/**
+ * The energy between two counter reads, or undefined when the step is not physically plausible.
+ * A backwards step is a wrap only when the counter publishes its range and (range − last) +
+ * current fits the power bound over the span; a counter without a bound never wraps.
+ * `sinceChangeS`: seconds since the counter last changed (≥ dt), the span its step may cover.
+ */
+export function counterDelta(
+  prev: CounterReading,
+  cur: CounterReading,
+  dt: number,
+  sinceChangeS = dt,
+): { joules: number; wrapped: boolean } | undefined {
+  if (dt <= 0) return undefined;
+  // Counters advance in steps (NVML's every ~100 ms), so the bound uses at least 1 s.
+  const span = Math.max(dt, sinceChangeS, 1);
+  const limit = cur.maxPowerWatts !== undefined ? cur.maxPowerWatts * span * IMPOSSIBLE_DELTA_FACTOR : Infinity;
+  const d = cur.joules - prev.joules;
+  if (d >= 0) return d <= limit ? { joules: d, wrapped: false } : undefined;
+  if (cur.wrapJoules === undefined || !Number.isFinite(limit) || prev.joules > cur.wrapJoules) return undefined;
+  const wrapped = cur.wrapJoules - prev.joules + cur.joules;
+  return wrapped >= 0 && wrapped <= limit ? { joules: wrapped, wrapped: true } : undefined;
 }
 
 function isFinite(r: Reading): boolean {
@@ -146,28 +210,11 @@ function first(r: Reading): Delta {
   };
 }
 
-/** `sinceChangeS`: seconds since a counter last changed (≥ dt), the span its step may cover. */
-function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[], sinceChangeS = dt): Delta | typeof DECREASED {
+function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[]): Delta | typeof DECREASED {
   switch (cur.kind) {
-    case 'counter': {
-      const p = prev as typeof cur;
-      let d = cur.joules - p.joules;
-      let wrapped = false;
-      if (d < 0 && cur.wrapJoules !== undefined && p.joules <= cur.wrapJoules) {
-        d += cur.wrapJoules;
-        wrapped = true;
-      }
-      if (d < 0) return DECREASED;
-      // Counters advance in steps (NVML's every ~100 ms), so the bound uses at least 1 s.
-      const span = Math.max(dt, sinceChangeS, 1);
-      const limit = cur.maxPowerWatts !== undefined ? cur.maxPowerWatts * span * IMPOSSIBLE_DELTA_FACTOR : Infinity;
-      if (d > limit) {
-        events.push({ source: cur.source, device: cur.device, reason: 'counter_reset' });
-        return { joules: 0, watts: 0 };
-      }
-      if (wrapped) events.push({ source: cur.source, device: cur.device, reason: 'counter_wrap' });
-      return { joules: d, watts: d / dt };
-    }
+    case 'counter':
+      // Counters go through EnergyModel.counterStep (glitch and wrap checks); never here.
+      return DECREASED;
     case 'power': {
       const p = prev as typeof cur;
       return { joules: trapezoid(p.watts, cur.watts, dt), watts: Math.max(0, cur.watts) };
@@ -178,18 +225,22 @@ function delta(prev: Reading, cur: Reading, dt: number, events: ModelEvent[], si
       const p = prev as typeof cur;
       let active = 0;
       let units = 0;
+      let wrapped = false;
       for (const [name, value] of Object.entries(cur.counters)) {
         const before = p.counters[name];
         if (before === undefined) continue;
         let d = value - before;
-        if (d < 0 && cur.wrapAt !== undefined) {
+        // A wrap is plausible only for a step under half the range (a 32-bit byte counter: 2 GiB
+        // per interval); a small step back is a glitch or a reset, never ~4 GiB of traffic.
+        if (d < 0 && cur.wrapAt !== undefined && d + cur.wrapAt <= cur.wrapAt / 2) {
           d += cur.wrapAt;
-          events.push({ source: cur.source, device: cur.device, reason: 'counter_wrap' });
+          wrapped = true;
         }
         if (d < 0) return DECREASED;
         active += d * (cur.joulesPerUnit[name] ?? 0);
         units += d;
       }
+      if (wrapped) events.push({ source: cur.source, device: cur.device, reason: 'counter_wrap' });
       const j = active + cur.idleWatts * dt;
       return { joules: j, watts: j / dt, activeJoules: active, activityUnits: units };
     }

@@ -1,6 +1,7 @@
 import type { Logger } from '../util/log';
 import { readProcStat, type CpuTimes } from '../util/procfs';
 import type { SampleResult, Source } from './types';
+import { SourceError } from './types';
 
 /**
  * CPU power where no RAPL counter exists (most VMs): P = TDP · f(u), with u the utilisation from
@@ -31,6 +32,7 @@ export function curveFactor(curve: ReadonlyArray<readonly [number, number]>, uPe
 export class CpuModelSource implements Source {
   readonly name = 'cpu-model';
   private prev: CpuTimes | undefined;
+  private backwards = false;
   private tdp = 0;
 
   constructor(
@@ -57,9 +59,17 @@ export class CpuModelSource implements Source {
   async sample(): Promise<SampleResult> {
     const cur = await readProcStat(this.procfs);
     const prev = this.prev ?? cur;
-    this.prev = cur;
     const dTotal = cur.total - prev.total;
     const dBusy = cur.busy - prev.busy;
+    if (dTotal < 0 || dBusy < 0) {
+      // /proc/stat went backwards: a glitch keeps the old baseline (the next read covers both
+      // intervals); a second backwards read in a row is a reset and becomes the baseline.
+      if (this.backwards) this.prev = cur;
+      this.backwards = true;
+      throw new SourceError('counter_reset', '/proc/stat CPU times went backwards');
+    }
+    this.backwards = false;
+    this.prev = cur;
     const u = dTotal > 0 && dBusy >= 0 ? Math.min(1, dBusy / dTotal) : 0;
     return {
       readings: [

@@ -1,5 +1,6 @@
 import type { Logger } from '../util/log';
 import { exists, join, readText, readTrimmed } from '../util/fs';
+import { SourceError } from './types';
 import type { ActivityReading, SampleResult, Source } from './types';
 
 /**
@@ -82,7 +83,10 @@ export class DiskstatsSource implements Source {
   }
 
   private async disks(): Promise<Array<DiskLine & { params: DiskParams }>> {
-    const lines = parseDiskstats(await readText(join(this.procfs, 'diskstats')));
+    const text = await readText(join(this.procfs, 'diskstats'));
+    const lines = parseDiskstats(text);
+    // Every kernel lists at least its block devices: text without one parseable line is garbage.
+    if (lines.length === 0 && text.trim() !== '') throw new SourceError('bad_value', '/proc/diskstats has no parseable line');
     const out = [];
     for (const l of lines) {
       if (!this.known.has(l.name)) this.known.set(l.name, await this.classify(l.name));

@@ -6,7 +6,8 @@ import { DISK_DEFAULTS, DiskstatsSource, parseDiskstats } from './diskstats';
 import { DramModelSource } from './dram-model';
 import { NIC_DEFAULTS, NetdevSource, parseProcNetDev } from './netdev';
 import { IB_DATA_UNIT_BYTES, InfinibandSource } from './infiniband';
-import { RaplSource } from './rapl';
+import { EnergyModel } from '../model/energy';
+import { RAPL_FALLBACK_BOUNDS, RaplSource } from './rapl';
 import type { ActivityReading, CounterReading, MeanPowerReading } from './types';
 
 let tree: FixtureTree;
@@ -26,6 +27,43 @@ describe('RAPL', () => {
     expect(pkg1.maxPowerWatts).toBe(250);
     expect(r.find((x) => x.device === 'dram-0')!.domain).toBe('dram');
     expect(rapl.hasDomain('dram')).toBe(true);
+  });
+
+  test('every zone has a power bound: published, else TDP default, DRAM from installed GiB', async () => {
+    const rapl = new RaplSource(tree.sysfs, silentLogger, tree.procfs);
+    await rapl.init();
+    const r = (await rapl.sample()).readings as CounterReading[];
+    // test/fixtures/host: MemTotal 67108864 kB = 64 GiB over two dram zones.
+    for (const d of ['dram-0', 'dram-1'])
+      expect(r.find((x) => x.device === d)!.maxPowerWatts).toBe(32 * RAPL_FALLBACK_BOUNDS.dramWattsPerGiB);
+    expect(r.find((x) => x.device === 'package-0')!.maxPowerWatts).toBe(250);
+    tree.write('sys/class/powercap/intel-rapl:1/constraint_0_max_power_uw', '0\n');
+    const noTdp = new RaplSource(tree.sysfs, silentLogger);
+    await noTdp.init();
+    const pkg1 = ((await noTdp.sample()).readings as CounterReading[]).find((x) => x.device === 'package-1')!;
+    expect(pkg1.maxPowerWatts).toBe(RAPL_FALLBACK_BOUNDS.packageWatts);
+  });
+
+  test('issue 10 repro: a DRAM zone stepping back by 100 J is a counted reset, not +65 623 J', async () => {
+    const rapl = new RaplSource(tree.sysfs, silentLogger, tree.procfs);
+    await rapl.init();
+    const model = new EnergyModel();
+    const zone = 'sys/class/powercap/intel-rapl:0:1/energy_uj';
+    const before = Number(tree.read(zone).trim()) / 1e6;
+    const dram0 = async (t: number) => {
+      const step = model.step(t, (await rapl.sample()).readings);
+      return {
+        joules: step.series.find((s) => s.device === 'dram-0')!.joules,
+        resets: step.events.filter((e) => e.reason === 'counter_reset').length,
+      };
+    };
+    await dram0(0);
+    tree.write(zone, `${Math.round((before - 100) * 1e6)}\n`); // the issue's `echo … > energy_uj`
+    const back = await dram0(1000);
+    tree.write(zone, `${Math.round((before - 100 + 3) * 1e6)}\n`);
+    const after = await dram0(2000);
+    expect(back.joules + after.joules).toBeCloseTo(3, 6);
+    expect(back.resets + after.resets).toBe(1);
   });
 
   test('no powercap directory: absent, not an error', async () => {

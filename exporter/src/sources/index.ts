@@ -24,7 +24,7 @@ export async function createSources(cfg: Config, log: Logger, hardware?: Hardwar
 
   let rapl: RaplSource | undefined;
   if (cfg.sources.rapl) {
-    rapl = new RaplSource(sysfs, l('rapl'));
+    rapl = new RaplSource(sysfs, l('rapl'), procfs);
     sources.push(rapl);
   }
   const raplPresent = rapl ? await rapl.init().catch(() => false) : false;

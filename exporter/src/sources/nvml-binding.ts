@@ -3,10 +3,13 @@ import type * as Koffi from 'koffi';
 /**
  * The NVML entry points jouleflow uses, bound with koffi (no compiler, no CUDA headers needed).
  *
- * Every call runs through koffi's `fn.async`, i.e. on koffi's worker threads, never on the event
- * loop: nvmlDeviceGetTotalEnergyConsumption costs ~4 ms per GPU on an H200 (see
- * shared/fixtures/nvidia-h200/node-nvml-probe.json), which would stall /metrics if called
- * synchronously. Struct outputs go through Buffers decoded here with the layouts of nvml.h.
+ * Two calling modes. `sync` (what the exporter uses): each call runs on the calling thread, which
+ * is the NVML source's own worker thread (nvml-worker.ts), so a hung driver blocks only that
+ * thread. `async`: koffi's `fn.async`, i.e. libuv's shared threadpool, which `fs` and gzip also
+ * use: a hung driver there starves the whole exporter (issue 10 §1); kept for the benchmark's
+ * comparison only. nvmlDeviceGetTotalEnergyConsumption costs ~4 ms per GPU on an H200 (see
+ * shared/fixtures/nvidia-h200/node-nvml-probe.json), too long for the event loop either way.
+ * Struct outputs go through Buffers decoded here with the layouts of nvml.h.
  */
 
 /** nvmlReturn_t values (nvml.h). */
@@ -137,17 +140,22 @@ interface Functions {
 const MAX_CONCURRENT = 32;
 
 export class NvmlBinding {
+  /** Called after every library call returns (sync mode): the worker's proof of progress. */
+  onCallDone: (() => void) | undefined;
   private active = 0;
   private readonly queue: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
 
-  private constructor(private readonly fns: Functions) {}
+  private constructor(
+    private readonly fns: Functions,
+    private readonly mode: 'sync' | 'async',
+  ) {}
 
   /**
    * Loads the library and binds the functions. Throws when koffi or the library cannot be loaded
    * or a required symbol is missing (the message says which).
    */
-  static async open(library: string): Promise<NvmlBinding> {
+  static async open(library: string, mode: 'sync' | 'async' = 'sync'): Promise<NvmlBinding> {
     const koffi: KoffiModule = await import('koffi');
     const lib = koffi.load(library);
     const device = koffi.pointer(koffi.opaque());
@@ -162,26 +170,29 @@ export class NvmlBinding {
         return undefined;
       }
     };
-    return new NvmlBinding({
-      init: bind('nvmlInit_v2', []),
-      shutdown: bind('nvmlShutdown', []),
-      errorString: bind('nvmlErrorString', ['int'], 'const char *'),
-      count: bind('nvmlDeviceGetCount_v2', [u32Out]),
-      handle: bind('nvmlDeviceGetHandleByIndex_v2', ['uint32_t', koffi.out(koffi.pointer(device))]),
-      energy: bind('nvmlDeviceGetTotalEnergyConsumption', [device, u64Out]),
-      power: bind('nvmlDeviceGetPowerUsage', [device, u32Out]),
-      driverVersion: optional('nvmlSystemGetDriverVersion', ['void *', 'uint32_t']),
-      name: optional('nvmlDeviceGetName', [device, 'void *', 'uint32_t']),
-      uuid: optional('nvmlDeviceGetUUID', [device, 'void *', 'uint32_t']),
-      pci: optional('nvmlDeviceGetPciInfo_v3', [device, 'void *']),
-      limit: optional('nvmlDeviceGetEnforcedPowerLimit', [device, u32Out]),
-      limitConstraints: optional('nvmlDeviceGetPowerManagementLimitConstraints', [device, u32Out, u32Out]),
-      mig: optional('nvmlDeviceGetMigMode', [device, u32Out, u32Out]),
-      util: optional('nvmlDeviceGetUtilizationRates', [device, 'void *']),
-      temperature: optional('nvmlDeviceGetTemperature', [device, 'int', u32Out]),
-      processes: optional('nvmlDeviceGetComputeRunningProcesses_v3', [device, u32InOut, 'void *']),
-      processUtil: optional('nvmlDeviceGetProcessUtilization', [device, 'void *', u32InOut, 'uint64_t']),
-    });
+    return new NvmlBinding(
+      {
+        init: bind('nvmlInit_v2', []),
+        shutdown: bind('nvmlShutdown', []),
+        errorString: bind('nvmlErrorString', ['int'], 'const char *'),
+        count: bind('nvmlDeviceGetCount_v2', [u32Out]),
+        handle: bind('nvmlDeviceGetHandleByIndex_v2', ['uint32_t', koffi.out(koffi.pointer(device))]),
+        energy: bind('nvmlDeviceGetTotalEnergyConsumption', [device, u64Out]),
+        power: bind('nvmlDeviceGetPowerUsage', [device, u32Out]),
+        driverVersion: optional('nvmlSystemGetDriverVersion', ['void *', 'uint32_t']),
+        name: optional('nvmlDeviceGetName', [device, 'void *', 'uint32_t']),
+        uuid: optional('nvmlDeviceGetUUID', [device, 'void *', 'uint32_t']),
+        pci: optional('nvmlDeviceGetPciInfo_v3', [device, 'void *']),
+        limit: optional('nvmlDeviceGetEnforcedPowerLimit', [device, u32Out]),
+        limitConstraints: optional('nvmlDeviceGetPowerManagementLimitConstraints', [device, u32Out, u32Out]),
+        mig: optional('nvmlDeviceGetMigMode', [device, u32Out, u32Out]),
+        util: optional('nvmlDeviceGetUtilizationRates', [device, 'void *']),
+        temperature: optional('nvmlDeviceGetTemperature', [device, 'int', u32Out]),
+        processes: optional('nvmlDeviceGetComputeRunningProcesses_v3', [device, u32InOut, 'void *']),
+        processUtil: optional('nvmlDeviceGetProcessUtilization', [device, 'void *', u32InOut, 'uint64_t']),
+      },
+      mode,
+    );
   }
 
   /** NVML calls started and not yet answered (a hung driver keeps them here). */
@@ -205,9 +216,18 @@ export class NvmlBinding {
     });
   }
 
-  /** Runs fn on a koffi worker thread; resolves with the nvmlReturn_t. */
+  /** Runs fn (on this thread, or on koffi's pool in async mode); resolves with the nvmlReturn_t. */
   private call(fn: KoffiFunction | undefined, ...args: unknown[]): Promise<number> {
     if (!fn) return Promise.resolve(NVML.ERROR_FUNCTION_NOT_FOUND);
+    if (this.mode === 'sync') {
+      try {
+        return Promise.resolve(Number(fn(...args)));
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        this.onCallDone?.();
+      }
+    }
     return new Promise<number>((resolve, reject) => {
       const run = () => {
         this.active++;

@@ -1,332 +1,279 @@
+import { existsSync } from 'fs';
+import { join } from 'path';
+import { Worker } from 'worker_threads';
 import type { Logger } from '../util/log';
-import type { NvmlHandle, NvmlProcessInfo, NvmlProcessSample, NvmlResult } from './nvml-binding';
-import { NVML, NvmlBinding } from './nvml-binding';
-import type { DeviceError, GpuProcess, Reading, SampleResult, Source } from './types';
+import type { NvmlDeviceInfo } from './nvml-reader';
+import { NVML_SOURCE } from './nvml-reader';
+import type { NvmlAnswer, NvmlLogLine, NvmlProgress, NvmlRequest, NvmlWorkerData } from './nvml-worker';
+import type { SampleContext, SampleResult, Source } from './types';
 import { SourceError } from './types';
 
+export { DEFAULT_GPU_MAX_WATTS, NVML_POWER_SOURCE, NVML_SOURCE, smUtilByPid, type NvmlDeviceInfo } from './nvml-reader';
+
 /**
- * GPU energy from NVML (libnvidia-ml.so.1 through koffi; all calls off the event loop).
- *
- * Per GPU and tick: nvmlDeviceGetTotalEnergyConsumption (mJ since driver load) as a `counter`
- * reading, source "nvml", with the highest power limit the GPU can be set to (else the enforced
- * limit, which an admin may raise at runtime) as the impossible-delta bound. A GPU whose
- * counter answers NOT_SUPPORTED (pre-Volta, some vGPU) switches for good to power sampling
- * (nvmlDeviceGetPowerUsage) as a `power` reading, source "nvml-power", which the model integrates
- * by the trapezoid rule. A GPU that is lost or fails otherwise goes into the tick's errors; the
- * others go on. Compute processes and their SM utilisation go into gpuProcesses for attribution.
- *
- * MIG: energy and power are whole-GPU values read on the parent device, which is what is
- * reported; per-process SM utilisation is not available in MIG mode, so its processes carry only
- * their memory (attribution then falls back to memory, docs/design.md, section 3).
+ * GPU energy from NVML, read on a worker thread of its own (nvml-worker.ts; the reading logic is
+ * nvml-reader.ts). This side bounds every call by a timeout, so a hung driver never holds up
+ * start-up, the other sources, or libuv's shared pool (issue 10 §1):
+ * - init() waits at most `initWaitMs` for nvmlInit and device discovery; past that it returns
+ *   true and discovery goes on in the background: reads fail with reason `init_timeout` until
+ *   it completes.
+ * - a read is abandoned at the sampler's abort signal or `readTimeoutMs` (reason `timeout`);
+ *   while it is still running in the worker, later reads fail at once with `timeout`.
+ * - a driver call that has not returned after `stuckMs` gets the worker replaced: it is terminated (its thread
+ *   ends when the driver call returns) and a new one starts, re-initialising, once the old one
+ *   has exited. At most one abandoned thread exists at a time, so a driver that never returns
+ *   costs one thread, not one per tick.
  */
 
 export interface NvmlSourceOptions {
   /** Library to dlopen: a name the loader resolves, or a path. */
   library: string;
+  /** How long init() waits for discovery before returning (ms). */
+  initWaitMs?: number;
+  /** Upper bound of one read when the caller gives no abort signal (ms). */
+  readTimeoutMs?: number;
+  /** No NVML call returning for this long (ms) gets the worker replaced. */
+  stuckMs?: number;
 }
 
-/** What the source knows about one GPU (for the landing page, job GPU matching by UUID, tests). */
-export interface NvmlDeviceInfo {
-  index: number;
-  /** The `device` label: "gpu<index>" (NVML index order, i.e. PCI bus order). */
-  device: string;
-  name: string;
-  uuid: string;
-  pciBusId: string;
-  powerLimitWatts?: number;
-  /** Bound for the counter's impossible-delta check: the maximum settable limit, else the enforced one. */
-  maxPowerWatts?: number;
-  migEnabled: boolean;
-  /** "counter" (energy counter) or "power" (sampled power, the counter being unsupported). */
-  method: 'counter' | 'power';
-  /** Latest values, refreshed every tick where supported. */
-  temperatureCelsius?: number;
-  utilizationGpuPercent?: number;
-  utilizationMemoryPercent?: number;
-  powerWatts?: number;
+interface Pending {
+  op: NvmlRequest['op'];
+  since: number;
+  /** When the worker last reported a returned NVML call for this request. */
+  progressAt: number;
+  resolve: (a: NvmlAnswer) => void;
 }
 
-interface Gpu {
-  info: NvmlDeviceInfo;
-  handle: NvmlHandle;
-  /** Newest process-utilisation sample seen (µs), passed back as lastSeenTimeStamp. */
-  lastSeen: bigint;
-  /** Return codes already logged for optional queries (processes, utilisation), to log each once. */
-  noted: Set<string>;
-  /** Pids seen on the last tick, for the change log. */
-  pids?: string;
-}
+let bundledWorker: string | undefined;
 
-interface GpuRead {
-  reading?: Reading;
-  error?: DeviceError;
-  processes: GpuProcess[];
-}
-
-export const NVML_SOURCE = 'nvml';
-/** Temperature and utilisation (informational, not needed for energy) are refreshed every this many ticks. */
-const INFO_EVERY = 10;
-export const NVML_POWER_SOURCE = 'nvml-power';
-
-function reasonFor(ret: number): string {
-  switch (ret) {
-    case NVML.ERROR_GPU_IS_LOST:
-      return 'gpu_lost';
-    case NVML.ERROR_NO_PERMISSION:
-      return 'permission';
-    case NVML.ERROR_RESET_REQUIRED:
-      return 'reset_required';
-    default:
-      return 'read';
+/**
+ * The worker's code: the compiled nvml-worker.js next to this file; when running from the
+ * TypeScript sources (jest), that file bundled on the fly by esbuild (a dev dependency).
+ */
+function spawnWorker(data: NvmlWorkerData): Worker {
+  const js = join(__dirname, 'nvml-worker.js');
+  if (existsSync(js)) return new Worker(js, { workerData: data });
+  if (bundledWorker === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- dev-only path, never in dist
+    const esbuild = require('esbuild') as typeof import('esbuild');
+    const out = esbuild.buildSync({
+      entryPoints: [join(__dirname, 'nvml-worker.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      external: ['koffi'],
+      write: false,
+    });
+    bundledWorker = out.outputFiles[0].text;
   }
-}
-
-/** Mean SM utilisation per pid over the samples NVML returned since the last read. */
-export function smUtilByPid(samples: readonly NvmlProcessSample[]): Map<number, number> {
-  const acc = new Map<number, { sum: number; n: number }>();
-  for (const s of samples) {
-    const a = acc.get(s.pid) ?? { sum: 0, n: 0 };
-    a.sum += s.smUtil;
-    a.n++;
-    acc.set(s.pid, a);
-  }
-  return new Map([...acc].map(([pid, a]) => [pid, a.sum / a.n]));
+  return new Worker(bundledWorker, { eval: true, workerData: data });
 }
 
 export class NvmlSource implements Source {
   readonly name = NVML_SOURCE;
-  private nvml: NvmlBinding | undefined;
-  private gpus: Gpu[] = [];
-  private initialised: Promise<boolean> | undefined;
+  private worker: Worker | undefined;
+  /** An abandoned worker's exit: no new worker starts before it (bounds threads to two). */
+  private retiring: Promise<void> | undefined;
+  private pending: Pending | undefined;
+  private nextId = 1;
+  private ready = false;
+  /** Discovery finished and found nothing usable (after init() had already returned). */
+  private absent: string | undefined;
   private closed = false;
-  private samples = 0;
+  private initialised: Promise<boolean> | undefined;
+  private infos: NvmlDeviceInfo[] = [];
+  private readonly initWaitMs: number;
+  private readonly readTimeoutMs: number;
+  private readonly stuckMs: number;
 
   constructor(
     private readonly opts: NvmlSourceOptions,
     private readonly log: Logger,
-  ) {}
-
-  /** The GPUs found at init, with their latest state. */
-  get devices(): readonly NvmlDeviceInfo[] {
-    return this.gpus.map((g) => g.info);
+  ) {
+    this.initWaitMs = opts.initWaitMs ?? 2000;
+    this.readTimeoutMs = opts.readTimeoutMs ?? 10_000;
+    this.stuckMs = opts.stuckMs ?? 30_000;
   }
 
-  /** Idempotent. False (after one info line) when there is no NVML library, no driver or no GPU. */
+  /** The GPUs found at init, with their state as of the latest read. */
+  get devices(): readonly NvmlDeviceInfo[] {
+    return this.infos;
+  }
+
+  /** Threads this source holds now: its worker and at most one abandoned one. */
+  get threads(): number {
+    return (this.worker ? 1 : 0) + (this.retiring ? 1 : 0);
+  }
+
+  /** Idempotent. False when there is no NVML library, no driver or no GPU (answered in time). */
   init(): Promise<boolean> {
-    this.initialised ??= this.discover();
+    this.initialised ??= this.firstInit();
     return this.initialised;
   }
 
-  private async discover(): Promise<boolean> {
-    const library = this.opts.library;
-    let nvml: NvmlBinding;
-    try {
-      nvml = await NvmlBinding.open(library);
-    } catch (err) {
-      this.log.info('NVML library not available; no GPU energy from NVML', { library, err: (err as Error).message });
-      return false;
-    }
-    const ret = await nvml.init();
-    if (ret !== NVML.SUCCESS) {
-      this.log.info('NVML did not initialise; no GPU energy from NVML', { library, err: nvml.errorString(ret) });
-      return false;
-    }
-    const count = await nvml.deviceCount();
-    const n = count.ret === NVML.SUCCESS ? (count.value ?? 0) : 0;
-    if (n === 0) {
-      const why = count.ret === NVML.SUCCESS ? 'no GPU' : nvml.errorString(count.ret);
-      this.log.info('NVML found no GPU; no GPU energy from NVML', { library, err: why });
-      await nvml.shutdown();
-      return false;
-    }
-    const found = await Promise.all(Array.from({ length: n }, (_, i) => this.openGpu(nvml, i)));
-    this.gpus = found.filter((g): g is Gpu => g !== undefined);
-    if (this.gpus.length === 0) {
-      this.log.info('NVML could not open any GPU; no GPU energy from NVML', { library, count: n });
-      await nvml.shutdown();
-      return false;
-    }
-    this.nvml = nvml;
-    const driver = await nvml.driverVersion();
-    this.log.info('NVML GPUs found', {
-      driver: driver.value,
-      gpus: this.gpus.map((g) => `${g.info.device}=${g.info.name}${g.info.migEnabled ? '(MIG)' : ''}`).join(','),
-    });
+  private async firstInit(): Promise<boolean> {
+    const discovery = this.start();
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), this.initWaitMs)));
+    const present = await Promise.race([discovery, waited]);
+    clearTimeout(timer);
+    if (present !== undefined) return present;
+    this.log.warn('NVML did not finish initialising in time; GPUs join when it answers', { wait_ms: this.initWaitMs });
     return true;
   }
 
-  private async openGpu(nvml: NvmlBinding, index: number): Promise<Gpu | undefined> {
-    const device = `gpu${index}`;
-    const h = await nvml.handleByIndex(index);
-    if (h.ret !== NVML.SUCCESS) {
-      this.log.warn('NVML cannot open GPU; it is skipped', { device, err: nvml.errorString(h.ret) });
-      return undefined;
-    }
-    const handle = h.value;
-    const [name, uuid, pci, limit, constraints, mig] = await Promise.all([
-      nvml.name(handle),
-      nvml.uuid(handle),
-      nvml.pciBusId(handle),
-      nvml.enforcedPowerLimit(handle),
-      nvml.powerLimitConstraints(handle),
-      nvml.migMode(handle),
-    ]);
-    const powerLimitWatts = limit.value !== undefined && limit.value > 0 ? limit.value / 1000 : undefined;
-    const settableMax = constraints.value !== undefined && constraints.value.max > 0 ? constraints.value.max / 1000 : undefined;
-    return {
-      handle,
-      lastSeen: 0n,
-      noted: new Set(),
-      info: {
-        index,
-        device,
-        name: name.value ?? 'unknown',
-        uuid: uuid.value ?? '',
-        pciBusId: pci.value ?? '',
-        powerLimitWatts,
-        // The enforced limit can be raised later (nvidia-smi -pl, DCGM power capping): bounding by it
-        // would drop every interval drawing more than twice the old cap as a "counter reset".
-        maxPowerWatts:
-          settableMax !== undefined || powerLimitWatts !== undefined ? Math.max(settableMax ?? 0, powerLimitWatts ?? 0) : undefined,
-        migEnabled: mig.value?.current === 1,
-        method: 'counter',
+  /** A new worker, and discovery on it (in the background). */
+  private start(): Promise<boolean> {
+    const worker = spawnWorker({ library: this.opts.library });
+    this.worker = worker;
+    this.ready = false;
+    worker.on('message', (m: NvmlAnswer | NvmlLogLine | NvmlProgress) => this.onMessage(worker, m));
+    worker.on('error', (err) => this.log.error('NVML worker failed', { err: err.message }));
+    worker.on('exit', () => {
+      if (this.worker !== worker) return;
+      // An unexpected exit: the next read starts a new worker.
+      this.worker = undefined;
+      this.pending?.resolve({ id: 0, ok: false, reason: 'read', message: 'NVML worker exited' });
+      this.pending = undefined;
+    });
+    worker.unref();
+    return this.call('init').then(
+      (a) => {
+        if (!a.ok) {
+          // A replaced worker (stuck driver) is retried by its successor; anything else is final.
+          if (a.reason === 'timeout') return false;
+          this.log.warn('NVML initialisation failed; no GPU energy from NVML', { err: a.message });
+          this.absent = `NVML initialisation failed: ${a.message}`;
+          void this.retire();
+          return false;
+        }
+        this.infos = a.devices;
+        if (a.present) {
+          this.ready = true;
+          return true;
+        }
+        // The reader has logged why; a late "absent" turns every later read into a clear error.
+        this.absent = 'NVML found no usable GPU';
+        void this.retire();
+        return false;
       },
-    };
+      () => false,
+    );
   }
 
-  async sample(): Promise<SampleResult> {
-    const nvml = this.nvml;
-    if (!nvml || this.closed) throw new SourceError('closed', 'NVML source is closed');
-    const withInfo = this.samples++ % INFO_EVERY === 0;
-    const reads = await Promise.all(this.gpus.map((g) => this.readGpu(nvml, g, withInfo)));
-    const readings: Reading[] = [];
-    const errors: DeviceError[] = [];
-    const gpuProcesses: GpuProcess[] = [];
-    for (const r of reads) {
-      if (r.reading) readings.push(r.reading);
-      if (r.error) errors.push(r.error);
-      gpuProcesses.push(...r.processes);
+  private onMessage(worker: Worker, m: NvmlAnswer | NvmlLogLine | NvmlProgress): void {
+    if ('log' in m) {
+      this.log[m.log.level](m.log.msg, m.log.fields);
+      return;
     }
-    this.logProcessChanges(gpuProcesses);
-    if (readings.length === 0 && errors.length > 0) throw new SourceError(errors[0].reason, `${errors[0].device}: ${errors[0].message}`);
-    return { readings, errors, gpuProcesses };
-  }
-
-  private async readGpu(nvml: NvmlBinding, g: Gpu, withInfo: boolean): Promise<GpuRead> {
-    const { info, handle } = g;
-    const full = !info.migEnabled; // utilisation queries answer NOT_SUPPORTED in MIG mode
-    const [energy, procs, util, temp] = await Promise.all([
-      this.readEnergy(nvml, g),
-      this.readProcesses(nvml, g),
-      withInfo && full ? nvml.utilization(handle) : undefined,
-      withInfo ? nvml.temperature(handle) : undefined,
-    ]);
-    if (energy.error) return { error: energy.error, processes: [] };
-    if (util?.value) {
-      info.utilizationGpuPercent = util.value.gpu;
-      info.utilizationMemoryPercent = util.value.memory;
+    if ('progress' in m) {
+      if (worker === this.worker && this.pending) this.pending.progressAt = performance.now();
+      return;
     }
-    if (temp?.value !== undefined) info.temperatureCelsius = temp.value;
-    return { reading: energy.reading, processes: procs };
+    if (worker !== this.worker || !this.pending) return;
+    const p = this.pending;
+    this.pending = undefined;
+    p.resolve(m);
   }
 
-  /** Compute processes, then (when there are any, outside MIG) their SM utilisation since the last read. */
-  private async readProcesses(nvml: NvmlBinding, g: Gpu): Promise<GpuProcess[]> {
-    const procs = await nvml.computeProcesses(g.handle);
-    if (procs.ret !== NVML.SUCCESS || !procs.value) {
-      this.noteOnce(nvml, g, 'processes', procs.ret);
-      return [];
+  /** One request to the worker; resolves when the worker answers (which may be never). */
+  private call(op: NvmlRequest['op']): Promise<NvmlAnswer> {
+    const worker = this.worker;
+    if (!worker) return Promise.resolve({ id: 0, ok: false, reason: 'timeout', message: 'NVML worker not running' });
+    return new Promise<NvmlAnswer>((resolve) => {
+      const id = this.nextId++;
+      const now = performance.now();
+      this.pending = { op, since: now, progressAt: now, resolve };
+      worker.postMessage({ id, op } satisfies NvmlRequest);
+    });
+  }
+
+  /** Terminates the current worker; its thread ends when its driver call returns. */
+  private retire(): Promise<void> {
+    const old = this.worker;
+    this.worker = undefined;
+    this.ready = false;
+    this.pending?.resolve({ id: 0, ok: false, reason: 'timeout', message: 'NVML worker replaced' });
+    this.pending = undefined;
+    if (!old) return Promise.resolve();
+    const exited = old.terminate().then(
+      () => undefined,
+      () => undefined,
+    );
+    this.retiring = exited.then(() => {
+      this.retiring = undefined;
+    });
+    return this.retiring;
+  }
+
+  /**
+   * No NVML call returned for stuckMs: replace the worker (once the previous abandoned one is
+   * gone). A slow driver whose calls do return (discovery of many GPUs) is left to finish.
+   */
+  private superviseStuck(): void {
+    const p = this.pending;
+    if (!p || this.retiring || performance.now() - p.progressAt < this.stuckMs) return;
+    this.log.warn('NVML call stuck; replacing the NVML worker', { op: p.op, stuck_ms: Math.round(performance.now() - p.progressAt) });
+    void this.retire().then(() => {
+      if (!this.closed && !this.worker && !this.absent) void this.start();
+    });
+  }
+
+  async sample(ctx?: SampleContext): Promise<SampleResult> {
+    if (this.closed) throw new SourceError('closed', 'NVML source is closed');
+    if (this.absent) throw new SourceError('unavailable', this.absent);
+    this.superviseStuck();
+    if (this.retiring) throw new SourceError('timeout', 'an NVML call is stuck in the driver; waiting for it to return');
+    if (!this.worker) {
+      void this.start();
+      throw new SourceError('init_timeout', 'NVML worker restarting');
     }
-    if (procs.value.length === 0) return [];
-    const samples = g.info.migEnabled ? undefined : await nvml.processUtilization(g.handle, g.lastSeen);
-    return this.processes(nvml, g, procs.value, samples);
-  }
-
-  private async readEnergy(nvml: NvmlBinding, g: Gpu): Promise<{ reading?: Reading; error?: DeviceError }> {
-    const { info, handle } = g;
-    const base = { component: 'compute', domain: 'gpu', device: info.device } as const;
-    if (info.method === 'counter') {
-      const e = await nvml.totalEnergy(handle);
-      if (e.ret === NVML.SUCCESS && e.value !== undefined) {
-        return { reading: { ...base, kind: 'counter', source: NVML_SOURCE, joules: e.value / 1000, maxPowerWatts: info.maxPowerWatts } };
-      }
-      if (e.ret !== NVML.ERROR_NOT_SUPPORTED && e.ret !== NVML.ERROR_FUNCTION_NOT_FOUND) return { error: this.deviceError(nvml, g, e.ret) };
-      info.method = 'power';
-      this.log.info('GPU has no energy counter; integrating sampled power instead', { device: info.device, method: NVML_POWER_SOURCE });
+    const p = this.pending;
+    if (!this.ready) {
+      throw new SourceError('init_timeout', `NVML still initialising (${Math.round(performance.now() - (p?.since ?? 0))} ms)`);
     }
-    const p = await nvml.powerUsage(handle);
-    if (p.ret !== NVML.SUCCESS || p.value === undefined) return { error: this.deviceError(nvml, g, p.ret) };
-    info.powerWatts = p.value / 1000;
-    return { reading: { ...base, kind: 'power', source: NVML_POWER_SOURCE, watts: p.value / 1000 } };
+    if (p) throw new SourceError('timeout', `previous NVML ${p.op} still running after ${Math.round(performance.now() - p.since)} ms`);
+    const answer = await this.bounded(this.call('sample'), ctx?.signal);
+    if (!answer.ok) throw new SourceError(answer.reason, answer.message);
+    this.infos = answer.devices;
+    return answer.result ?? { readings: [] };
   }
 
-  private deviceError(nvml: NvmlBinding, g: Gpu, ret: number): DeviceError {
-    return { device: g.info.device, reason: reasonFor(ret), message: nvml.errorString(ret) };
+  /** The answer, or a `timeout` error at the abort signal or readTimeoutMs, whichever is first. */
+  private bounded(answer: Promise<NvmlAnswer>, signal: AbortSignal | undefined): Promise<NvmlAnswer> {
+    return new Promise<NvmlAnswer>((resolve, reject) => {
+      const fail = () => {
+        clearTimeout(timer);
+        reject(new SourceError('timeout', `NVML did not answer within ${Math.round(performance.now() - t0)} ms`));
+      };
+      const t0 = performance.now();
+      const timer = setTimeout(fail, this.readTimeoutMs);
+      if (signal?.aborted) fail();
+      signal?.addEventListener('abort', fail, { once: true });
+      void answer.then((a) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', fail);
+        resolve(a);
+      });
+    });
   }
 
-  private processes(
-    nvml: NvmlBinding,
-    g: Gpu,
-    procs: readonly NvmlProcessInfo[],
-    samples: NvmlResult<NvmlProcessSample[]> | undefined,
-  ): GpuProcess[] {
-    const device = g.info.device;
-    let sm: Map<number, number> | undefined;
-    if (samples?.ret === NVML.SUCCESS && samples.value && samples.value.length > 0) {
-      sm = smUtilByPid(samples.value);
-      for (const s of samples.value) if (s.timeStamp > g.lastSeen) g.lastSeen = s.timeStamp;
-    } else if (samples && samples.ret !== NVML.ERROR_NOT_FOUND) {
-      this.noteOnce(nvml, g, 'process utilisation', samples.ret);
-    }
-    // One entry per pid: under MIG a process can appear once per instance it uses.
-    const byPid = new Map<number, GpuProcess>();
-    for (const p of procs) {
-      const prev = byPid.get(p.pid);
-      const mem = p.usedGpuMemory;
-      if (prev) {
-        // Unknown for one instance means unknown in total (a partial sum would understate it).
-        prev.usedMemoryBytes = prev.usedMemoryBytes === undefined || mem === undefined ? undefined : prev.usedMemoryBytes + mem;
-        continue;
-      }
-      // With fresh samples, a running process without one had no SM activity in the window;
-      // without any (NOT_FOUND, MIG, unsupported) its share is unknown and left out.
-      byPid.set(p.pid, { device, pid: p.pid, usedMemoryBytes: mem, smUtilPercent: sm ? (sm.get(p.pid) ?? 0) : undefined });
-    }
-    return [...byPid.values()];
-  }
-
-  /** Debug line whenever the set of processes on a GPU changes (what attribution will see). */
-  private logProcessChanges(procs: readonly GpuProcess[]): void {
-    for (const g of this.gpus) {
-      const mine = procs.filter((p) => p.device === g.info.device);
-      const key = mine
-        .map((p) => p.pid)
-        .sort((a, b) => a - b)
-        .join(',');
-      if (key === g.pids) continue;
-      g.pids = key;
-      const list = mine.map((p) => `${p.pid}(mem=${Math.round((p.usedMemoryBytes ?? 0) / 2 ** 20)}MiB,sm=${p.smUtilPercent ?? '?'}%)`);
-      this.log.debug('GPU processes changed', { device: g.info.device, processes: list.join(' ') || 'none' });
-    }
-  }
-
-  private noteOnce(nvml: NvmlBinding, g: Gpu, what: string, ret: number): void {
-    const key = `${what}:${ret}`;
-    if (g.noted.has(key)) return;
-    g.noted.add(key);
-    this.log.debug(`NVML ${what} query unavailable on this GPU`, { device: g.info.device, err: nvml.errorString(ret) });
-  }
-
-  /** Waits (bounded) for reads still in flight, then nvmlShutdown. The library stays loaded. */
+  /** nvmlShutdown in the worker (bounded), then the worker ends. The library stays loaded. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const nvml = this.nvml;
-    if (!nvml) return;
-    if (!(await nvml.whenIdle(3000))) {
-      this.log.warn('NVML calls still running at shutdown; skipping nvmlShutdown', { pending: nvml.pending });
-      return;
+    const worker = this.worker;
+    if (worker && !this.pending) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.call('close'), new Promise((r) => (timer = setTimeout(r, 3000)))]);
+      clearTimeout(timer);
+    } else if (worker) {
+      this.log.warn('NVML calls still running at shutdown; skipping nvmlShutdown', { op: this.pending?.op });
     }
-    await nvml.shutdown();
+    // A thread stuck in the driver never exits: do not wait for it past a bound.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.retire(), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
   }
 }

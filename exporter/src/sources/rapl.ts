@@ -1,5 +1,6 @@
 import type { Logger } from '../util/log';
 import { exists, isPermissionError, join, listDir, readNumber, readTrimmed } from '../util/fs';
+import { readMemTotalBytes } from '../util/procfs';
 import type { CounterReading, Domain, SampleResult, Source } from './types';
 import { SourceError } from './types';
 
@@ -20,16 +21,38 @@ interface Zone {
   maxPowerWatts?: number;
 }
 
-async function zoneInfo(dir: string): Promise<{ name: string; wrapJoules?: number; maxPowerWatts?: number }> {
+/**
+ * Power bounds for zones that publish no constraint_N_max_power_uw (every DRAM zone, some
+ * packages): without one a corrupt or reset counter could not be told from a wrap. Deliberately
+ * above any real part; the model still allows IMPOSSIBLE_DELTA_FACTOR× these.
+ */
+export const RAPL_FALLBACK_BOUNDS = {
+  /** The highest x86 server package TDP today is 500 W (Xeon 6980P, EPYC 9965). */
+  packageWatts: 500,
+  /** A platform (psys) zone covers the whole SoC board. */
+  psysWatts: 1000,
+  /** DRAM draws ≤ ~0.4 W/GiB under full load (DDR4/DDR5 RDIMM data sheets); 1 W/GiB leaves margin. */
+  dramWattsPerGiB: 1,
+  /** Small-memory systems with many DIMMs: never bound a DRAM zone below this. */
+  dramMinZoneWatts: 20,
+} as const;
+
+async function optionalNumber(path: string): Promise<number | undefined> {
+  if (!(await exists(path))) return undefined;
+  const v = await readNumber(path).catch(() => undefined);
+  return v !== undefined && v > 0 ? v : undefined;
+}
+
+async function zoneInfo(dir: string): Promise<{ name: string; wrapJoules?: number; publishedMaxWatts?: number }> {
   const name = await readTrimmed(join(dir, 'name'));
-  const range = (await exists(join(dir, 'max_energy_range_uj'))) ? await readNumber(join(dir, 'max_energy_range_uj')) : undefined;
-  const maxPower = (await exists(join(dir, 'constraint_0_max_power_uw')))
-    ? await readNumber(join(dir, 'constraint_0_max_power_uw')).catch(() => undefined)
-    : undefined;
+  const range = await optionalNumber(join(dir, 'max_energy_range_uj'));
+  // constraint_0 is the long-term limit (its max the TDP); constraint_1 the short-term one.
+  const maxes = await Promise.all([0, 1].map((n) => optionalNumber(join(dir, `constraint_${n}_max_power_uw`))));
+  const published = maxes.filter((v): v is number => v !== undefined);
   return {
     name,
-    wrapJoules: range !== undefined && range > 0 ? range / 1e6 : undefined,
-    maxPowerWatts: maxPower !== undefined && maxPower > 0 ? maxPower / 1e6 : undefined,
+    wrapJoules: range !== undefined ? range / 1e6 : undefined,
+    publishedMaxWatts: published.length > 0 ? Math.max(...published) / 1e6 : undefined,
   };
 }
 
@@ -37,9 +60,11 @@ export class RaplSource implements Source {
   readonly name = 'rapl';
   private zones: Zone[] = [];
 
+  /** `procfs`: where /proc/meminfo is, for the DRAM zones' power bound (absent: the per-zone floor). */
   constructor(
     private readonly sysfs: string,
     private readonly log: Logger,
+    private readonly procfs?: string,
   ) {}
 
   hasDomain(domain: Domain): boolean {
@@ -76,13 +101,20 @@ export class RaplSource implements Source {
       const dir = join(base, e);
       const info = await zoneInfo(dir);
       const idx = e.split(':')[1];
-      const zone = (device: string, domain: Domain): Zone => ({ dir, device, domain, ...info });
+      const zone = (device: string, domain: Domain): Zone => ({
+        dir,
+        device,
+        domain,
+        wrapJoules: info.wrapJoules,
+        maxPowerWatts: info.publishedMaxWatts,
+      });
       if (info.name.startsWith('package')) (e.startsWith('intel-rapl-mmio') ? mmio : packages).push(zone(info.name, 'cpu'));
       else if (info.name === 'dram') drams.push(zone(`dram-${idx}`, 'dram'));
       else if (info.name === 'psys') psys.push(zone(`psys-${idx}`, 'cpu'));
     }
     const pkg = packages.length > 0 ? packages : mmio.length > 0 ? mmio : psys;
     this.zones = [...pkg, ...drams];
+    await this.boundUnpublished(psys.length > 0 && pkg === psys);
     try {
       await readNumber(join(this.zones[0].dir, 'energy_uj'));
     } catch (err) {
@@ -97,6 +129,24 @@ export class RaplSource implements Source {
     }
     this.log.info('RAPL zones found', { zones: this.zones.map((z) => z.device).join(',') });
     return this.zones.length > 0;
+  }
+
+  /** Every zone gets a power bound: the published one, else a fallback (see RAPL_FALLBACK_BOUNDS). */
+  private async boundUnpublished(psysOnly: boolean): Promise<void> {
+    const drams = this.zones.filter((z) => z.domain === 'dram');
+    let dramWatts: number = RAPL_FALLBACK_BOUNDS.dramMinZoneWatts;
+    if (drams.length > 0 && this.procfs !== undefined) {
+      const gib = (await readMemTotalBytes(this.procfs).catch(() => 0)) / 2 ** 30;
+      dramWatts = Math.max(dramWatts, (gib * RAPL_FALLBACK_BOUNDS.dramWattsPerGiB) / drams.length);
+    }
+    for (const z of this.zones) {
+      if (z.maxPowerWatts !== undefined) continue;
+      z.maxPowerWatts = z.domain === 'dram' ? dramWatts : psysOnly ? RAPL_FALLBACK_BOUNDS.psysWatts : RAPL_FALLBACK_BOUNDS.packageWatts;
+      this.log.debug('RAPL zone publishes no maximum power; bounding its counter by a default', {
+        device: z.device,
+        max_watts: z.maxPowerWatts.toFixed(1),
+      });
+    }
   }
 
   async sample(): Promise<SampleResult> {

@@ -12,8 +12,22 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-function logfmtValue(v: string): string {
-  return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+/**
+ * Characters that must never reach a log line raw: C0 controls (NUL, ESC, newlines), DEL, C1
+ * controls (U+0085 NEL is a line break to many readers) and the Unicode line/paragraph separators.
+ * JSON.stringify escapes only the C0 ones.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+function escapeUnsafe(text: string): string {
+  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A logfmt value: bare when it is one plain word, else a JSON string with every unsafe character escaped. */
+export function logfmtValue(v: string): string {
+  // eslint-disable-next-line no-control-regex -- as above
+  return /^[^\s"=\u0000-\u001f\u007f-\u009f\u2028\u2029]+$/.test(v) ? v : escapeUnsafe(JSON.stringify(v));
 }
 
 /** A small logfmt/json logger writing to stderr, in the style of Prometheus exporters (go-kit log). */
@@ -28,7 +42,7 @@ export function createLogger(
     if (LOG_LEVELS.indexOf(lvl) < min) return;
     const all: LogFields = { ts: new Date().toISOString(), level: lvl, msg, ...base, ...fields };
     if (format === 'json') {
-      write(JSON.stringify(all));
+      write(escapeUnsafe(JSON.stringify(all)));
       return;
     }
     const parts: string[] = [];

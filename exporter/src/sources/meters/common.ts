@@ -177,11 +177,9 @@ export abstract class MeterSource implements Source {
     return [];
   }
 
-  /** Replaces every secret of the meter in text (library errors may quote them). */
+  /** Replaces the meter's secrets in text (library and tool errors may quote them). */
   protected redact(text: string): string {
-    let out = text;
-    for (const s of this.secrets()) if (s) out = out.split(s).join('***');
-    return out;
+    return redactSecrets(text, this.secrets());
   }
 
   async sample(ctx: SampleContext): Promise<SampleResult> {
@@ -200,6 +198,25 @@ export abstract class MeterSource implements Source {
   protected fail(reason: string, detail: string): SourceError {
     return new SourceError(reason, `meter "${this.meter.name}" (${this.protocol}): ${detail}`);
   }
+}
+
+/** Secrets shorter than this are not searched for: a short value matches inside ordinary words. */
+export const MIN_REDACTED_LENGTH = 4;
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Replaces each secret where it stands as a whole value (not inside a longer word: the text
+ * around it is not a letter or digit), longest first, with a fixed mask. Secrets shorter than
+ * MIN_REDACTED_LENGTH are left alone rather than mangling every word that contains them
+ * (`m***t***r`), which would also reveal them.
+ */
+export function redactSecrets(text: string, secrets: ReadonlyArray<string | undefined>): string {
+  const values = [...new Set(secrets.filter((s): s is string => s !== undefined && s.length >= MIN_REDACTED_LENGTH))];
+  values.sort((a, b) => b.length - a.length);
+  let out = text;
+  for (const v of values) out = out.replace(new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(v)}(?![\\p{L}\\p{N}])`, 'gu'), '***');
+  return out;
 }
 
 /** Reads a credential or CA file named in a meter's config; a failure names the meter and the field. */

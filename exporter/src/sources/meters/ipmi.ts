@@ -1,4 +1,4 @@
-import { execFile } from 'child_process';
+import { spawn } from 'child_process';
 import type { Logger } from '../../util/log';
 import { SourceError } from '../types';
 import type { PointValue } from './common';
@@ -52,6 +52,17 @@ export function parseIpmiDcmi(text: string): DcmiReading | undefined {
   return { state: 'ok', watts: Number(w[1]) };
 }
 
+/** Tool output kept (a BMC answer is a few lines; more is a misbehaving wrapper). */
+const MAX_TOOL_OUTPUT = 1 << 20;
+
+/**
+ * The tool's environment: only what it needs (PATH to find itself, C locale for parseable
+ * output), never the exporter's own (JOULEFLOW_JOBS_TOKEN and other secrets).
+ */
+export function ipmiToolEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+}
+
 export class IpmiMeterSource extends MeterSource {
   private password: string | undefined;
   private unsupported: string | undefined;
@@ -67,7 +78,7 @@ export class IpmiMeterSource extends MeterSource {
 
   private args(): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
     const c = this.cfg;
-    const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
+    const env = ipmiToolEnv();
     if (c.tool === 'ipmitool') {
       const args: string[] = [];
       if (c.host) {
@@ -95,23 +106,49 @@ export class IpmiMeterSource extends MeterSource {
     return { cmd: c.command ?? 'ipmi-dcmi', args, env };
   }
 
+  /**
+   * Runs the tool in a process group of its own, killed whole (SIGKILL to the group) on timeout or
+   * abort: a wrapper script's children (ssh, sudo, the real ipmitool) must not outlive the read.
+   */
   private run(signal?: AbortSignal): Promise<string> {
     const { cmd, args, env } = this.args();
     return new Promise((resolve, reject) => {
-      execFile(cmd, args, { env, timeout: this.timeoutMs, killSignal: 'SIGKILL', signal, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-        const text = `${stdout}\n${stderr}`;
-        if (!err) return resolve(text);
-        const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string };
-        if (e.code === 'ENOENT') {
+      const child = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let killed = false;
+      const killGroup = () => {
+        killed = true;
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      };
+      const append = (d: Buffer) => {
+        if (out.length < MAX_TOOL_OUTPUT) out += d.toString('utf8');
+      };
+      child.stdout.on('data', append);
+      child.stderr.on('data', append);
+      const timer = setTimeout(killGroup, this.timeoutMs);
+      signal?.addEventListener('abort', killGroup, { once: true });
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', killGroup);
+      };
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        done();
+        if (err.code === 'ENOENT') {
           return reject(
             this.fail('absent', `${cmd} not found: install ${this.cfg.tool === 'ipmitool' ? 'ipmitool' : 'freeipmi-tools'} or set command`),
           );
         }
-        if (e.killed || e.signal === 'SIGKILL' || e.name === 'AbortError') {
-          return reject(this.fail('timeout', `${this.where()}: no answer within ${this.timeoutMs}ms`));
-        }
+        reject(this.fail('read', `${cmd}: ${err.message}`));
+      });
+      child.on('close', () => {
+        done();
+        if (killed) return reject(this.fail('timeout', `${this.where()}: no answer within ${this.timeoutMs}ms`));
         // A failing exit can still carry a clear answer ("Invalid command (c1)").
-        resolve(text);
+        resolve(out);
       });
     });
   }

@@ -62,6 +62,12 @@ const excerpt =
     return isObj(v) ? num(v.Reading) : undefined;
   };
 
+/**
+ * Largest answer read from a BMC. Redfish documents are a few KiB (the largest DMTF mockup is
+ * under 100 KiB); a service streaming hundreds of MB (seen: 400 MB) is cut off, not buffered.
+ */
+export const MAX_REDFISH_BODY_BYTES = 4 << 20;
+
 export class RedfishHttpError extends Error {
   constructor(
     readonly status: number,
@@ -119,6 +125,10 @@ export class RedfishMeterSource extends MeterSource {
     body?: Json,
   ): Promise<{ status: number; headers: http.IncomingHttpHeaders; json: unknown }> {
     const url = new URL(path, this.base);
+    if (url.origin !== this.base.origin) {
+      // An @odata.id pointing at another host or port: never followed, and never given our credentials.
+      return Promise.reject(this.fail('bad_value', `${path}: link leaves the configured service ${this.base.origin}; not followed`));
+    }
     const headers: Record<string, string> = { Accept: 'application/json', 'OData-Version': '4.0' };
     if (this.cfg.auth === 'basic' && this.cfg.username !== undefined) {
       headers.Authorization = 'Basic ' + Buffer.from(`${this.cfg.username}:${this.password ?? ''}`).toString('base64');
@@ -141,7 +151,17 @@ export class RedfishMeterSource extends MeterSource {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          let size = 0;
+          const tooLarge = () => {
+            req.destroy();
+            reject(this.fail('bad_value', `${url.pathname}: answer larger than ${MAX_REDFISH_BODY_BYTES} bytes; not read`));
+          };
+          if (Number(res.headers['content-length'] ?? 0) > MAX_REDFISH_BODY_BYTES) return tooLarge();
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_REDFISH_BODY_BYTES) return tooLarge();
+            chunks.push(c);
+          });
           res.on('error', reject);
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
@@ -419,7 +439,9 @@ export class RedfishMeterSource extends MeterSource {
   }
 
   protected override secrets(): Array<string | undefined> {
-    return [this.password, this.cfg.password, this.token];
+    const basic =
+      this.cfg.username !== undefined ? Buffer.from(`${this.cfg.username}:${this.password ?? ''}`).toString('base64') : undefined;
+    return [this.password, this.cfg.password, this.token, basic];
   }
 
   async close(): Promise<void> {

@@ -153,7 +153,10 @@ const RedfishMeterSchema = z
     ...common,
     protocol: z.literal('redfish'),
     /** Base URL of the service, such as https://bmc.example:443 (the /redfish/v1 path is added). */
-    url: z.string().url(),
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL'),
     auth: z.enum(['basic', 'session', 'none']).default('basic'),
     username: z.string().optional(),
     password: z.string().optional(),
