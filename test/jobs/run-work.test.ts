@@ -1,0 +1,168 @@
+import { spawn } from 'child_process';
+import { existsSync } from 'fs';
+import { createServer, type Server } from 'http';
+import type { AddressInfo } from 'net';
+import { buildReport } from '../../exporter/src/jobs/report';
+import { emptyTotals } from '../../exporter/src/jobs/ledger';
+import { workBodySchema, WorkTally } from '../../exporter/src/jobs/work';
+import { ensureBuilt, MAIN } from '../helpers/exporter-process';
+import { freePort } from '../prometheus/lib';
+
+/**
+ * `jouleflow run` with a command that reports its work through JOULEFLOW_WORK_FILE: forwarded to
+ * an exporter (a local HTTP server implementing the documented job API contract, since the real
+ * endpoint lands with the registry rework) and measured in-process; the report's energy per unit
+ * is checked against figures computed here.
+ */
+
+interface WorkEntry {
+  unit: string;
+  total: number;
+  joulesPerUnit: Record<string, number>;
+  perMillion: { kwh: number; gramsCo2?: number; cost?: number; currency?: string };
+}
+interface RunJson {
+  id: string;
+  energy: Record<string, { joules: number }>;
+  total: { joules: number };
+  work: WorkEntry[];
+}
+
+/** The exporter's job API as documented: register (201), work (200/400/404/409), end (200 + report). */
+function fakeExporterApi() {
+  const log: string[] = [];
+  const tally = new WorkTally();
+  const totals = emptyTotals();
+  totals.compute.measured = 1000;
+  totals.transmit.estimated = 40;
+  totals.cooling.estimated = 560;
+  const srv: Server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      const send = (status: number, body: unknown) =>
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      const route = `${req.method} ${req.url}`;
+      log.push(route);
+      if (route === 'GET /api/v1/jobs') return send(200, { jobs: [] });
+      if (route === 'POST /api/v1/jobs') return send(201, { id: 'job-w1' });
+      if (route === 'POST /api/v1/jobs/job-w1/work') {
+        const body = workBodySchema.safeParse(JSON.parse(text));
+        if (!body.success) return send(400, { error: body.error.message });
+        const r = tally.setTotal(body.data.unit, body.data.total);
+        return r.ok ? send(200, { unit: r.unit, total: r.total }) : send(r.status, { error: r.reason });
+      }
+      if (route === 'POST /api/v1/jobs/job-w1/end') {
+        const row = {
+          id: 'job-w1',
+          name: 'w',
+          scheduler: 'jouleflow-run',
+          labels: {},
+          spec: { source: 'api' },
+          start: 0,
+          end: 10_000,
+          totals,
+          updated: 10_000,
+        };
+        return send(200, buildReport(row, false, 10_000, { zone: 'FR', gramsPerKwh: 56 }));
+      }
+      return send(404, { error: 'no such route' });
+    });
+  });
+  return {
+    log,
+    tally,
+    listen: () =>
+      new Promise<string>((r) => srv.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(srv.address() as AddressInfo).port}`))),
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [MAIN, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+// The README's shell example, five steps of 16 × 1024 tokens, one line each (no trailing newline on the last).
+const SHELL_TRAINER = [
+  'for step in 1 2 3 4 5; do',
+  '  echo "tokens $((step * 16384))" >> "$JOULEFLOW_WORK_FILE"',
+  '  echo "steps +1" >> "$JOULEFLOW_WORK_FILE"',
+  'done',
+  'echo "bogus line" >> "$JOULEFLOW_WORK_FILE"',
+  'printf "samples 80" >> "$JOULEFLOW_WORK_FILE"',
+  'echo "$JOULEFLOW_WORK_FILE" >&2',
+].join('\n');
+
+beforeAll(() => ensureBuilt());
+
+test('with an exporter: every total reaches POST /jobs/{id}/work before the job ends; the report has J per unit', async () => {
+  const api = fakeExporterApi();
+  const base = await api.listen();
+  try {
+    const r = await run(['--json', '--price-per-kwh', '0.2', '--currency', 'EUR', '--exporter.url', base, '--', 'sh', '-c', SHELL_TRAINER]);
+    expect(r.code).toBe(0);
+    expect(api.tally.snapshot()).toEqual({ tokens: 81920, steps: 5, samples: 80 });
+    const end = api.log.indexOf('POST /api/v1/jobs/job-w1/end');
+    expect(end).toBeGreaterThan(api.log.lastIndexOf('POST /api/v1/jobs/job-w1/work'));
+    expect(r.stderr).toMatch(/JOULEFLOW_WORK_FILE line 11 ignored .*"bogus line"/);
+    const workFile = /^(\/\S+jouleflow-work-\S+)$/m.exec(r.stderr)?.[1];
+    expect(workFile).toBeDefined();
+    expect(existsSync(workFile as string)).toBe(false); // removed at the end
+    const report = JSON.parse(r.stdout) as RunJson;
+    const tokens = report.work.find((w) => w.unit === 'tokens') as WorkEntry;
+    expect(tokens.total).toBe(81920);
+    expect(tokens.joulesPerUnit.compute).toBeCloseTo(1000 / 81920, 12);
+    expect(tokens.joulesPerUnit.transmit).toBeCloseTo(40 / 81920, 12);
+    expect(tokens.joulesPerUnit.cooling).toBeCloseTo(560 / 81920, 12);
+    expect(tokens.joulesPerUnit.total).toBeCloseTo(1600 / 81920, 12);
+    const kwh = ((1600 / 81920) * 1e6) / 3.6e6;
+    expect(tokens.perMillion.kwh).toBeCloseTo(kwh, 12);
+    expect(tokens.perMillion.gramsCo2).toBeCloseTo(kwh * 56, 10);
+    expect(tokens.perMillion.cost).toBeCloseTo(kwh * 0.2, 12);
+    expect(tokens.perMillion.currency).toBe('EUR');
+    expect((report.work.find((w) => w.unit === 'steps') as WorkEntry).joulesPerUnit.total).toBeCloseTo(1600 / 5, 9);
+  } finally {
+    await api.close();
+  }
+});
+
+test('in-process: a Python trainer writes its tokens; the JSON report shows J per token from the job energy', async () => {
+  const nobody = `http://127.0.0.1:${await freePort()}`;
+  // The README's Python example.
+  const py = [
+    'import os',
+    'with open(os.environ["JOULEFLOW_WORK_FILE"], "a", buffering=1) as work:',
+    '    for step in range(1, 4): work.write(f"tokens {step * 16384}\\n")',
+  ].join('\n');
+  const r = await run(['--json', '--sample.interval=100ms', '--jobs.ledger=', '--exporter.url', nobody, '--', 'python3', '-c', py]);
+  expect(r.code).toBe(0);
+  const report = JSON.parse(r.stdout) as RunJson;
+  const tokens = report.work.find((w) => w.unit === 'tokens') as WorkEntry;
+  expect(tokens.total).toBe(3 * 16384);
+  for (const c of ['compute', 'transmit', 'store', 'cooling']) {
+    expect(tokens.joulesPerUnit[c]).toBeCloseTo(report.energy[c].joules / (3 * 16384), 15);
+  }
+  expect(tokens.joulesPerUnit.total).toBeCloseTo(report.total.joules / (3 * 16384), 15);
+});
+
+test('the text report (stderr) gains the work lines', async () => {
+  const nobody = `http://127.0.0.1:${await freePort()}`;
+  const r = await run(['--jobs.ledger=', '--exporter.url', nobody, '--', 'sh', '-c', 'echo "steps 3" >> "$JOULEFLOW_WORK_FILE"']);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(/^ {2}work {9}3 steps$/m);
+  expect(r.stderr).toMatch(/^ {4}total +\S+ [kmµn]?J\/step$/m);
+  expect(r.stderr).toMatch(/^ {4}per million steps: \S+ kWh$/m);
+});
+
+test('a bad --price-per-kwh stops with exit 2 naming the flag', async () => {
+  const r = await run(['--price-per-kwh', 'cheap', '--', 'true']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/--price-per-kwh/);
+});
