@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Browser, BrowserContext, chromium, Locator, Page } from 'playwright-core';
 
-import { BASIC_JOBS, expectedSplit, expectedTotal, INVALID_JOBS } from '../../grafana-plugin/src/fixtures/energy';
+import { BASIC_JOBS, EFFICIENCY_JOBS, expectedSplit, expectedTotal, INVALID_JOBS } from '../../grafana-plugin/src/fixtures/energy';
 import { TestIds } from '../../grafana-plugin/src/testIds';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -414,6 +414,38 @@ describe('energy split panel in a real browser (built dist/module.js)', () => {
       await expect(page.locator(`${byTestId(TestIds.row)}[data-job="j-101"] ${byTestId(TestIds.rowTotal)}`).innerText()).resolves.toBe(
         '3.33 kWh',
       );
+      await page.close();
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'efficiency view: J per unit per component, one axis per unit (dark theme)',
+    async () => {
+      const page = await openPanel({ fixture: 'efficiency', h: 420 });
+      const groups = page.locator(byTestId(TestIds.efficiencyGroup));
+      await expect(groups.evaluateAll((els) => els.map((e) => e.getAttribute('data-unit')))).resolves.toEqual([
+        'samples',
+        'steps',
+        'tokens',
+      ]);
+      // Each unit's largest job fills its own track: units never share an axis.
+      const sum = (v: Record<string, number>) => Object.values(v).reduce((a, b) => a + b, 0);
+      for (let i = 0; i < 3; i++) {
+        const first = groups.nth(i).locator(byTestId(TestIds.efficiencyRow)).first();
+        const px = (await segmentWidthsOf(first)).reduce((a, b) => a + b, 0);
+        const track = await first.evaluate((row) => (row.children[1] as HTMLElement).getBoundingClientRect().width);
+        expect(Math.abs(px - track)).toBeLessThan(2);
+      }
+      // gpt2 in tokens, drawn against llama-7b: segment px ∝ J/token
+      const tokens = groups.nth(2);
+      const gpt2 = tokens.locator(`${byTestId(TestIds.efficiencyRow)}[data-job="j-301"]`);
+      const track = await gpt2.evaluate((row) => (row.children[1] as HTMLElement).getBoundingClientRect().width);
+      const gpt2Px = (await segmentWidthsOf(gpt2)).reduce((a, b) => a + b, 0);
+      expect(gpt2Px / track).toBeCloseTo(sum(EFFICIENCY_JOBS[0].values) / sum(EFFICIENCY_JOBS[1].values), 2);
+      await expect(gpt2.locator(byTestId(TestIds.effPerUnit)).innerText()).resolves.toBe('6.49 mJ');
+      await expect(gpt2.locator(byTestId(TestIds.effKwh)).innerText()).resolves.toBe('0.00180 kWh');
+      await screenshot(page, 'efficiency-dark');
       await page.close();
     },
     TIMEOUT,
