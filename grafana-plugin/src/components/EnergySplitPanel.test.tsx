@@ -269,7 +269,9 @@ describe('EnergySplitPanel – energy per unit of work', () => {
     expect(within(rowsIn[1]).getByTestId(TestIds.effPerUnit)).toHaveTextContent('6.49 mJ');
     const kwh = (total * 1e6) / 3.6e6;
     expect(within(rowsIn[1]).getByTestId(TestIds.effKwh)).toHaveTextContent(`${kwh.toFixed(5)} kWh`);
-    expect(within(rowsIn[1]).getByTestId(TestIds.effCo2)).toHaveTextContent(`${Math.round(kwh * CARBON_INTENSITY * 1000)} mg`);
+    expect(within(rowsIn[1]).getByTestId(TestIds.effCo2)).toHaveTextContent(
+      `${Math.round(kwh * CARBON_INTENSITY * 1000)} mg`
+    );
     expect(within(rowsIn[1]).getByTestId(TestIds.effCost)).toHaveTextContent(`€${(kwh * PRICE_PER_KWH).toFixed(2)}`);
   });
 

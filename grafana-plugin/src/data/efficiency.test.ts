@@ -1,6 +1,14 @@
 import { createDataFrame, FieldType } from '@grafana/data';
 
-import { BASIC_JOBS, BASIC_WORK, EFFICIENCY_JOBS, efficiencyFrames, seriesFrames, workFrames } from '../fixtures';
+import {
+  BASIC_JOBS,
+  BASIC_WORK,
+  carbonFrame,
+  EFFICIENCY_JOBS,
+  efficiencyFrames,
+  seriesFrames,
+  workFrames,
+} from '../fixtures';
 import { DEFAULT_OPTIONS } from '../types';
 import {
   buildEfficiencyModel,
@@ -44,6 +52,13 @@ describe('buildEfficiencyModel', () => {
     );
     expect(m.groups.map((g) => g.unit)).toEqual(['tokens']);
     expect(m.skippedSeries).toBe(Object.keys(BASIC_JOBS[0].values).length);
+  });
+
+  test('the carbon-intensity query is not a unit: no group, no skipped series', () => {
+    const frames = [...efficiencyFrames(EFFICIENCY_JOBS), carbonFrame(400, 'E')];
+    const m = buildEfficiencyModel(frames, { ...opts, co2Source: 'query', carbonRefId: 'E' });
+    expect(m.skippedSeries).toBe(0);
+    expect(buildModel(frames, { ...opts, co2Source: 'query', carbonRefId: 'E' }).carbonIntensity).toBe(400);
   });
 
   test('top N keeps the N highest per unit and counts the rest; no "others" sum of ratios', () => {

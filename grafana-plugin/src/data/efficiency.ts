@@ -1,7 +1,7 @@
 import { DataFrame, Field, FieldType } from '@grafana/data';
 
 import { EnergySplitOptions } from '../types';
-import { extractSamples, reduceValues } from './extract';
+import { extractSamples, isCarbonFrame, reduceValues } from './extract';
 import { buildRows, JobRow, MAX_ROWS } from './rows';
 import { joulesToKWh } from './units';
 
@@ -90,7 +90,11 @@ export function splitByUnit(
 /** Frames of J per unit → one group of job rows per unit, units in name order. */
 export function buildEfficiencyModel(frames: DataFrame[] | undefined, options: EnergySplitOptions): EfficiencyModel {
   const { byUnit, skipped } = splitByUnit(
-    frames?.filter((f) => !isWorkFrame(f, options.workRefId)),
+    frames?.filter(
+      (f) =>
+        !isWorkFrame(f, options.workRefId) &&
+        !isCarbonFrame(f, options.co2Source === 'query' ? options.carbonRefId : undefined)
+    ),
     options.unitLabel || 'unit'
   );
   let skippedSeries = skipped;
