@@ -434,13 +434,13 @@ describe('energy split panel in a real browser (built dist/module.js)', () => {
       for (let i = 0; i < 3; i++) {
         const first = groups.nth(i).locator(byTestId(TestIds.efficiencyRow)).first();
         const px = (await segmentWidthsOf(first)).reduce((a, b) => a + b, 0);
-        const track = await first.evaluate((row) => (row.children[1] as HTMLElement).getBoundingClientRect().width);
+        const track = await width(first.locator(':scope > div').nth(1));
         expect(Math.abs(px - track)).toBeLessThan(2);
       }
       // gpt2 in tokens, drawn against llama-7b: segment px ∝ J/token
       const tokens = groups.nth(2);
       const gpt2 = tokens.locator(`${byTestId(TestIds.efficiencyRow)}[data-job="j-301"]`);
-      const track = await gpt2.evaluate((row) => (row.children[1] as HTMLElement).getBoundingClientRect().width);
+      const track = await width(gpt2.locator(':scope > div').nth(1));
       const gpt2Px = (await segmentWidthsOf(gpt2)).reduce((a, b) => a + b, 0);
       expect(gpt2Px / track).toBeCloseTo(sum(EFFICIENCY_JOBS[0].values) / sum(EFFICIENCY_JOBS[1].values), 2);
       await expect(gpt2.locator(byTestId(TestIds.effPerUnit)).innerText()).resolves.toBe('6.49 mJ');

@@ -1,5 +1,6 @@
 import { spawn } from 'child_process';
-import { existsSync } from 'fs';
+import { existsSync, readFileSync } from 'fs';
+import * as path from 'path';
 import { createServer, type Server } from 'http';
 import type { AddressInfo } from 'net';
 import { buildReport } from '../../exporter/src/jobs/report';
@@ -89,12 +90,19 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-// The README's shell example, five steps of 16 × 1024 tokens, one line each (no trailing newline on the last).
+/** The README's examples (section "Energy per unit of work"), run as written. */
+function readmeExample(lang: 'python' | 'sh'): string {
+  const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Energy per unit of work'));
+  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(section);
+  if (!m) throw new Error(`no ${lang} example in the README section`);
+  return m[1];
+}
+
+// The README's shell example, then a refused line, a last line without a newline, and the file's path.
 const SHELL_TRAINER = [
-  'for step in 1 2 3 4 5; do',
-  '  echo "tokens $((step * 16384))" >> "$JOULEFLOW_WORK_FILE"',
-  '  echo "steps +1" >> "$JOULEFLOW_WORK_FILE"',
-  'done',
+  readmeExample('sh'),
+  'echo "steps 5" >> "$JOULEFLOW_WORK_FILE"',
   'echo "bogus line" >> "$JOULEFLOW_WORK_FILE"',
   'printf "samples 80" >> "$JOULEFLOW_WORK_FILE"',
   'echo "$JOULEFLOW_WORK_FILE" >&2',
@@ -108,21 +116,21 @@ test('with an exporter: every total reaches POST /jobs/{id}/work before the job 
   try {
     const r = await run(['--json', '--price-per-kwh', '0.2', '--currency', 'EUR', '--exporter.url', base, '--', 'sh', '-c', SHELL_TRAINER]);
     expect(r.code).toBe(0);
-    expect(api.tally.snapshot()).toEqual({ tokens: 81920, steps: 5, samples: 80 });
+    expect(api.tally.snapshot()).toEqual({ tokens: 49152, steps: 5, samples: 80 });
     const end = api.log.indexOf('POST /api/v1/jobs/job-w1/end');
     expect(end).toBeGreaterThan(api.log.lastIndexOf('POST /api/v1/jobs/job-w1/work'));
-    expect(r.stderr).toMatch(/JOULEFLOW_WORK_FILE line 11 ignored .*"bogus line"/);
+    expect(r.stderr).toMatch(/JOULEFLOW_WORK_FILE line 5 ignored .*"bogus line"/);
     const workFile = /^(\/\S+jouleflow-work-\S+)$/m.exec(r.stderr)?.[1];
     expect(workFile).toBeDefined();
     expect(existsSync(workFile as string)).toBe(false); // removed at the end
     const report = JSON.parse(r.stdout) as RunJson;
     const tokens = report.work.find((w) => w.unit === 'tokens') as WorkEntry;
-    expect(tokens.total).toBe(81920);
-    expect(tokens.joulesPerUnit.compute).toBeCloseTo(1000 / 81920, 12);
-    expect(tokens.joulesPerUnit.transmit).toBeCloseTo(40 / 81920, 12);
-    expect(tokens.joulesPerUnit.cooling).toBeCloseTo(560 / 81920, 12);
-    expect(tokens.joulesPerUnit.total).toBeCloseTo(1600 / 81920, 12);
-    const kwh = ((1600 / 81920) * 1e6) / 3.6e6;
+    expect(tokens.total).toBe(49152);
+    expect(tokens.joulesPerUnit.compute).toBeCloseTo(1000 / 49152, 12);
+    expect(tokens.joulesPerUnit.transmit).toBeCloseTo(40 / 49152, 12);
+    expect(tokens.joulesPerUnit.cooling).toBeCloseTo(560 / 49152, 12);
+    expect(tokens.joulesPerUnit.total).toBeCloseTo(1600 / 49152, 12);
+    const kwh = ((1600 / 49152) * 1e6) / 3.6e6;
     expect(tokens.perMillion.kwh).toBeCloseTo(kwh, 12);
     expect(tokens.perMillion.gramsCo2).toBeCloseTo(kwh * 56, 10);
     expect(tokens.perMillion.cost).toBeCloseTo(kwh * 0.2, 12);
@@ -135,21 +143,16 @@ test('with an exporter: every total reaches POST /jobs/{id}/work before the job 
 
 test('in-process: a Python trainer writes its tokens; the JSON report shows J per token from the job energy', async () => {
   const nobody = `http://127.0.0.1:${await freePort()}`;
-  // The README's Python example.
-  const py = [
-    'import os',
-    'with open(os.environ["JOULEFLOW_WORK_FILE"], "a", buffering=1) as work:',
-    '    for step in range(1, 4): work.write(f"tokens {step * 16384}\\n")',
-  ].join('\n');
+  const py = readmeExample('python');
   const r = await run(['--json', '--sample.interval=100ms', '--jobs.ledger=', '--exporter.url', nobody, '--', 'python3', '-c', py]);
   expect(r.code).toBe(0);
   const report = JSON.parse(r.stdout) as RunJson;
   const tokens = report.work.find((w) => w.unit === 'tokens') as WorkEntry;
-  expect(tokens.total).toBe(3 * 16384);
+  expect(tokens.total).toBe(5554176); // 339 steps of 16 × 1024 tokens
   for (const c of ['compute', 'transmit', 'store', 'cooling']) {
-    expect(tokens.joulesPerUnit[c]).toBeCloseTo(report.energy[c].joules / (3 * 16384), 15);
+    expect(tokens.joulesPerUnit[c]).toBeCloseTo(report.energy[c].joules / 5554176, 15);
   }
-  expect(tokens.joulesPerUnit.total).toBeCloseTo(report.total.joules / (3 * 16384), 15);
+  expect(tokens.joulesPerUnit.total).toBeCloseTo(report.total.joules / 5554176, 15);
 });
 
 test('the text report (stderr) gains the work lines', async () => {

@@ -1,8 +1,8 @@
 import { spawnSync } from 'child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { basename, join } from 'path';
-import { stringify as toYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { alertRules, durationSeconds, PROMETHEUS_CONFIG, type PromRuleFile, readYaml, REPO, requireBinary } from './lib';
 
 /**
@@ -161,5 +161,49 @@ describe(`${ALERT}: the Grafana-managed copy`, () => {
   test('query A, run as the Prometheus alert, passes the same promtool cases (its 7 d subquery finds the first hour)', () => {
     const r = runMutant((rules) => (theAlert(rules).expr = query?.model.expr ?? 'absent'));
     if (r.status !== 0) throw new Error(r.out);
+  });
+});
+
+describe("the README's recording-rule template for a trainer's own counter", () => {
+  test('joins train_tokens_total with the job energy: J per token over 5 m', () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Energy per unit of work'));
+    const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(block).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'jouleflow-trainer-rule-'));
+    try {
+      writeFileSync(join(dir, 'trainer.rules.yml'), toYaml({ groups: [{ name: 'trainer', rules: parseYaml(block as string) }] }));
+      // Two nodes draw 60 kJ/min each; two ranks count their own 983 040 tokens/min each:
+      // 120 000 J / 1 966 080 tokens = 0.06103515625 J/token.
+      const series = (s: string, values: string) => ({ series: s, values });
+      const cases = {
+        rule_files: ['trainer.rules.yml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: [
+              series('jouleflow_job_energy_joules_total{instance="a",job_id="gpt2",component="compute"}', '0+60000x10'),
+              series('jouleflow_job_energy_joules_total{instance="b",job_id="gpt2",component="compute"}', '0+60000x10'),
+              series('jouleflow_job_energy_joules_total{instance="a",job_id="unattributed",component="compute"}', '0+1e9x10'),
+              series('train_tokens_total{job_id="gpt2",rank="0"}', '0+983040x10'),
+              series('train_tokens_total{job_id="gpt2",rank="1"}', '0+983040x10'),
+            ],
+            promql_expr_test: [
+              {
+                expr: 'abs(job_id:train_energy_per_token_joules:ratio_rate5m - 0.06103515625) < bool 1e-12',
+                eval_time: '8m',
+                exp_samples: [{ labels: '{job_id="gpt2"}', value: 1 }],
+              },
+            ],
+          },
+        ],
+      };
+      writeFileSync(join(dir, 'trainer.test.yml'), toYaml(cases));
+      const r = promtool(['test', 'rules', 'trainer.test.yml'], dir);
+      if (r.status !== 0) throw new Error(r.out);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

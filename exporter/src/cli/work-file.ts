@@ -180,14 +180,20 @@ export function exporterWorkSink(
       const text = await res.text();
       if (res.status === 200) return;
       let reason = text.slice(0, 200);
+      let fromApi = false; // the job API answers JSON errors; anything else is a server without the endpoint
       try {
         reason = String((JSON.parse(text) as { error?: unknown }).error ?? reason);
+        fromApi = true;
       } catch {
         // not JSON: keep the text
       }
-      if (res.status === 404) {
+      if (res.status === 404 || res.status === 405) {
         gone = true;
-        warn(`the exporter does not know job ${id} (404): work is no longer forwarded`);
+        warn(
+          fromApi
+            ? `the exporter does not know job ${id} (404): work is no longer forwarded`
+            : `the exporter has no work endpoint (${res.status}): work is only in this report`,
+        );
       } else warn(`the exporter refused ${unit} ${total} (${res.status}): ${reason}`);
     } catch (err) {
       warn(`forwarding ${unit} ${total} failed: ${(err as Error).message}`);
