@@ -5,7 +5,7 @@ import { createServer, type Server } from 'http';
 import type { AddressInfo } from 'net';
 import { buildReport } from '../../exporter/src/jobs/report';
 import { emptyTotals } from '../../exporter/src/jobs/ledger';
-import { workBodySchema, WorkTally } from '../../exporter/src/jobs/work';
+import { applyWorkBody, WorkTally } from '../../exporter/src/jobs/work';
 import { ensureBuilt, MAIN } from '../helpers/exporter-process';
 import { freePort } from '../prometheus/lib';
 
@@ -48,10 +48,8 @@ function fakeExporterApi() {
       if (route === 'GET /api/v1/jobs') return send(200, { jobs: [] });
       if (route === 'POST /api/v1/jobs') return send(201, { id: 'job-w1' });
       if (route === 'POST /api/v1/jobs/job-w1/work') {
-        const body = workBodySchema.safeParse(JSON.parse(text));
-        if (!body.success) return send(400, { error: body.error.message });
-        const r = tally.setTotal(body.data.unit, body.data.total);
-        return r.ok ? send(200, { unit: r.unit, total: r.total }) : send(r.status, { error: r.reason });
+        const r = applyWorkBody(tally, JSON.parse(text));
+        return send(r.status, r.body);
       }
       if (route === 'POST /api/v1/jobs/job-w1/end') {
         const row = {

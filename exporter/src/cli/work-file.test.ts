@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { buildReport } from '../jobs/report';
 import { emptyTotals } from '../jobs/ledger';
-import { workBodySchema, WorkTally } from '../jobs/work';
+import { applyWorkBody, WorkTally } from '../jobs/work';
 import { exporterWorkSink, fmtJoulesPerUnit, formatWorkReport, WorkFile, workPricingFlags, workReport } from './work-file';
 
 /**
@@ -28,10 +28,14 @@ function contractServer(jobId: string, token?: string) {
       if (req.method !== 'POST' || !m) return send(404, { error: 'not found' });
       if (token && req.headers.authorization !== `Bearer ${token}`) return send(401, { error: 'missing bearer token' });
       if (decodeURIComponent(m[1]) !== jobId) return send(404, { error: `no job ${m[1]}` });
-      const body = workBodySchema.safeParse(JSON.parse(text || 'null'));
-      if (!body.success) return send(400, { error: body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
-      const r = tally.setTotal(body.data.unit, body.data.total);
-      return r.ok ? send(200, { unit: r.unit, total: r.total }) : send(r.status, { error: r.reason });
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return send(400, { error: 'body: not JSON' });
+      }
+      const r = applyWorkBody(tally, body);
+      return send(r.status, r.body);
     });
   });
   return {

@@ -1,4 +1,5 @@
 import {
+  applyWorkBody,
   energyPerUnit,
   lifetimeEnergyPerUnit,
   MAX_LINE_LENGTH,
@@ -81,6 +82,22 @@ describe('workBodySchema (POST /api/v1/jobs/{id}/work)', () => {
     const r = workBodySchema.safeParse(body);
     expect(r.success).toBe(false);
     if (!r.success && field) expect(r.error.issues.map((i) => i.path.join('.'))).toContain(field);
+  });
+});
+
+describe('applyWorkBody (the API handler core)', () => {
+  test('200 with the total; 409 with a reason on a lower total; 400 naming the field', () => {
+    const t = new WorkTally();
+    expect(applyWorkBody(t, { unit: 'tokens', total: 5554176 })).toEqual({ status: 200, body: { unit: 'tokens', total: 5554176 } });
+    const lower = applyWorkBody(t, { unit: 'tokens', total: 16384 });
+    expect(lower.status).toBe(409);
+    expect(lower.body).toEqual({ error: expect.stringMatching(/16384 is lower than the 5554176/) });
+    const bad = applyWorkBody(t, { unit: 'tokens', total: -1 });
+    expect(bad).toEqual({ status: 400, body: { error: expect.stringMatching(/^total: /) } });
+    expect(applyWorkBody(t, 'tokens 5')).toEqual({ status: 400, body: { error: expect.stringMatching(/^body: /) } });
+    for (let i = 0; i < MAX_UNITS_PER_JOB - 1; i++) applyWorkBody(t, { unit: `u${i}`, total: 1 });
+    expect(applyWorkBody(t, { unit: 'one_too_many', total: 1 }).status).toBe(400);
+    expect(t.get('tokens')).toBe(5554176);
   });
 });
 

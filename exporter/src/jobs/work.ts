@@ -43,6 +43,22 @@ export const workBodySchema = z
   .strict();
 export type WorkBody = z.infer<typeof workBodySchema>;
 
+/**
+ * The API handler's core for `POST /api/v1/jobs/{id}/work`, once the job is found (else 404) and
+ * the caller allowed (401/403 as for the other job mutations): the HTTP status and JSON body.
+ */
+export function applyWorkBody(
+  tally: WorkTally,
+  body: unknown,
+): { status: 200; body: { unit: string; total: number } } | { status: 400 | 409; body: { error: string } } {
+  const parsed = workBodySchema.safeParse(body);
+  if (!parsed.success) {
+    return { status: 400, body: { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') } };
+  }
+  const r = tally.setTotal(parsed.data.unit, parsed.data.total);
+  return r.ok ? { status: 200, body: { unit: r.unit, total: r.total } } : { status: r.status, body: { error: r.reason } };
+}
+
 /** Outcome of a work report. `status` is the HTTP status the API answers with. */
 export type WorkOutcome =
   | { ok: true; unit: string; total: number; /** work added by this report (0 for a repeated total) */ delta: number }
