@@ -10,16 +10,8 @@ import type { JobReport } from '../jobs/report';
 import { formatReport } from '../jobs/report';
 import { createLogger, type LogFormat, type LogLevel } from '../util/log';
 import { addServeFlags, resolveConfig } from './serve';
-import {
-  addWorkFlags,
-  exporterWorkSink,
-  formatWorkReport,
-  WORK_FILE_ENV,
-  WorkFile,
-  workPricingFlags,
-  workReport,
-  type WorkPricing,
-} from './work-file';
+import { addWorkFlags, exporterWorkSink, formatWorkReport, WORK_FILE_ENV, WorkFile, workPricingFlags } from './work-file';
+import { workReport, type WorkPricing } from '../jobs/work';
 
 /**
  * `jouleflow run [--name N] [--label k=v]... [--json] [--exporter.url URL] -- CMD ARGS…`

@@ -3,10 +3,11 @@ import { createServer, type Server } from 'http';
 import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { buildReport } from '../jobs/report';
+import { buildReport, formatReport } from '../jobs/report';
+import { showReport } from './jobs';
 import { emptyTotals } from '../jobs/ledger';
-import { applyWorkBody, WorkTally } from '../jobs/work';
-import { exporterWorkSink, fmtJoulesPerUnit, formatWorkReport, WorkFile, workPricingFlags, workReport } from './work-file';
+import { applyWorkBody, workReport, WorkTally } from '../jobs/work';
+import { exporterWorkSink, fmtJoulesPerUnit, formatWorkReport, WorkFile, workPricingFlags } from './work-file';
 
 /**
  * A local HTTP server implementing the documented contract of POST /api/v1/jobs/{id}/work:
@@ -186,6 +187,12 @@ describe('the report', () => {
   test('a unit with no work gets no figure; no price, no cost', () => {
     expect(workReport(report, { steps: 0 }, {})).toEqual([]);
     expect(workReport(report, { steps: 10 }, {})[0].perMillion).toEqual({ kwh: expect.any(Number) });
+  });
+
+  test('jobs show prints the work lines when the exporter report carries work, and only then', () => {
+    const work = workReport(report, { tokens: 16_384_000 }, {});
+    expect(showReport({ ...report, work })).toBe(`${formatReport(report)}\n${formatWorkReport(work)}`);
+    expect(showReport(report)).toBe(formatReport(report));
   });
 
   test('SI prefixes for small figures', () => {

@@ -5,8 +5,7 @@ import * as path from 'path';
 import type { Command } from 'commander';
 import { ConfigError } from '../config';
 import { COMPONENTS } from '../sources/types';
-import type { JobReport } from '../jobs/report';
-import { lifetimeEnergyPerUnit, perMillionUnits, WorkLineReader, WorkTally, type ComponentJoules, type PerMillion } from '../jobs/work';
+import { WorkLineReader, WorkTally, type UnitReport, type WorkPricing } from '../jobs/work';
 
 /**
  * `jouleflow run`'s side of energy per unit of work: the wrapped command gets JOULEFLOW_WORK_FILE,
@@ -202,37 +201,7 @@ export function exporterWorkSink(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The report's work section
-
-export interface WorkPricing {
-  /** g CO₂ per kWh: from the report's carbon configuration. */
-  gramsPerKwh?: number;
-  pricePerKwh?: number;
-  currency?: string;
-}
-
-export interface UnitReport {
-  unit: string;
-  total: number;
-  /** J per unit per component, and total. */
-  joulesPerUnit: ComponentJoules & { total: number };
-  /** kWh (and g CO₂, cost where configured) per million units, all components. */
-  perMillion: PerMillion & { currency?: string };
-}
-
-/** Energy per unit of every reported unit, over the whole job (both ends exact: no sampling error). */
-export function workReport(report: JobReport, totals: Record<string, number>, pricing: WorkPricing): UnitReport[] {
-  const energy = Object.fromEntries(COMPONENTS.map((c) => [c, report.energy[c].joules])) as ComponentJoules;
-  const out: UnitReport[] = [];
-  for (const [unit, total] of Object.entries(totals)) {
-    const per = lifetimeEnergyPerUnit(energy, total, unit, report.durationSeconds);
-    if (!per) continue;
-    const perMillion: UnitReport['perMillion'] = perMillionUnits(per.joulesPerUnit.total, pricing);
-    if (perMillion.cost !== undefined) perMillion.currency = pricing.currency;
-    out.push({ unit, total, joulesPerUnit: per.joulesPerUnit, perMillion });
-  }
-  return out;
-}
+// The report's work section (the figures: workReport in jobs/work.ts)
 
 /** Joules per unit with an SI prefix (4.1 mJ, 12.0 µJ): per-token figures are small. */
 export function fmtJoulesPerUnit(j: number): string {

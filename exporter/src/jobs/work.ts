@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Component } from '../sources/types';
 import { COMPONENTS } from '../sources/types';
+import type { JobReport } from './report';
 import { JOULES_PER_KWH } from './report';
 
 /**
@@ -305,5 +306,41 @@ export function perMillionUnits(joulesPerUnit: number, opts: { gramsPerKwh?: num
   const out: PerMillion = { kwh };
   if (opts.gramsPerKwh !== undefined) out.gramsCo2 = kwh * opts.gramsPerKwh;
   if (opts.pricePerKwh !== undefined) out.cost = kwh * opts.pricePerKwh;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A job's report: energy per unit of every unit
+
+export interface WorkPricing {
+  /** g CO₂ per kWh: from the report's carbon configuration. */
+  gramsPerKwh?: number;
+  pricePerKwh?: number;
+  currency?: string;
+}
+
+export interface UnitReport {
+  unit: string;
+  total: number;
+  /** J per unit per component, and total. */
+  joulesPerUnit: ComponentJoules & { total: number };
+  /** kWh (and g CO₂, cost where configured) per million units, all components. */
+  perMillion: PerMillion & { currency?: string };
+}
+
+/**
+ * Energy per unit of every reported unit over the whole job (both ends exact: no sampling error):
+ * the `work` array of the `jouleflow run` report, and of the API's job report once it carries work.
+ */
+export function workReport(report: JobReport, totals: Record<string, number>, pricing: WorkPricing): UnitReport[] {
+  const energy = Object.fromEntries(COMPONENTS.map((c) => [c, report.energy[c].joules])) as ComponentJoules;
+  const out: UnitReport[] = [];
+  for (const [unit, total] of Object.entries(totals)) {
+    const per = lifetimeEnergyPerUnit(energy, total, unit, report.durationSeconds);
+    if (!per) continue;
+    const perMillion: UnitReport['perMillion'] = perMillionUnits(per.joulesPerUnit.total, pricing);
+    if (perMillion.cost !== undefined) perMillion.currency = pricing.currency;
+    out.push({ unit, total, joulesPerUnit: per.joulesPerUnit, perMillion });
+  }
   return out;
 }
