@@ -179,10 +179,12 @@ export function exporterWorkSink(
       const text = await res.text();
       if (res.status === 200) return;
       let reason = text.slice(0, 200);
-      let fromApi = false; // the job API answers JSON errors; anything else is a server without the endpoint
+      // An exporter without the endpoint answers 404 too: a plain page, or the job API's
+      // "no such API endpoint"; only a JSON error about the job means the job is unknown.
+      let fromApi = false;
       try {
         reason = String((JSON.parse(text) as { error?: unknown }).error ?? reason);
-        fromApi = true;
+        fromApi = !/no such API endpoint/.test(reason);
       } catch {
         // not JSON: keep the text
       }
