@@ -37,6 +37,7 @@ export const plugin = new PanelPlugin<EnergySplitOptions>(EnergySplitPanel)
             { value: 'bars', label: 'Stacked bars' },
             { value: 'donut', label: 'Donut' },
             { value: 'table', label: 'Table' },
+            { value: 'efficiency', label: 'Per unit of work' },
           ],
         },
       })
@@ -110,6 +111,21 @@ export const plugin = new PanelPlugin<EnergySplitOptions>(EnergySplitPanel)
         description: 'Label with a display name (jouleflow_job_info join)',
         category: data,
         defaultValue: D.nameLabel,
+      })
+      .addTextInput({
+        path: 'unitLabel',
+        name: 'Work unit label',
+        description: 'Label with the unit of work (tokens, samples, steps) on J-per-unit and work series',
+        category: data,
+        defaultValue: D.unitLabel,
+      })
+      .addTextInput({
+        path: 'workRefId',
+        name: 'Work query (refId)',
+        description:
+          'Query returning jouleflow_job_work_total: adds J-per-unit columns to the table (also found by metric name)',
+        category: data,
+        defaultValue: D.workRefId,
       })
       .addSelect({
         path: 'inputUnit',

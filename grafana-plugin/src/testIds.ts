@@ -26,4 +26,11 @@ export const TestIds = {
   tableView: 'jf-table',
   tableRow: 'jf-table-row',
   tableCell: 'jf-table-cell',
+  efficiencyView: 'jf-efficiency',
+  efficiencyGroup: 'jf-efficiency-group',
+  efficiencyRow: 'jf-efficiency-row',
+  effPerUnit: 'jf-eff-per-unit',
+  effKwh: 'jf-eff-kwh',
+  effCo2: 'jf-eff-co2',
+  effCost: 'jf-eff-cost',
 } as const;

@@ -1,5 +1,5 @@
-/** How the per-job split is drawn. */
-export type ViewMode = 'bars' | 'donut' | 'table';
+/** How the per-job split is drawn; `efficiency` draws joules per unit of work, one axis per unit. */
+export type ViewMode = 'bars' | 'donut' | 'table' | 'efficiency';
 /** Donut view: one donut for everything shown, or one small donut per job. */
 export type DonutMode = 'selection' | 'perJob';
 export type SortBy = 'total' | 'name' | 'none';
@@ -33,6 +33,10 @@ export interface EnergySplitOptions {
   pricePerKWh: number;
   /** Grafana unit id used to format cost (e.g. currencyEUR). */
   currencyUnit: string;
+  /** Label carrying the unit of work (tokens, samples, steps) on J-per-unit and work series. */
+  unitLabel: string;
+  /** RefId of the work query (jouleflow_job_work_total) that adds J-per-unit columns to the table; also recognised by metric name. */
+  workRefId: string;
   /** Data link template for a job row; ${job_id} and ${job_name} are replaced (URL-encoded), then dashboard variables. */
   jobLinkUrl: string;
 }
@@ -55,6 +59,8 @@ export const DEFAULT_OPTIONS: EnergySplitOptions = {
   pricePerKWh: 0,
   currencyUnit: 'currencyEUR',
   jobLinkUrl: '',
+  unitLabel: 'unit',
+  workRefId: 'W',
 };
 
 /** Default display unit (field config unit). */

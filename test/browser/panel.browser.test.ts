@@ -4,22 +4,23 @@
  * frames (grafana-plugin/src/fixtures) in Grafana's ThemeContext. Driven by playwright-core with Debian's Chromium.
  * Needs `npm run build -w grafana-plugin` first. Screenshots: test/artifacts/panel-*.png.
  */
-import { build } from 'esbuild';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { Browser, BrowserContext, chromium, Locator, Page } from 'playwright-core';
 
-import { BASIC_JOBS, expectedSplit, expectedTotal, INVALID_JOBS } from '../../grafana-plugin/src/fixtures/energy';
+import { BASIC_JOBS, EFFICIENCY_JOBS, expectedSplit, expectedTotal, INVALID_JOBS } from '../../grafana-plugin/src/fixtures/energy';
 import { TestIds } from '../../grafana-plugin/src/testIds';
-
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ROOT = path.resolve(__dirname, '../..');
-const DIST = path.join(ROOT, 'grafana-plugin', 'dist');
-const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
-const ORIGIN = 'http://jouleflow.test';
-const PLUGIN_PATH = '/public/plugins/jouleflow-energysplit-panel/';
-const TIMEOUT = 60_000;
+import {
+  ARTIFACTS,
+  TIMEOUT,
+  pageErrors,
+  byTestId,
+  openPanel,
+  screenshot,
+  width,
+  luminance,
+  segmentWidthsOf,
+  segmentWidths,
+  useBrowser,
+} from './browser-lib';
 
 /** Totals as Grafana's joule unit formats them (checked by the unit tests as well). */
 const EXPECTED_TOTAL_TEXT: Record<string, string> = {
@@ -30,199 +31,7 @@ const EXPECTED_TOTAL_TEXT: Record<string, string> = {
   unattributed: '900 kJ',
 };
 
-let browser: Browser | undefined;
-let context: BrowserContext | undefined;
-let bundleDir = '';
-const pageErrors: string[] = [];
-const fileCache = new Map<string, Buffer>();
-
-const byTestId = (id: string) => `[data-testid="${id}"]`;
-
-async function bundleHarness(outDir: string): Promise<void> {
-  await build({
-    entryPoints: [path.join(__dirname, 'harness.tsx')],
-    bundle: true,
-    outfile: path.join(outDir, 'harness.js'),
-    format: 'iife',
-    platform: 'browser',
-    target: 'es2020',
-    jsx: 'automatic',
-    // @grafana/ui pulls in fonts and monaco CSS; the panel needs none of them.
-    loader: {
-      '.ttf': 'empty',
-      '.woff': 'empty',
-      '.woff2': 'empty',
-      '.eot': 'empty',
-      '.css': 'empty',
-      '.svg': 'empty',
-      '.png': 'empty',
-    },
-    define: { 'process.env.NODE_ENV': '"production"', global: 'window' },
-    minify: true, // ~19 MB unminified; minified parses faster on every page load
-    logLevel: 'error',
-  });
-}
-
-function contentType(file: string): string {
-  if (file.endsWith('.js')) {
-    return 'application/javascript';
-  }
-  if (file.endsWith('.html')) {
-    return 'text/html';
-  }
-  return file.endsWith('.json') || file.endsWith('.map') ? 'application/json' : 'application/octet-stream';
-}
-
-beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install it with "apt-get install -y chromium" (or set CHROMIUM_PATH)`);
-  }
-  if (!fs.existsSync(path.join(DIST, 'module.js'))) {
-    throw new Error(`${path.join(DIST, 'module.js')} is missing: run "npm run build -w grafana-plugin" first`);
-  }
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-harness-'));
-  await bundleHarness(bundleDir);
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
-  context = await browser.newContext({ viewport: { width: 1000, height: 480 }, deviceScaleFactor: 1 });
-  // Serve everything from memory / disk: no server, no network.
-  await context.route('**/*', async (route) => {
-    const url = new URL(route.request().url());
-    let file: string | undefined;
-    if (url.origin !== ORIGIN) {
-      return route.abort();
-    }
-    if (url.pathname === '/' || url.pathname === '/index.html') {
-      file = path.join(__dirname, 'index.html');
-    } else if (url.pathname === '/harness.js') {
-      file = path.join(bundleDir, 'harness.js');
-    } else if (url.pathname.startsWith(PLUGIN_PATH)) {
-      const rel = path.normalize(url.pathname.slice(PLUGIN_PATH.length));
-      file = rel.startsWith('..') ? undefined : path.join(DIST, rel);
-    }
-    if (!file || !fs.existsSync(file)) {
-      return route.fulfill({ status: 404, body: 'not found' }); // fonts, icons: not needed
-    }
-    let body = fileCache.get(file);
-    if (!body) {
-      body = fs.readFileSync(file);
-      fileCache.set(file, body);
-    }
-    return route.fulfill({ status: 200, contentType: contentType(file), body });
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await context?.close();
-  await browser?.close();
-  if (bundleDir) {
-    fs.rmSync(bundleDir, { recursive: true, force: true });
-  }
-});
-
-interface OpenOptions {
-  theme?: 'dark' | 'light';
-  fixture?: string;
-  options?: Record<string, unknown>;
-  unit?: string;
-  w?: number;
-  h?: number;
-}
-
-async function openPanel(o: OpenOptions = {}): Promise<Page> {
-  if (!context) {
-    throw new Error('browser did not start (see beforeAll)');
-  }
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`${o.fixture ?? 'basic'}/${o.theme ?? 'dark'}: ${e.message}`));
-  const q = new URLSearchParams({ theme: o.theme ?? 'dark', fixture: o.fixture ?? 'basic' });
-  if (o.options) {
-    q.set('options', JSON.stringify(o.options));
-  }
-  if (o.unit) {
-    q.set('unit', o.unit);
-  }
-  if (o.w) {
-    q.set('w', String(o.w));
-  }
-  if (o.h) {
-    q.set('h', String(o.h));
-  }
-  await page.goto(`${ORIGIN}/index.html?${q.toString()}`);
-  await page.waitForFunction('window.__jfReady === true || typeof window.__jfError === "string"', undefined, {
-    timeout: 30_000,
-  });
-  const error = await page.evaluate<string | undefined>('window.__jfError');
-  if (error) {
-    throw new Error(`harness failed: ${error}`);
-  }
-  return page;
-}
-
-async function screenshot(page: Page, name: string): Promise<void> {
-  await page.locator('#frame').screenshot({ path: path.join(ARTIFACTS, `panel-${name}.png`) });
-}
-
-async function width(locator: Locator): Promise<number> {
-  const box = await locator.boundingBox();
-  if (!box) {
-    throw new Error('element is not visible');
-  }
-  return box.width;
-}
-
-/** Relative luminance (0–1) of a CSS rgb() colour. */
-function luminance(rgb: string): number {
-  const m = rgb.match(/\d+(\.\d+)?/g);
-  if (!m) {
-    throw new Error(`not a colour: ${rgb}`);
-  }
-  const [r, g, b] = m.slice(0, 3).map((v) => Number(v) / 255);
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-}
-
-async function segmentWidthsOf(row: Locator): Promise<number[]> {
-  const segs = row.locator(byTestId(TestIds.segment));
-  const out: number[] = [];
-  for (let j = 0; j < (await segs.count()); j++) {
-    out.push(await width(segs.nth(j)));
-  }
-  return out;
-}
-
-async function segmentWidths(page: Page): Promise<Array<{ job: string; component: string; value: number; px: number }>> {
-  const out: Array<{ job: string; component: string; value: number; px: number }> = [];
-  const rows = page.locator(byTestId(TestIds.row));
-  for (let i = 0; i < (await rows.count()); i++) {
-    const row = rows.nth(i);
-    const job = (await row.getAttribute('data-job')) ?? '';
-    const segs = row.locator(byTestId(TestIds.segment));
-    for (let j = 0; j < (await segs.count()); j++) {
-      const seg = segs.nth(j);
-      out.push({
-        job,
-        component: (await seg.getAttribute('data-component')) ?? '',
-        value: Number(await seg.getAttribute('data-value')),
-        px: await width(seg),
-      });
-    }
-  }
-  return out;
-}
+useBrowser();
 
 describe('energy split panel in a real browser (built dist/module.js)', () => {
   const backgrounds: Record<string, number> = {};
@@ -414,6 +223,54 @@ describe('energy split panel in a real browser (built dist/module.js)', () => {
       await expect(page.locator(`${byTestId(TestIds.row)}[data-job="j-101"] ${byTestId(TestIds.rowTotal)}`).innerText()).resolves.toBe(
         '3.33 kWh',
       );
+      await page.close();
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'efficiency view: J per unit per component, one axis per unit (dark theme)',
+    async () => {
+      const page = await openPanel({ fixture: 'efficiency', h: 420 });
+      const groups = page.locator(byTestId(TestIds.efficiencyGroup));
+      await expect(groups.evaluateAll((els) => els.map((e) => e.getAttribute('data-unit')))).resolves.toEqual([
+        'samples',
+        'steps',
+        'tokens',
+      ]);
+      // Each unit's largest job fills its own track: units never share an axis.
+      const sum = (v: Record<string, number>) => Object.values(v).reduce((a, b) => a + b, 0);
+      for (let i = 0; i < 3; i++) {
+        const first = groups.nth(i).locator(byTestId(TestIds.efficiencyRow)).first();
+        const px = (await segmentWidthsOf(first)).reduce((a, b) => a + b, 0);
+        const track = await width(first.locator(':scope > div').nth(1));
+        expect(Math.abs(px - track)).toBeLessThan(2);
+      }
+      // gpt2 in tokens, drawn against llama-7b: segment px ∝ J/token
+      const tokens = groups.nth(2);
+      const gpt2 = tokens.locator(`${byTestId(TestIds.efficiencyRow)}[data-job="j-301"]`);
+      const track = await width(gpt2.locator(':scope > div').nth(1));
+      const gpt2Px = (await segmentWidthsOf(gpt2)).reduce((a, b) => a + b, 0);
+      expect(gpt2Px / track).toBeCloseTo(sum(EFFICIENCY_JOBS[0].values) / sum(EFFICIENCY_JOBS[1].values), 2);
+      await expect(gpt2.locator(byTestId(TestIds.effPerUnit)).innerText()).resolves.toBe('6.49 mJ');
+      await expect(gpt2.locator(byTestId(TestIds.effKwh)).innerText()).resolves.toBe('0.00180 kWh');
+      await screenshot(page, 'efficiency-dark');
+      await page.close();
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'table view gains J per unit and kWh / CO₂ per million units from the work query',
+    async () => {
+      const page = await openPanel({ theme: 'light', fixture: 'tableWork' });
+      const row = page.locator(`${byTestId(TestIds.tableRow)}[data-job="j-101"]`);
+      const cell = (col: string) => row.locator(`${byTestId(TestIds.tableCell)}[data-column="${col}"]`).innerText();
+      await expect(cell('per-tokens')).resolves.toBe('4 mJ'); // 12 MJ / 3e9 tokens
+      await expect(cell('kwh-per-million-tokens')).resolves.toBe('0.00111 kWh');
+      await expect(cell('co2-per-million-tokens')).resolves.toBe('444 mg'); // × 400 g/kWh
+      await expect(cell('per-samples')).resolves.toBe('');
+      await screenshot(page, 'table-work-light');
       await page.close();
     },
     TIMEOUT,

@@ -136,6 +136,7 @@ export const TEMPLATE_VALUES: Record<string, string> = {
   __interval: '1s',
   node: '.*',
   job_id: '.+',
+  unit: '.+',
 };
 
 export function substitute(expr: string, values = TEMPLATE_VALUES): string {

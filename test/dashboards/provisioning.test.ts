@@ -226,7 +226,7 @@ describe('the dashboard set', () => {
     expect(p.options).toEqual(
       expect.objectContaining({ groupByLabel: 'job_id', splitLabel: 'component', nameLabel: 'job_name', inputUnit: 'joule' }),
     );
-    expect(d.templating.list.map((v) => v.name)).toEqual(['datasource', 'node', 'job_id']);
+    expect(d.templating.list.map((v) => v.name)).toEqual(['datasource', 'node', 'job_id', 'unit']); // unit: the efficiency row repeats per unit of work
     // the table: duration, kWh per component, CO₂
     const table = allPanels(d).find((x) => x.type === 'table') as Panel;
     const exprs = (table.targets ?? []).map((t) => t.expr).join('\n');

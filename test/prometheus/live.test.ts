@@ -254,7 +254,8 @@ interface Check extends FoundExpr {
 function classify(e: FoundExpr): Check {
   const x = e.expr;
   const c: Check = { ...e, pue: /PUE|pue/.test(e.where) || /jouleflow:pue|jouleflow_pue_ratio/.test(x) };
-  if (/counter_reset/.test(x)) c.allowEmpty = 'no counter resets on a healthy host';
+  if (/jouleflow_job_work_total/.test(x)) c.allowEmpty = 'no job here reports work (units of work: issue 15)';
+  else if (/counter_reset/.test(x)) c.allowEmpty = 'no counter resets on a healthy host';
   else if (/snmp\|modbus\|redfish\|ipmi/.test(x)) c.allowEmpty = 'no cooling meter in this test';
   else if (/jouleflow_job_end_time_seconds/.test(x) && !/jouleflow_job_start_time_seconds/.test(x))
     c.allowEmpty = 'the registered job is still running';

@@ -3,6 +3,7 @@ import { benchCore } from './core';
 import { benchNvml } from './nvml';
 import { benchJobs } from './jobs';
 import { benchProcess } from './process';
+import { benchWork } from './work';
 
 /**
  * `npm run bench`: each area contributes rows; the whole table prints at the end.
@@ -13,6 +14,7 @@ const SECTIONS: Array<{ name: string; run: () => Promise<BenchRow[]> }> = [
   { name: 'nvml', run: benchNvml },
   { name: 'jobs', run: benchJobs },
   { name: 'process', run: benchProcess },
+  { name: 'work', run: benchWork },
 ];
 
 async function main(): Promise<void> {

@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import type { JobReport } from '../jobs/report';
 import { formatReport, printable } from '../jobs/report';
 import { COMPONENTS, JOULES_PER_KWH } from '../core';
+import type { UnitReport } from '../jobs/work';
 import { DEFAULT_EXPORTER_URL } from './run';
+import { formatWorkReport } from './work-file';
 
 /** `jouleflow jobs ls` and `jouleflow jobs show ID`: tables from a running exporter's API. */
 
@@ -66,6 +68,12 @@ function exporterBase(opts: JobsOptions): string {
   return (opts['exporter.url'] ?? process.env.JOULEFLOW_EXPORTER_URL ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
 }
 
+/** `jobs show`: the energy report, then energy per unit of work when the exporter reports work. */
+export function showReport(r: JobReport & { work?: UnitReport[] }): string {
+  const work = Array.isArray(r.work) && r.work.length ? '\n' + formatWorkReport(r.work) : '';
+  return formatReport(r) + work;
+}
+
 export function addJobsCommand(program: Command): void {
   const jobs = program.command('jobs').description('list and show jobs of a running exporter');
   const common = (c: Command) =>
@@ -88,8 +96,8 @@ export function addJobsCommand(program: Command): void {
   common(jobs.command('show').description("show one job's energy report").argument('<id>', 'job id')).action(
     async (id: string, opts: JobsOptions) => {
       const base = exporterBase(opts);
-      const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`)) as JobReport;
-      process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatReport(r)) + '\n');
+      const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`)) as JobReport & { work?: UnitReport[] };
+      process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : showReport(r)) + '\n');
     },
   );
 }

@@ -10,6 +10,8 @@ import type { JobReport } from '../jobs/report';
 import { formatReport } from '../jobs/report';
 import { createLogger, type LogFormat, type LogLevel } from '../util/log';
 import { addServeFlags, resolveConfig } from './serve';
+import { addWorkFlags, exporterWorkSink, formatWorkReport, WORK_FILE_ENV, WorkFile, workPricingFlags } from './work-file';
+import { workReport, type WorkPricing } from '../jobs/work';
 
 /**
  * `jouleflow run [--name N] [--label k=v]... [--json] [--exporter.url URL] -- CMD ARGS…`
@@ -30,6 +32,8 @@ export interface RunOptions {
   json?: boolean;
   'exporter.url'?: string;
   tokenFile?: string;
+  pricePerKwh?: string;
+  currency?: string;
   [flag: string]: unknown;
 }
 
@@ -48,6 +52,7 @@ export function addRunCommand(program: Command): void {
     .option('--json', 'print the report as JSON to stdout instead of text to stderr')
     .option('--exporter.url <url>', `exporter to register with (default ${DEFAULT_EXPORTER_URL})`)
     .option('--token-file <path>', 'bearer token for the exporter API (default $JOULEFLOW_JOBS_TOKEN)');
+  addWorkFlags(cmd);
   addServeFlags(cmd);
   cmd.passThroughOptions().action(async (argv: string[], opts: RunOptions) => {
     const code = await runCommand(argv, opts);
@@ -181,9 +186,24 @@ function forwardSignals(child: ChildProcess, intercept: (sig: NodeJS.Signals) =>
   return () => handlers.forEach(([sig, h]) => process.off(sig, h));
 }
 
-function emit(report: JobReport, json: boolean): void {
-  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-  else process.stderr.write(formatReport(report) + '\n');
+/** The work the command reported through JOULEFLOW_WORK_FILE, and how to price it. */
+interface RunWork {
+  file: WorkFile;
+  pricing: Omit<WorkPricing, 'gramsPerKwh'>;
+}
+
+function emit(report: JobReport, json: boolean, work: RunWork, totals: Record<string, number>): void {
+  const units = workReport(report, totals, { ...work.pricing, gramsPerKwh: report.co2?.gramsPerKwh });
+  if (json) process.stdout.write(JSON.stringify({ ...report, work: units }, null, 2) + '\n');
+  else process.stderr.write(formatReport(report) + (units.length ? '\n' + formatWorkReport(units) : '') + '\n');
+}
+
+/** The wrapped command finds its work file in the environment it inherits. */
+function openWorkFile(opts: RunOptions): RunWork {
+  const pricing = workPricingFlags(opts);
+  const file = new WorkFile((msg) => process.stderr.write(`jouleflow: ${msg}\n`));
+  process.env[WORK_FILE_ENV] = file.path;
+  return { file, pricing };
 }
 
 function exitCodeOf(r: { code: number | null; signal: NodeJS.Signals | null }): number {
@@ -199,9 +219,14 @@ export async function runCommand(argv: string[], opts: RunOptions): Promise<numb
   const labels = parseLabels(opts.label);
   const base = (opts['exporter.url'] ?? process.env.JOULEFLOW_EXPORTER_URL ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
   const json = !!opts.json;
-  if (await exporterAnswers(base)) return runWithExporter(argv, name, labels, base, apiToken(opts.tokenFile), json);
-  if (opts['exporter.url'] !== undefined) process.stderr.write(`jouleflow: no exporter answers at ${base}; measuring in-process\n`);
-  return runInProcess(argv, name, labels, opts, json);
+  const work = openWorkFile(opts);
+  try {
+    if (await exporterAnswers(base)) return await runWithExporter(argv, name, labels, base, apiToken(opts.tokenFile), json, work);
+    if (opts['exporter.url'] !== undefined) process.stderr.write(`jouleflow: no exporter answers at ${base}; measuring in-process\n`);
+    return await runInProcess(argv, name, labels, opts, json, work);
+  } finally {
+    await work.file.finish(); // removes the file even when the command could not start
+  }
 }
 
 async function spawnOr127(argv: string[], gated = false): Promise<Child | number> {
@@ -251,6 +276,7 @@ async function runWithExporter(
   base: string,
   token: string | undefined,
   json: boolean,
+  work: RunWork,
 ): Promise<number> {
   const child = await spawnOr127(argv, true);
   if (typeof child === 'number') return child;
@@ -294,12 +320,15 @@ async function runWithExporter(
   if (outcome.error !== undefined) {
     process.stderr.write(`jouleflow: ${outcome.error}; the command ${started ? 'is running' : 'runs'} unmeasured\n`);
   }
+  const warn = (msg: string) => process.stderr.write(`jouleflow: ${msg}\n`);
+  work.file.start(id === undefined ? undefined : exporterWorkSink(base, id, token, warn));
   start();
   const result = await finishChild(child);
+  const totals = await work.file.finish(); // the final totals reach the exporter before the job ends
   if (id !== undefined) {
     try {
       const r = await api(`${base}/api/v1/jobs/${encodeURIComponent(id)}/end`, 'POST', {}, token, 30_000);
-      if (r.status === 200) emit(r.json as JobReport, json);
+      if (r.status === 200) emit(r.json as JobReport, json, work, totals);
       else process.stderr.write(`jouleflow: ending job ${id} failed (${r.status}): ${(r.json as { error?: string }).error ?? ''}\n`);
     } catch (err) {
       process.stderr.write(`jouleflow: ending job ${id} failed: ${(err as Error).message}\n`);
@@ -314,6 +343,7 @@ async function runInProcess(
   labels: Record<string, string>,
   opts: RunOptions,
   json: boolean,
+  work: RunWork,
 ): Promise<number> {
   // No ledger unless asked for (--jobs.ledger / config file), and no discovery: the tracker holds
   // just this job.
@@ -339,7 +369,9 @@ async function runInProcess(
     start: child.spawnedAt,
   });
   exp.sampler.start();
+  work.file.start();
   const result = await finishChild(child);
+  const totals = await work.file.finish();
   const ended = registry.end(job.id, 5 * cfg.sample.interval + 5000);
   let report: JobReport | undefined;
   void ended.then((r) => (report = r));
@@ -349,6 +381,6 @@ async function runInProcess(
   }
   await exp.close();
   registry.close();
-  emit(report, json);
+  emit(report, json, work, totals);
   return passOn(result);
 }

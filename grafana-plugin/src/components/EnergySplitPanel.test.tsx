@@ -2,7 +2,17 @@ import { FieldColorModeId, FieldConfigSource, getDefaultTimeRange, LoadingState,
 import { fireEvent, render, screen, within } from '@testing-library/react';
 import React from 'react';
 
-import { BASIC_JOBS, expectedTotal, fixtureOptions, INVALID_JOBS, PANEL_FIXTURES, seriesFrames } from '../fixtures';
+import {
+  BASIC_JOBS,
+  CARBON_INTENSITY,
+  EFFICIENCY_JOBS,
+  expectedTotal,
+  fixtureOptions,
+  INVALID_JOBS,
+  PANEL_FIXTURES,
+  PRICE_PER_KWH,
+  seriesFrames,
+} from '../fixtures';
 import { MAX_ROWS } from '../data/rows';
 import { TestIds } from '../testIds';
 import { EnergySplitOptions } from '../types';
@@ -229,5 +239,66 @@ describe('EnergySplitPanel – other views', () => {
   it('warns when the carbon intensity query is missing', () => {
     renderPanel('basic', { co2Source: 'query', carbonRefId: 'Q' });
     expect(screen.getByTestId(TestIds.warning)).toHaveTextContent('no carbon intensity in query Q');
+  });
+});
+
+describe('EnergySplitPanel – energy per unit of work', () => {
+  const sum = (v: Record<string, number>) => Object.values(v).reduce((a, b) => a + b, 0);
+
+  it('draws one block per unit, each bar scaled to its own unit, with J/unit, kWh, CO₂ and cost per million', () => {
+    renderPanel('efficiency');
+    const groups = screen.getAllByTestId(TestIds.efficiencyGroup);
+    expect(groups.map((g) => g.getAttribute('data-unit'))).toEqual(['samples', 'steps', 'tokens']);
+    const tokens = groups[2];
+    expect(within(tokens).getByText('Energy per token')).toBeInTheDocument();
+    const rowsIn = within(tokens).getAllByTestId(TestIds.efficiencyRow);
+    expect(rowsIn.map((r) => r.getAttribute('data-job'))).toEqual(['j-302', 'j-301']);
+    const llama = EFFICIENCY_JOBS[1];
+    const gpt2 = EFFICIENCY_JOBS[0];
+    // gpt2's compute segment, relative to llama (the largest J/token)
+    const seg = within(rowsIn[1])
+      .getAllByTestId(TestIds.segment)
+      .find((s) => s.getAttribute('data-component') === 'compute')!;
+    expect(widthOf(seg)).toBeCloseTo((gpt2.values.compute / sum(llama.values)) * 100, 6);
+    // the samples job fills its own axis, whatever the tokens jobs do
+    const resnet = within(groups[0]).getAllByTestId(TestIds.efficiencyRow)[0];
+    const widths = within(resnet).getAllByTestId(TestIds.segment).map(widthOf);
+    expect(widths.reduce((a, b) => a + b, 0)).toBeCloseTo(100, 6);
+    // gpt2: 6.49 mJ/token → 6 490 J per million = 0.0018 kWh; × 400 g/kWh; × 0.25 per kWh
+    const total = sum(gpt2.values);
+    expect(within(rowsIn[1]).getByTestId(TestIds.effPerUnit)).toHaveTextContent('6.49 mJ');
+    const kwh = (total * 1e6) / 3.6e6;
+    expect(within(rowsIn[1]).getByTestId(TestIds.effKwh)).toHaveTextContent(`${kwh.toFixed(5)} kWh`);
+    expect(within(rowsIn[1]).getByTestId(TestIds.effCo2)).toHaveTextContent(
+      `${Math.round(kwh * CARBON_INTENSITY * 1000)} mg`
+    );
+    expect(within(rowsIn[1]).getByTestId(TestIds.effCost)).toHaveTextContent(`€${(kwh * PRICE_PER_KWH).toFixed(2)}`);
+  });
+
+  it('the legend names the components without summing values across units', () => {
+    renderPanel('efficiency');
+    const legend = screen.getByTestId(TestIds.legend);
+    expect(legend).toHaveTextContent('Compute');
+    expect(legend).not.toHaveTextContent('%');
+  });
+
+  it('shows its own empty state when no series has a unit', () => {
+    renderPanel('efficiency', {}, undefined, seriesFrames(BASIC_JOBS));
+    expect(screen.getByTestId(TestIds.empty)).toHaveTextContent('No energy per unit of work');
+  });
+
+  it('table view gains J/unit and per-million columns for every unit in the work query', () => {
+    renderPanel('tableWork');
+    const row = screen.getAllByTestId(TestIds.tableRow).find((r) => r.getAttribute('data-job') === 'j-101')!;
+    const cell = (c: string) =>
+      within(row)
+        .getAllByTestId(TestIds.tableCell)
+        .find((x) => x.getAttribute('data-column') === c)!;
+    expect(cell('per-tokens')).toHaveTextContent('4 mJ'); // 12 MJ / 3e9 tokens
+    expect(cell('kwh-per-million-tokens')).toHaveTextContent('0.00111 kWh');
+    expect(cell('co2-per-million-tokens')).toHaveTextContent('444 mg'); // 0.00111 kWh × 400 g/kWh
+    expect(cell('per-samples').textContent).toBe(''); // j-101 reports no samples
+    expect(screen.getByText('J/token')).toBeInTheDocument();
+    expect(screen.getByText('kWh/M samples')).toBeInTheDocument();
   });
 });

@@ -5,12 +5,14 @@ import React, { MouseEvent, useCallback, useMemo, useRef, useState } from 'react
 import { resolveComponentColors } from '../data/colors';
 import { makeFormatters } from '../data/format';
 import { buildJobLink } from '../data/links';
+import { buildEfficiencyModel } from '../data/efficiency';
 import { buildModel } from '../data/model';
 import { JobRow } from '../data/rows';
 import { TestIds } from '../testIds';
 import { DEFAULT_OPTIONS, DEFAULT_UNIT, EnergySplitOptions } from '../types';
 import { BarsView } from './BarsView';
 import { DonutView } from './DonutView';
+import { EfficiencyView } from './EfficiencyView';
 import { Legend } from './Legend';
 import { getStyles } from './styles';
 import { TableView } from './TableView';
@@ -30,6 +32,11 @@ export function EnergySplitPanel({ data, options: rawOptions, fieldConfig, width
   const styles = useStyles2(getStyles);
   const options = useMemo(() => ({ ...DEFAULT_OPTIONS, ...rawOptions }), [rawOptions]);
   const model = useMemo(() => buildModel(data.series, options), [data.series, options]);
+  const efficiency = options.view === 'efficiency';
+  const eff = useMemo(
+    () => (efficiency ? buildEfficiencyModel(data.series, options) : undefined),
+    [efficiency, data.series, options]
+  );
   const defaults = fieldConfig?.defaults;
   const colors = useMemo(
     () => resolveComponentColors(theme, data.series, options.splitLabel, defaults),
@@ -52,17 +59,21 @@ export function EnergySplitPanel({ data, options: rawOptions, fieldConfig, width
   }, []);
   const onLeave = useCallback(() => setHover(null), []);
 
-  if (model.rows.length === 0) {
+  if (eff ? eff.groups.length === 0 : model.rows.length === 0) {
     return (
       <div className={styles.empty} style={{ width, height }} data-testid={TestIds.empty}>
-        No energy data for this time range
+        {eff
+          ? `No energy per unit of work (series with a "${options.unitLabel}" label) for this time range`
+          : 'No energy data for this time range'}
       </div>
     );
   }
 
   const warnings: string[] = [];
-  if (model.skippedSeries > 0) {
-    warnings.push(`${model.skippedSeries} series without a "${options.groupByLabel}" label ignored`);
+  const skipped = eff ? eff.skippedSeries : model.skippedSeries;
+  if (skipped > 0) {
+    const labels = eff ? `"${options.groupByLabel}" or "${options.unitLabel}"` : `"${options.groupByLabel}"`;
+    warnings.push(`${skipped} series without a ${labels} label ignored`);
   }
   if (options.co2Source === 'query' && model.carbonIntensity === undefined) {
     warnings.push(`no carbon intensity in query ${options.carbonRefId}`);
@@ -85,7 +96,17 @@ export function EnergySplitPanel({ data, options: rawOptions, fieldConfig, width
         </div>
       )}
       <div className={styles.body}>
-        {options.view === 'table' ? (
+        {eff ? (
+          <EfficiencyView
+            eff={eff}
+            carbonIntensity={model.carbonIntensity}
+            pricePerKWh={model.pricePerKWh}
+            colors={colors}
+            fmt={fmt}
+            styles={styles}
+            linkFor={linkFor}
+          />
+        ) : options.view === 'table' ? (
           <TableView {...viewProps} />
         ) : options.view === 'donut' ? (
           <DonutView {...viewProps} mode={options.donutMode} width={width} height={height - legendHeight} />
@@ -93,7 +114,7 @@ export function EnergySplitPanel({ data, options: rawOptions, fieldConfig, width
           <BarsView {...viewProps} />
         )}
       </div>
-      {options.showLegend && <Legend model={model} colors={colors} fmt={fmt} styles={styles} />}
+      {options.showLegend && <Legend model={model} colors={colors} fmt={fmt} styles={styles} namesOnly={efficiency} />}
       {hover && (
         <SplitTooltip
           row={hover.row}

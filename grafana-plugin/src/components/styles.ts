@@ -95,6 +95,13 @@ export const getStyles = (theme: GrafanaTheme2) => ({
     whiteSpace: 'nowrap',
     fontVariantNumeric: 'tabular-nums',
   }),
+  effGroup: css({
+    marginBottom: theme.spacing(1.5),
+  }),
+  effTitle: css({
+    fontWeight: theme.typography.fontWeightMedium,
+    marginBottom: theme.spacing(0.5),
+  }),
   header: css({
     color: theme.colors.text.secondary,
     whiteSpace: 'nowrap',

@@ -70,7 +70,11 @@ describe('extractSamples', () => {
       refId: 'A',
       fields: [
         { name: 'Time', type: FieldType.time, values: [t0, t0 + 60_000, t0 + 120_000, t0, t0 + 60_000, t0 + 120_000] },
-        { name: 'component', type: FieldType.string, values: ['compute', 'compute', 'compute', 'cooling', 'cooling', 'cooling'] },
+        {
+          name: 'component',
+          type: FieldType.string,
+          values: ['compute', 'compute', 'compute', 'cooling', 'cooling', 'cooling'],
+        },
         { name: 'instance', type: FieldType.string, values: ['n1', 'n1', 'n1', 'n1', 'n1', 'n1'] },
         { name: 'job_id', type: FieldType.string, values: ['a', 'a', 'a', 'a', 'a', 'a'] },
         { name: 'job_name', type: FieldType.string, values: ['old', 'new', 'new', 'old', 'new', 'new'] },

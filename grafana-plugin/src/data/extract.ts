@@ -87,7 +87,7 @@ function fieldLabel(field: Field, label: string): string | undefined {
   return isNil(v) ? undefined : String(v);
 }
 
-function isCarbonFrame(frame: DataFrame, carbonRefId?: string): boolean {
+export function isCarbonFrame(frame: DataFrame, carbonRefId?: string): boolean {
   if (carbonRefId && frame.refId === carbonRefId) {
     return true;
   }

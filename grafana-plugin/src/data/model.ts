@@ -1,6 +1,7 @@
 import { DataFrame } from '@grafana/data';
 
 import { EnergySplitOptions } from '../types';
+import { extractWork, isWorkFrame, WorkTotals } from './efficiency';
 import { extractSamples } from './extract';
 import { buildRows, MAX_ROWS, RowsResult } from './rows';
 import { co2Grams, energyCost } from './units';
@@ -13,11 +14,14 @@ export interface PanelModel extends RowsResult {
   /** Price per kWh for the cost column, or undefined when off. */
   pricePerKWh?: number;
   skippedSeries: number;
+  /** Work per job and unit from the work query (empty without one): J-per-unit columns. */
+  work: WorkTotals;
 }
 
 /** Frames + options → everything the views draw. Pure: the panel only memoises it. */
 export function buildModel(frames: DataFrame[] | undefined, options: EnergySplitOptions): PanelModel {
-  const extracted = extractSamples(frames, {
+  const energyFrames = frames?.filter((f) => !isWorkFrame(f, options.workRefId));
+  const extracted = extractSamples(energyFrames, {
     groupByLabel: options.groupByLabel || 'job_id',
     splitLabel: options.splitLabel || 'component',
     nameLabel: options.nameLabel || 'job_name',
@@ -41,7 +45,8 @@ export function buildModel(frames: DataFrame[] | undefined, options: EnergySplit
     carbonIntensity = extracted.carbonIntensity;
   }
   const pricePerKWh = options.pricePerKWh > 0 && Number.isFinite(options.pricePerKWh) ? options.pricePerKWh : undefined;
-  return { ...rows, maxTotal, carbonIntensity, pricePerKWh, skippedSeries: extracted.skipped };
+  const work = extractWork(frames, options.groupByLabel || 'job_id', options.unitLabel || 'unit', options.workRefId);
+  return { ...rows, maxTotal, carbonIntensity, pricePerKWh, skippedSeries: extracted.skipped, work };
 }
 
 export function rowCo2Grams(total: number, model: PanelModel): number | undefined {
