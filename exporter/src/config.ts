@@ -201,7 +201,19 @@ export const ConfigSchema = z
       .strict()
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((cfg, ctx) => {
+    // Cooling meters measure the room: this node's part needs a share, constant or from IT meters.
+    const cooling = cfg.meters.some((m) => m.role === 'cooling');
+    const it = cfg.meters.some((m) => m.role === 'it');
+    const issue = (message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['cooling', 'share'], message });
+    if (cooling && cfg.cooling.share === undefined && !it) {
+      issue(
+        "cooling meters are configured, but not how much of their energy is this node's: set cooling.share to a constant (0..1) or add meters with role: it (the room's PDUs/UPSes) and share: it-meters",
+      );
+    }
+    if (cfg.cooling.share === 'it-meters' && !it) issue('"it-meters" needs at least one meter with role: it');
+  });
 
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

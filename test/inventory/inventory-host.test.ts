@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'fs';
+import { existsSync, readFileSync, readdirSync } from 'fs';
 import { join } from 'path';
 import { collectInventory } from '../../exporter/src/inventory/collect';
 import { parseConfig } from '../../exporter/src/config';
@@ -66,7 +66,9 @@ test('a recorded host tree: NICs and disks are the tree\u2019s, memory its MemTo
   expect(inv.notes.join('\n')).toMatch(/--path\.sysfs\/--path\.procfs point at/);
   const memTotalKb = Number(/^MemTotal:\s+(\d+) kB/m.exec(readFileSync(join(root, 'proc/meminfo'), 'utf8'))?.[1]);
   expect(inv.memoryBytes).toBe(memTotalKb * 1024);
-  // The tree's physical interfaces: those with a device link, virtual ones excluded.
+  // The tree's physical interfaces, as the netdev source counts them: a device link, no SR-IOV
+  // VF (device/physfn), no IPoIB (type 32) since the tree has InfiniBand ports counted as such.
+  const net = (n: string, f: string) => join(root, 'sys/class/net', n, f);
   expect(
     inv.nics
       .filter((n) => n.kind === 'nic')
@@ -77,12 +79,12 @@ test('a recorded host tree: NICs and disks are the tree\u2019s, memory its MemTo
       .filter((n) => readdirSync(join(root, 'sys/class/net')).includes(n))
       .filter((n) => {
         try {
-          readdirSync(join(root, 'sys/class/net', n, 'device'));
-          return true;
+          return !readdirSync(net(n, 'device')).includes('physfn');
         } catch {
           return false;
         }
       })
+      .filter((n) => !existsSync(net(n, 'type')) || readFileSync(net(n, 'type'), 'utf8').trim() !== '32')
       .sort(),
   );
   // InfiniBand ports named as the infiniband source names them; mlx5_1 is RoCE (link layer Ethernet).

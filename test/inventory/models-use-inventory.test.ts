@@ -2,7 +2,7 @@ import { parseConfig } from '../../exporter/src/config';
 import { takeInventory } from '../../exporter/src/inventory';
 import { chooseModelParameters, nicIdleWattsForSpeed } from '../../exporter/src/inventory/choices';
 import type { Inventory } from '../../exporter/src/inventory/collect';
-import { createSources } from '../../exporter/src/sources';
+import { createSources } from '../../exporter/src/source-factory';
 import { CpuModelSource } from '../../exporter/src/sources/cpu-model';
 import type { Reading, Source } from '../../exporter/src/sources/types';
 import { createLogger } from '../../exporter/src/util/log';

@@ -21,7 +21,7 @@ function tool(name: string, body: string): string {
 }
 
 function meter(command: string, timeoutMs: number): IpmiMeterSource {
-  const cfg = parseConfig({ meters: [{ name: 'bmc', protocol: 'ipmi', tool: 'ipmitool', command }] }).meters[0];
+  const cfg = parseConfig({ cooling: { share: 1 }, meters: [{ name: 'bmc', protocol: 'ipmi', tool: 'ipmitool', command }] }).meters[0];
   return new IpmiMeterSource(cfg as never, timeoutMs, 3, silentLogger);
 }
 

@@ -39,6 +39,7 @@ afterEach(async () => {
 
 function source(port: number): RedfishMeterSource {
   const cfg = parseConfig({
+    cooling: { share: 1 },
     meters: [
       { name: 'bmc', protocol: 'redfish', url: `http://127.0.0.1:${port}`, username: 'u', password: 'sekrit-pass', minInterval: '1ms' },
     ],
@@ -95,7 +96,7 @@ test('an endless answer is cut off at the size cap, not buffered', async () => {
 });
 
 test('meter URLs: only http and https, rejected at start-up naming the field', () => {
-  const cfg = (url: string) => () => parseConfig({ meters: [{ name: 'm', protocol: 'redfish', url }] });
+  const cfg = (url: string) => () => parseConfig({ cooling: { share: 1 }, meters: [{ name: 'm', protocol: 'redfish', url }] });
   expect(cfg('ftp://bmc.example/')).toThrow(/meters\.0\.url.*http:\/\/ or https:\/\//s);
   expect(cfg('file:///etc/passwd')).toThrow(/http:\/\/ or https:\/\//);
   expect(cfg('https://bmc.example')).not.toThrow();

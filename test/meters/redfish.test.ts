@@ -190,8 +190,10 @@ describe('Redfish meters against the DMTF mockups', () => {
 
     // Rate limit: with minInterval 1 h, ten ticks make one round of requests.
     const src = new RedfishMeterSource(
-      parseConfig({ meters: [meter('slow-bmc', pdu, { resource: '/redfish/v1/PowerEquipment/RackPDUs/1', minInterval: '1h' })] })
-        .meters[0] as never,
+      parseConfig({
+        cooling: { share: 1 },
+        meters: [meter('slow-bmc', pdu, { resource: '/redfish/v1/PowerEquipment/RackPDUs/1', minInterval: '1h' })],
+      }).meters[0] as never,
       500,
       cop20,
       silentLogger,
@@ -268,6 +270,7 @@ describe('Redfish meters against the DMTF mockups', () => {
   test('rate limit also after a failure: a refusing BMC is asked at most once per minInterval', async () => {
     const src = new RedfishMeterSource(
       parseConfig({
+        cooling: { share: 1 },
         meters: [meter('refusing-bmc', pdu, { password: 'nope', resource: '/redfish/v1/PowerEquipment/RackPDUs/1', minInterval: '1h' })],
       }).meters[0] as never,
       500,

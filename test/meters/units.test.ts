@@ -6,7 +6,7 @@ import { startExporter } from '../../exporter/src/exporter';
 import { CoolingAccounting } from '../../exporter/src/model/cooling';
 import type { SeriesDelta } from '../../exporter/src/model/energy';
 import { EnergyModel } from '../../exporter/src/model/energy';
-import { createMeterSources } from '../../exporter/src/sources/meters';
+import { createMeterSources } from '../../exporter/src/source-factory';
 import { pointsToReading } from '../../exporter/src/sources/meters/common';
 import { decodeRegisters } from '../../exporter/src/sources/meters/modbus';
 import { resolveRegister } from '../../exporter/src/sources/meters/schema';
@@ -241,9 +241,12 @@ describe('meters configuration', () => {
   });
 
   test('cooling meters without a share or IT meters are refused with a clear message', () => {
-    const c = parseConfig({ meters: [{ name: 'crac', protocol: 'snmp', host: 'h', profile: 'apc-rpdu2' }] });
-    expect(() => createMeterSources(c, silentLogger)).toThrow(ConfigError);
-    expect(() => createMeterSources(c, silentLogger)).toThrow(/cooling\.share: cooling meters are configured/);
+    const c = { meters: [{ name: 'crac', protocol: 'snmp', host: 'h', profile: 'apc-rpdu2' }] };
+    expect(() => parseConfig(c)).toThrow(ConfigError);
+    expect(() => parseConfig(c)).toThrow(/cooling\.share: cooling meters are configured/);
+    expect(() => parseConfig({ cooling: { share: 'it-meters' } })).toThrow(
+      /cooling\.share: "it-meters" needs at least one meter with role: it/,
+    );
     const ok = parseConfig({ cooling: { share: 0.1 }, meters: [{ name: 'crac', protocol: 'snmp', host: 'h', profile: 'apc-rpdu2' }] });
     expect(createMeterSources(ok, silentLogger).map((m) => m.name)).toEqual(['snmp:crac']);
   });

@@ -1,17 +1,28 @@
-import type { Config } from '../config';
-import { DRAM_DEFAULT_WATTS_PER_GIB } from '../inventory/choices';
-import type { Hardware } from '../inventory';
-import type { Logger } from '../util/log';
-import { AmdSmiSource } from './amdsmi';
-import { CpuModelSource } from './cpu-model';
-import { DiskstatsSource } from './diskstats';
-import { DramModelSource } from './dram-model';
-import { createMeterSources } from './meters';
-import { InfinibandSource } from './infiniband';
-import { NIC_DEFAULTS, NetdevSource } from './netdev';
-import { NvmlSource } from './nvml';
-import { RaplSource } from './rapl';
-import type { Source } from './types';
+import type { Config } from './config';
+import { defaultSampleTimeout } from './config';
+import { DRAM_DEFAULT_WATTS_PER_GIB } from './inventory/choices';
+import type { Hardware } from './inventory';
+import type { Logger } from './util/log';
+import { AmdSmiSource } from './sources/amdsmi';
+import { CpuModelSource } from './sources/cpu-model';
+import { DiskstatsSource } from './sources/diskstats';
+import { DramModelSource } from './sources/dram-model';
+import { defaultCop } from './sources/meters/common';
+import { IpmiMeterSource } from './sources/meters/ipmi';
+import { ModbusMeterSource } from './sources/meters/modbus';
+import { RedfishMeterSource } from './sources/meters/redfish';
+import { SnmpMeterSource } from './sources/meters/snmp';
+import type { CoolingMeters } from './model/cooling';
+import { InfinibandSource } from './sources/infiniband';
+import { NIC_DEFAULTS, NetdevSource } from './sources/netdev';
+import { NvmlSource } from './sources/nvml';
+import { RaplSource } from './sources/rapl';
+import type { Source } from './sources/types';
+
+/**
+ * Builds the sources the configuration enables (config → sources): the one place that knows both,
+ * so that sources/ never imports the configuration.
+ */
 
 /**
  * Builds the enabled sources from the configuration. Measured sources win over models: the CPU
@@ -59,4 +70,34 @@ export async function createSources(cfg: Config, log: Logger, hardware?: Hardwar
   // Facility meters (cooling units, the room's IT feeds): one source each.
   sources.push(...createMeterSources(cfg, log));
   return sources;
+}
+
+/** One source per configured meter (docs/meters.md). */
+export function createMeterSources(cfg: Config, log: Logger): Source[] {
+  const cop = defaultCop(cfg.cooling.supplyAirCelsius);
+  const sampleTimeout = cfg.sample.timeout ?? defaultSampleTimeout(cfg.sample.interval);
+  return cfg.meters.map((m) => {
+    // Below the sampler's per-source timeout, so the meter reports its own, clearer error first.
+    const timeout = Math.max(1, Math.min(m.timeout ?? Math.floor(cfg.sample.interval * 0.7), Math.floor(sampleTimeout * 0.9)));
+    const l = log.child({ source: `${m.protocol}:${m.name}` });
+    switch (m.protocol) {
+      case 'snmp':
+        return new SnmpMeterSource(m, timeout, cop, l);
+      case 'modbus':
+        return new ModbusMeterSource(m, timeout, cop, l);
+      case 'redfish':
+        return new RedfishMeterSource(m, timeout, cop, l);
+      case 'ipmi':
+        return new IpmiMeterSource(m, timeout, cop, l);
+    }
+  });
+}
+
+/** The meter names and share for the sampler's cooling accounting. */
+export function coolingMeters(cfg: Config): CoolingMeters {
+  return {
+    cooling: cfg.meters.filter((m) => m.role === 'cooling').map((m) => m.name),
+    it: cfg.meters.filter((m) => m.role === 'it').map((m) => m.name),
+    share: cfg.cooling.share,
+  };
 }
