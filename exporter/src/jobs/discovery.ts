@@ -46,6 +46,18 @@ export function slurmFromCgroup(paths: readonly string[]): DiscoveredJob | undef
   return undefined;
 }
 
+/**
+ * SLURM_JOB_ID from a process environment: clusters with proctrack/linuxproc have no Slurm
+ * cgroups, but every task (batch script, srun steps, array tasks) carries its job's id. Array
+ * tasks have their own SLURM_JOB_ID (SLURM_ARRAY_JOB_ID is the array's), the same id their
+ * cgroup path names, so both discoveries agree on one job.
+ */
+export function slurmFromEnv(value: string | undefined): DiscoveredJob | undefined {
+  const v = value?.trim();
+  if (!v || !/^\d{1,20}$/.test(v)) return undefined;
+  return { id: v, name: `slurm job ${v}`, scheduler: 'slurm' };
+}
+
 export function kubernetesFromCgroup(paths: readonly string[]): DiscoveredJob | undefined {
   for (const p of paths) {
     const m = K8S.exec(p);

@@ -4,6 +4,7 @@ import { isLoopbackHost, parseListenAddress } from '../config';
 import type { Logger } from '../util/log';
 import { createJobsRouter } from './api';
 import { Ledger } from './ledger';
+import { defaultResolvers, MetadataService } from './metadata';
 import { JobRegistry } from './tracker';
 import type { Router } from 'express';
 
@@ -60,5 +61,22 @@ export function createJobs(config: Config, log: Logger): JobsSetup {
   const { registry, ledger } = createRegistry(config, log);
   const { host } = parseListenAddress(config.web.listenAddress);
   const router = createJobsRouter({ registry, log, loopbackOnly: isLoopbackHost(host), token: jobsToken(config) });
-  return { registry, router, ledger, close: () => registry.close() };
+  const metadata = attachMetadata(registry, config, log);
+  return {
+    registry,
+    router,
+    ledger,
+    close: () => {
+      metadata.close();
+      registry.close();
+    },
+  };
+}
+
+/** Scheduler metadata (Slurm, Kubernetes) for new jobs: the registry's onJobAdded/annotate hooks. */
+export function attachMetadata(registry: JobRegistry, config: Config, log: Logger): MetadataService {
+  const mlog = log.child({ component: 'job-metadata' });
+  const service = new MetadataService(defaultResolvers(config.jobs.discovery, mlog), (id, meta) => registry.annotate(id, meta), mlog);
+  registry.onJobAdded = (job) => service.request(job.scheduler, job.id);
+  return service;
 }

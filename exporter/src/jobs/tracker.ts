@@ -11,7 +11,8 @@ import type { Logger } from '../util/log';
 import { CLOCK_TICKS_PER_SECOND } from '../util/procfs';
 import type { DiscoveredJob } from './discovery';
 import { EnvironReader, PENDING } from './environ-reader';
-import { JOB_ID_RE, cgroupPaths, envJob, kubernetesFromCgroup, readHpcMapping, slurmFromCgroup } from './discovery';
+import { JOB_ID_RE, cgroupPaths, envJob, kubernetesFromCgroup, readHpcMapping, slurmFromCgroup, slurmFromEnv } from './discovery';
+import type { JobMetadata } from './metadata';
 import { GpuShareWindow, gpuMatches } from './gpu-shares';
 import type { Ledger, LedgerRow, Totals } from './ledger';
 import { emptyTotals } from './ledger';
@@ -129,6 +130,8 @@ interface Proc {
   kernel: boolean;
   cgroups?: string[];
   envJob?: string;
+  /** SLURM_JOB_ID from its environment (discovery without Slurm cgroups). */
+  slurmJob?: string;
   /** Remaining re-reads of cgroup and environ (a fresh fork may move or exec right after). */
   confirm: number;
   gpuJob?: string;
@@ -178,15 +181,13 @@ export class JobRegistry implements SamplerJobTracker {
 
   constructor(private readonly opts: TrackerOptions) {
     this.metrics = opts.metrics;
-    if (opts.discovery.env) {
+    if (opts.discovery.env || opts.discovery.slurm) {
       this.environs = new EnvironReader(opts.procfs, (pid, environ) => {
         const p = this.procs.get(pid);
         if (!p || environ === undefined) return;
-        const job = environValue(environ, 'JOULEFLOW_JOB');
-        if (job !== p.envJob) {
-          p.envJob = job;
-          this.reclassifyAll = true;
-        }
+        const before = `${p.envJob}|${p.slurmJob}`;
+        this.setEnvJobs(p, environ);
+        if (`${p.envJob}|${p.slurmJob}` !== before) this.reclassifyAll = true;
       });
     }
     this.gpuWindow = new GpuShareWindow(opts.gpuWindow);
@@ -326,7 +327,25 @@ export class JobRegistry implements SamplerJobTracker {
     this.reclassifyAll = true;
     this.metrics?.setJob(this.labelsOf(job), job.start / 1000);
     this.updateLiveGauge();
+    this.onJobAdded?.({ id: job.id, scheduler: job.scheduler });
     return job;
+  }
+
+  // ---------------------------------------------------------------- metadata hooks (jobs/metadata)
+
+  /** Called for every new job: the metadata service looks up its scheduler's name, user, labels. */
+  onJobAdded: ((job: { id: string; scheduler: string }) => void) | undefined;
+
+  /** Applies scheduler metadata to a job (name, user, labels) in the metrics and the ledger. */
+  annotate(id: string, meta: JobMetadata): void {
+    const job = this.jobs.get(id);
+    if (!job) return;
+    if (meta.name) job.name = meta.name;
+    if (meta.user) job.user = meta.user;
+    if (meta.labels) job.labels = { ...meta.labels, ...job.labels };
+    this.metrics?.setJob(this.labelsOf(job), job.start / 1000, job.end !== undefined ? job.end / 1000 : undefined);
+    this.save([this.rowOf(job)]);
+    this.opts.log.info('job metadata resolved', { job_id: id, name: job.name, user: job.user });
   }
 
   private reject(reason: string): void {
@@ -522,10 +541,15 @@ export class JobRegistry implements SamplerJobTracker {
       const text = readFileOrUndefined(pidPath(this.opts.procfs, p.pid, 'cgroup'));
       if (text !== undefined) p.cgroups = cgroupPaths(text);
     }
-    if (this.opts.discovery.env) {
+    if (this.opts.discovery.env || this.opts.discovery.slurm) {
       const env = this.envLookup ? this.envLookup.lookup(p.pid) : readFileOrUndefined(pidPath(this.opts.procfs, p.pid, 'environ'));
-      if (env !== undefined && env !== PENDING) p.envJob = environValue(env, 'JOULEFLOW_JOB');
+      if (env !== undefined && env !== PENDING) this.setEnvJobs(p, env);
     }
+  }
+
+  private setEnvJobs(p: Proc, environ: string): void {
+    if (this.opts.discovery.env) p.envJob = environValue(environ, 'JOULEFLOW_JOB');
+    if (this.opts.discovery.slurm) p.slurmJob = environValue(environ, 'SLURM_JOB_ID');
   }
 
   /** Indexes for classification, rebuilt once per tick. */
@@ -565,6 +589,10 @@ export class JobRegistry implements SamplerJobTracker {
     if (job === undefined && p.envJob !== undefined) {
       const d = envJob(p.envJob);
       if (d) job = this.jobs.has(d.id) ? live(d.id) : this.discovered(d, 'env')?.id;
+    }
+    if (job === undefined && p.slurmJob !== undefined) {
+      const d = slurmFromEnv(p.slurmJob);
+      if (d) job = this.jobs.has(d.id) ? live(d.id) : this.discovered(d, 'slurm')?.id;
     }
     if (job === undefined && p.cgroups && ix.cgroupJobs.length) {
       const cgs = p.cgroups;
@@ -664,9 +692,9 @@ export class JobRegistry implements SamplerJobTracker {
       if (known) {
         if (known.confirm > 0) {
           known.confirm--;
-          const before = `${known.envJob}|${known.cgroups?.join(',')}`;
+          const before = `${known.envJob}|${known.slurmJob}|${known.cgroups?.join(',')}`;
           this.readIdentity(known);
-          if (`${known.envJob}|${known.cgroups?.join(',')}` !== before) this.reclassifyAll = true;
+          if (`${known.envJob}|${known.slurmJob}|${known.cgroups?.join(',')}` !== before) this.reclassifyAll = true;
         }
         continue;
       }
