@@ -23,6 +23,13 @@ let url: string;
 let requests: URL[] = [];
 let hang = false;
 
+/** A self-signed certificate (it is its own CA) in `dir`. */
+function selfSigned(cn: string, key: string, cert: string, ext?: string): void {
+  const args = `req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=${cn}`.split(' ');
+  if (ext) args.push('-addext', ext);
+  execFileSync('openssl', [...args, '-keyout', path.join(dir, key), '-out', path.join(dir, cert)], { stdio: 'ignore' });
+}
+
 function pod(uid: string, name: string, namespace: string, node: string, labels: Record<string, string> = {}): Pod {
   const p = new Pod({
     metadata: { uid, name, namespace, labels },
@@ -45,10 +52,7 @@ const PODS = [
 ];
 
 beforeAll(async () => {
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=kubernetes',
-    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'ca.crt'),
-  ], { stdio: 'ignore' }); // prettier-ignore
+  selfSigned('kubernetes', 'key.pem', 'ca.crt', 'subjectAltName=IP:127.0.0.1');
   fs.writeFileSync(path.join(dir, 'token'), `${TOKEN}\n`);
   server = https.createServer(
     { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.crt')) },
@@ -151,27 +155,7 @@ describe('KubernetesPodResolver', () => {
   });
 
   it('an untrusted server certificate is refused', async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=other',
-        '-keyout',
-        path.join(dir, 'k2.pem'),
-        '-out',
-        path.join(dir, 'other-ca.crt'),
-      ],
-      {
-        stdio: 'ignore',
-      },
-    );
+    selfSigned('other', 'k2.pem', 'other-ca.crt');
     await expect(resolver({ caFile: path.join(dir, 'other-ca.crt') }).resolve('x')).rejects.toThrow(/certificate/i);
   });
 });
