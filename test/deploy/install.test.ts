@@ -47,10 +47,10 @@ it('the launcher says what to do when the program is not built', () => {
 it('npm pack -w exporter → npm install -g → a working jouleflow on PATH', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-install-'));
   try {
-    // dist/ is built by `npm test` before jest; prepack would build it again.
-    const pack = await run('npm', ['pack', '-w', 'exporter', '--ignore-scripts', '--pack-destination', dir, '--json']);
+    // As the README runs it: prepack builds dist/ first.
+    const pack = await run('npm', ['pack', '-w', 'exporter', '--pack-destination', dir, '--json']);
     expect(pack.code).toBe(0);
-    const [{ filename, files }] = JSON.parse(pack.out.slice(pack.out.indexOf('['))) as Array<{
+    const [{ filename, files }] = JSON.parse(pack.out.slice(pack.out.indexOf('[\n'))) as Array<{
       filename: string;
       files: Array<{ path: string }>;
     }>;

@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { RunningExporter } from '../helpers/exporter-process';
 import { Munge, SlurmCluster, slurmAvailable, until, type Proctrack } from './cluster';
+import { parseScontrolJob, slurmMetadata } from '../../exporter/src/jobs/metadata/scontrol';
 import { balance, jobEnergy, jobInfos, jobsShow, scrape, startExporter } from './exporter';
 
 /**
@@ -75,6 +76,19 @@ function ensureUser(): number {
       await exp?.stop();
     });
 
+    // After each test every burner it started is released, whatever happened: a failed test must
+    // not hold the node's CPUs (each test uses its own flag names).
+    const used = new Set<string>();
+    const flagFor = (name: string) => {
+      const f = path.join(flags, name);
+      used.add(f);
+      return f;
+    };
+    afterEach(() => {
+      for (const f of used) fs.writeFileSync(f, '');
+      used.clear();
+    });
+
     /** Waits until a job is on /metrics as a Slurm job with its real name and user. */
     async function appears(id: string, name: string, user: string): Promise<void> {
       await until(
@@ -93,9 +107,16 @@ function ensureUser(): number {
     }
 
     it('a root job: real name and user, energy grows, Σ jobs + unattributed = node, ends on the epilog into the ledger', async () => {
-      const flag = path.join(flags, 'root');
+      const flag = flagFor('root');
       const id = await cluster.sbatch(['--job-name=jf-root-train', '--output=/dev/null', `--wrap=${burner(flag)}`]);
       await appears(id, 'jf-root-train', 'root');
+      // The resolver's parser on the real scontrol's answer.
+      const fields = parseScontrolJob(await cluster.cmd('scontrol', ['show', 'job', '-o', id]));
+      expect(slurmMetadata(fields)).toEqual({
+        name: 'jf-root-train',
+        user: 'root',
+        labels: { partition: 'debug' }, // Account is (null) without accounting storage
+      });
       const e1 = await until(async () => jobEnergy(await metrics(), id) || undefined, `energy of job ${id}`, 30_000);
       const e2 = await until(
         async () => {
@@ -119,19 +140,19 @@ function ensureUser(): number {
     });
 
     it('a non-root job cancelled with scancel: its user, and it ends', async () => {
-      const flag = path.join(flags, 'user');
+      const flag = flagFor('user');
       const id = await cluster.sbatch(['--job-name=jf-user-train', '--output=/dev/null', `--wrap=${burner(flag)}`], USER);
       await appears(id, 'jf-user-train', USER);
       await until(async () => jobEnergy(await metrics(), id) || undefined, `energy of job ${id}`, 30_000);
       await cluster.cmd('scancel', [id]);
       const report = await ended(id);
       expect(report).toMatchObject({ id, user: USER, scheduler: 'slurm', state: 'ended' });
-      expect(await cluster.state(id)).toMatch(/CANCELLED|undefined/);
+      await until(async () => (await cluster.state(id)) === 'CANCELLED' || undefined, `Slurm to report job ${id} CANCELLED`, 30_000);
       fs.writeFileSync(flag, '');
     });
 
     it('an array job: each task is one job under its own SLURM_JOB_ID, found once', async () => {
-      const flag = path.join(flags, 'array');
+      const flag = flagFor('array');
       const arrayId = await cluster.sbatch(['--job-name=jf-array', '--array=0-1', '--output=/dev/null', `--wrap=${burner(flag)}`]);
       // Task ids as Slurm reports them: the first task keeps the array's id, the other gets its own.
       const tasks = await until(
@@ -153,9 +174,44 @@ function ensureUser(): number {
       for (const t of tasks) expect(await ended(t)).toMatchObject({ id: t, state: 'ended' });
     });
 
+    it('multi-node: exporters on two "nodes" (here one host) each report the job under the same id; sum by (job_id) adds them', async () => {
+      if (proctrack !== 'linuxproc') return; // once is enough: discovery is the same
+      const second = await startExporter(path.join(base, 'ledger-second.db'), cluster.env);
+      try {
+        const flag = flagFor('multi');
+        const id = await cluster.sbatch(['--job-name=jf-multi', '--output=/dev/null', `--wrap=${burner(flag)}`]);
+        await appears(id, 'jf-multi', 'root');
+        // The second exporter has no prolog: it finds the job by SLURM_JOB_ID and asks scontrol.
+        const info = await until(
+          async () => {
+            const i = jobInfos(await scrape(second)).get(id);
+            return i?.job_name === 'jf-multi' ? i : undefined;
+          },
+          `job ${id} on the second exporter`,
+          60_000,
+        );
+        expect(info).toMatchObject({ job_id: id, scheduler: 'slurm', user: 'root' });
+        const [a, b] = await until(
+          async () => {
+            const e = [jobEnergy(await metrics(), id), jobEnergy(await scrape(second), id)];
+            return e[0] > 0 && e[1] > 0 ? e : undefined;
+          },
+          `energy of job ${id} on both exporters`,
+          30_000,
+        );
+        // What `sum by (job_id) (jouleflow_job_energy_joules_total)` over both instances returns.
+        const summed = a + b;
+        expect(summed).toBeGreaterThan(Math.max(a, b));
+        fs.writeFileSync(flag, '');
+        await ended(id);
+      } finally {
+        await second.stop();
+      }
+    });
+
     it('a two-step job (srun twice) is one job', async () => {
-      const flag1 = path.join(flags, 'step1');
-      const flag2 = path.join(flags, 'step2');
+      const flag1 = flagFor('step1');
+      const flag2 = flagFor('step2');
       const before = new Set(jobInfos(await metrics()).keys());
       const id = await cluster.sbatch(['--job-name=jf-steps', '--output=/dev/null', `--wrap=srun ${burner(flag1)}; srun ${burner(flag2)}`]);
       await appears(id, 'jf-steps', 'root');

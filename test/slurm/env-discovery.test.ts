@@ -1,0 +1,92 @@
+import { JobRegistry } from '../../exporter/src/jobs/tracker';
+import { Metrics } from '../../exporter/src/metrics';
+import { silentLogger } from '../../exporter/src/util/log';
+import { FakeProcfs } from '../jobs/fakeproc';
+
+/**
+ * Slurm discovery from SLURM_JOB_ID in /proc/PID/environ (no Slurm cgroups, proctrack/linuxproc)
+ * on a fake procfs tree, and the registry's metadata hooks: onJobAdded announces each new job,
+ * annotate() puts the scheduler's name and user into jouleflow_job_info.
+ */
+
+const OLD = 50_000;
+
+function setup(discovery = { slurm: true, kubernetes: true, env: true }) {
+  const fake = new FakeProcfs();
+  let uptime = 1000;
+  const clock = () => 1_700_000_000_000 + uptime * 1000;
+  const registry = new JobRegistry({
+    procfs: fake.root,
+    log: silentLogger,
+    clock,
+    liveCap: 100,
+    retentionMs: 60_000,
+    checkpointMs: 1000,
+    gpuWindow: 3,
+    carbon: { zone: 'test' },
+    discovery,
+  });
+  const step = () => {
+    uptime += 1;
+    fake.uptime(uptime);
+    return registry.measure(clock(), []);
+  };
+  return { fake, registry, step };
+}
+
+it('a process with SLURM_JOB_ID is in that Slurm job, with its children; JOULEFLOW_JOB takes precedence', () => {
+  const { fake, registry, step } = setup();
+  const added: Array<{ id: string; scheduler: string }> = [];
+  registry.onJobAdded = (j) => added.push(j);
+  fake.set(400, { ppid: 1, environ: { SLURM_JOB_ID: '1234', SLURM_ARRAY_JOB_ID: '1200', PATH: '/bin' }, starttime: OLD });
+  fake.set(401, { ppid: 400, starttime: OLD + 1 });
+  fake.set(402, { ppid: 1, environ: { SLURM_JOB_ID: '1234', JOULEFLOW_JOB: 'inner-run' }, starttime: OLD });
+  fake.set(403, { ppid: 1, environ: { SLURM_JOB_ID: 'not-a-number' }, starttime: OLD });
+  step();
+  const m = registry.membership();
+  expect([m.get(400), m.get(401), m.get(402), m.get(403)]).toEqual(['1234', '1234', 'inner-run', undefined]);
+  expect(registry.list().find((j) => j.id === '1234')).toMatchObject({ scheduler: 'slurm', name: 'slurm job 1234' });
+  expect(added).toEqual(
+    expect.arrayContaining([
+      { id: '1234', scheduler: 'slurm' },
+      { id: 'inner-run', scheduler: 'env' },
+    ]),
+  );
+  fake.cleanup();
+});
+
+it('the same job from a cgroup path and from the environment is one job', () => {
+  const { fake, registry, step } = setup();
+  fake.set(500, { ppid: 1, cgroup: '4:freezer:/slurm_vm/uid_0/job_77/step_batch\n', starttime: OLD });
+  fake.set(501, { ppid: 1, environ: { SLURM_JOB_ID: '77' }, starttime: OLD });
+  step();
+  expect(registry.list().filter((j) => j.id === '77')).toHaveLength(1);
+  expect([registry.membership().get(500), registry.membership().get(501)]).toEqual(['77', '77']);
+  fake.cleanup();
+});
+
+it('Slurm discovery off: SLURM_JOB_ID is ignored', () => {
+  const { fake, registry, step } = setup({ slurm: false, kubernetes: false, env: true });
+  fake.set(600, { ppid: 1, environ: { SLURM_JOB_ID: '9' }, starttime: OLD });
+  step();
+  expect(registry.membership().get(600)).toBeUndefined();
+  fake.cleanup();
+});
+
+it("annotate(): the scheduler's name, user and labels reach jouleflow_job_info and the job's report", async () => {
+  const { fake, registry, step } = setup();
+  const metrics = new Metrics('normal');
+  registry.attach(metrics);
+  fake.set(700, { ppid: 1, environ: { SLURM_JOB_ID: '4242' }, starttime: OLD });
+  step();
+  expect(await metrics.registry.getSingleMetricAsString('jouleflow_job_info')).toMatch(
+    /job_id="4242",job_name="slurm job 4242",user="",scheduler="slurm"/,
+  );
+  registry.annotate('4242', { name: 'gpt2-train', user: 'alice', labels: { partition: 'gpu', account: 'nlp' } });
+  const info = await metrics.registry.getSingleMetricAsString('jouleflow_job_info');
+  expect(info).toMatch(/job_id="4242",job_name="gpt2-train",user="alice",scheduler="slurm"\} 1/);
+  expect(info).not.toMatch(/slurm job 4242/); // the placeholder series is gone, not left beside it
+  expect(registry.get('4242')).toMatchObject({ name: 'gpt2-train', user: 'alice', labels: { partition: 'gpu', account: 'nlp' } });
+  registry.annotate('no-such-job', { name: 'x' }); // a job gone meanwhile: nothing happens
+  fake.cleanup();
+});
