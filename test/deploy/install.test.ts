@@ -16,13 +16,17 @@ jest.setTimeout(600_000);
 const ROOT = path.resolve(__dirname, '../..');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'exporter/package.json'), 'utf8')) as { version: string }).version;
 
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
     execFile(
       cmd,
       args,
       { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, timeout: 540_000, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }),
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
     );
   });
 }
@@ -31,7 +35,7 @@ it('npm ci linked node_modules/.bin/jouleflow to the committed launcher, which r
   const link = path.join(ROOT, 'node_modules/.bin/jouleflow');
   expect(fs.realpathSync(link)).toBe(path.join(ROOT, 'exporter/bin/jouleflow.js'));
   const r = await run(link, ['--version']);
-  expect(r).toEqual({ code: 0, out: `${VERSION}\n` });
+  expect(r).toMatchObject({ code: 0, out: `${VERSION}\n` });
 });
 
 it('the launcher says what to do when the program is not built', () => {
@@ -49,7 +53,7 @@ it('npm pack -w exporter → npm install -g → a working jouleflow on PATH', as
   try {
     // As the README runs it: prepack builds dist/ first.
     const pack = await run('npm', ['pack', '-w', 'exporter', '--pack-destination', dir, '--json']);
-    expect(pack.code).toBe(0);
+    expect({ code: pack.code, err: pack.code === 0 ? '' : pack.err }).toEqual({ code: 0, err: '' });
     const [{ filename, files }] = JSON.parse(pack.out.slice(pack.out.indexOf('[\n'))) as Array<{
       filename: string;
       files: Array<{ path: string }>;
@@ -69,10 +73,10 @@ it('npm pack -w exporter → npm install -g → a working jouleflow on PATH', as
       '--no-fund',
       path.join(dir, filename),
     ]);
-    expect({ code: install.code, out: install.code === 0 ? '' : install.out }).toEqual({ code: 0, out: '' });
+    expect({ code: install.code, out: install.code === 0 ? '' : install.out + install.err }).toEqual({ code: 0, out: '' });
     const bin = path.join(prefix, 'bin/jouleflow');
     const env = { PATH: `${path.join(prefix, 'bin')}:${process.env.PATH}` };
-    expect(await run('jouleflow', ['--version'], { env, cwd: dir })).toEqual({ code: 0, out: `${VERSION}\n` });
+    expect(await run('jouleflow', ['--version'], { env, cwd: dir })).toMatchObject({ code: 0, out: `${VERSION}\n` });
 
     // It serves, with its native SQLite ledger: a job registered through the API is in `jobs ls`.
     const ledger = path.join(dir, 'jobs.db');

@@ -1,4 +1,5 @@
 import { spawnSync } from 'child_process';
+import Database from 'better-sqlite3';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -135,6 +136,15 @@ function ensureUser(): number {
       const report = await ended(id);
       expect(report).toMatchObject({ id, name: 'jf-root-train', scheduler: 'slurm', user: 'root', state: 'ended' });
       expect((report.total as { joules: number }).joules).toBeGreaterThanOrEqual(e2 - 1e-6);
+      // The ledger itself (what `jobs show` reads once the job leaves memory) has the same totals.
+      const db = new Database(ledger, { readonly: true });
+      const row = db.prepare('SELECT end_ms, compute_j + transmit_j + store_j + cooling_j AS j FROM jobs WHERE id = ?').get(id) as {
+        end_ms: number | null;
+        j: number;
+      };
+      db.close();
+      expect(row.end_ms).not.toBeNull();
+      expect(row.j).toBeCloseTo((report.total as { joules: number }).joules, 6);
       expect(hookLines()).toMatch(new RegExp(`prolog_slurmd job=${id}: register: .*HTTP 201`));
       expect(hookLines()).toMatch(new RegExp(`epilog_slurmd job=${id}: end \\(exit code 0\\): .*HTTP 200`));
     });

@@ -115,7 +115,6 @@ describe('KubernetesPodResolver', () => {
     const r = resolver();
     expect(await r.resolve('11111111-2222-3333-4444-555555555555')).toEqual({
       name: 'ml/gpt2-train-0',
-      user: 'ml',
       labels: {
         namespace: 'ml',
         pod: 'gpt2-train-0',

@@ -66,7 +66,8 @@ export function podMetadata(pod: PodDoc, podLabels: readonly string[]): JobMetad
     const v = m.labels?.[key];
     if (v !== undefined) labels[`label_${key.replace(/[^A-Za-z0-9_]/g, '_')}`] = v;
   }
-  return { name: `${m.namespace}/${m.name}`, user: m.namespace, labels };
+  // No user: a pod has none (its namespace is in the labels).
+  return { name: `${m.namespace}/${m.name}`, labels };
 }
 
 export class KubernetesPodResolver implements MetadataResolver {
