@@ -4,7 +4,7 @@ import { isLoopbackHost, parseListenAddress } from '../config';
 import type { Logger } from '../util/log';
 import { createJobsRouter } from './api';
 import { Ledger } from './ledger';
-import { defaultResolvers, MetadataService } from './metadata';
+import { defaultResolvers, MetadataService, type MetadataResolver } from './metadata';
 import { JobRegistry } from './tracker';
 import type { Router } from 'express';
 
@@ -74,9 +74,18 @@ export function createJobs(config: Config, log: Logger): JobsSetup {
 }
 
 /** Scheduler metadata (Slurm, Kubernetes) for new jobs: the registry's onJobAdded/annotate hooks. */
-export function attachMetadata(registry: JobRegistry, config: Config, log: Logger): MetadataService {
+export function attachMetadata(
+  registry: JobRegistry,
+  config: Pick<Config, 'jobs'>,
+  log: Logger,
+  resolvers?: MetadataResolver[],
+): MetadataService {
   const mlog = log.child({ component: 'job-metadata' });
-  const service = new MetadataService(defaultResolvers(config.jobs.discovery, mlog), (id, meta) => registry.annotate(id, meta), mlog);
+  const service = new MetadataService(
+    resolvers ?? defaultResolvers(config.jobs.discovery, mlog),
+    (id, meta) => registry.annotate(id, meta),
+    mlog,
+  );
   registry.onJobAdded = (job) => service.request(job.scheduler, job.id);
   return service;
 }

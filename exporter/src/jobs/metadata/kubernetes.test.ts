@@ -6,7 +6,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { PodList } from 'kubernetes-models/v1/PodList';
-import { createLogger } from '../../util/log';
+import { FakeProcfs } from '../../../../test/jobs/fakeproc';
+import { parseConfig } from '../../config';
+import { createLogger, silentLogger } from '../../util/log';
+import { attachMetadata } from '../index';
+import { JobRegistry } from '../tracker';
 import { defaultResolvers } from './index';
 import { inClusterPodOptions, KubernetesPodResolver } from './kubernetes';
 
@@ -156,6 +160,44 @@ describe('KubernetesPodResolver', () => {
   it('an untrusted server certificate is refused', async () => {
     selfSigned('other', 'k2.pem', 'other-ca.crt');
     await expect(resolver({ caFile: path.join(dir, 'other-ca.crt') }).resolve('x')).rejects.toThrow(/certificate/i);
+  });
+});
+
+describe('a discovered pod gets its name', () => {
+  it('kubepods cgroup → job <uid> → the API → jouleflow job "ml/gpt2-train-0" with its namespace, pod and container labels', async () => {
+    const fake = new FakeProcfs();
+    const config = parseConfig({});
+    const registry = new JobRegistry({
+      procfs: fake.root,
+      log: silentLogger,
+      liveCap: 10,
+      retentionMs: 60_000,
+      checkpointMs: 1000,
+      gpuWindow: 3,
+      carbon: config.carbon,
+      discovery: { slurm: false, kubernetes: true, env: false },
+    });
+    const service = attachMetadata(registry, config, silentLogger, [resolver()]);
+    try {
+      fake.set(900, {
+        ppid: 1,
+        starttime: 50_000,
+        cgroup: '0::/kubepods.slice/kubepods-pod11111111_2222_3333_4444_555555555555.slice/cri-containerd-1.scope\n',
+      });
+      registry.measure(Date.now(), []);
+      const uid = '11111111-2222-3333-4444-555555555555';
+      expect(registry.get(uid)?.name).toBe(`pod ${uid}`);
+      await service.idle();
+      expect(registry.get(uid)).toMatchObject({
+        name: 'ml/gpt2-train-0',
+        scheduler: 'kubernetes',
+        labels: { namespace: 'ml', pod: 'gpt2-train-0', container: 'trainer,sidecar', label_team: 'nlp' },
+      });
+    } finally {
+      service.close();
+      registry.close();
+      fake.cleanup();
+    }
   });
 });
 
