@@ -58,6 +58,7 @@ it('npm pack -w exporter → npm install -g → a working jouleflow on PATH', as
       filename: string;
       files: Array<{ path: string }>;
     }>;
+    expect(filename).toBe(`jouleflow-exporter-${VERSION}.tgz`); // the name the README installs
     const paths = files.map((f) => f.path);
     expect(paths).toEqual(expect.arrayContaining(['bin/jouleflow.js', 'dist/main.js', 'package.json']));
     expect(paths.filter((p) => /\.test\.|^src\//.test(p))).toEqual([]);
