@@ -26,7 +26,12 @@ export function slurmAvailable(): string | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function until<T>(fn: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
+/** Polls `fn` until it returns a value; `what` (or its result, computed on failure) names what is awaited. */
+export async function until<T>(
+  fn: () => T | undefined | Promise<T | undefined>,
+  what: string | (() => string),
+  timeoutMs: number,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -36,7 +41,10 @@ export async function until<T>(fn: () => T | undefined | Promise<T | undefined>,
     } catch (err) {
       last = err;
     }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > end) {
+      const name = typeof what === 'function' ? what() : what;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${name}${last ? `: ${String(last)}` : ''}`);
+    }
     await sleep(200);
   }
 }

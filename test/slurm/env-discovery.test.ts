@@ -42,9 +42,12 @@ it('a process with SLURM_JOB_ID is in that Slurm job, with its children; JOULEFL
   fake.set(401, { ppid: 400, starttime: OLD + 1 });
   fake.set(402, { ppid: 1, environ: { SLURM_JOB_ID: '1234', JOULEFLOW_JOB: 'inner-run' }, starttime: OLD });
   fake.set(403, { ppid: 1, environ: { SLURM_JOB_ID: 'not-a-number' }, starttime: OLD });
+  // The prolog (run by slurmd with the job's id) is not the job.
+  fake.set(404, { ppid: 1, environ: { SLURM_JOB_ID: '1235', SLURM_SCRIPT_CONTEXT: 'prolog_slurmd' }, starttime: OLD });
   step();
   const m = registry.membership();
-  expect([m.get(400), m.get(401), m.get(402), m.get(403)]).toEqual(['1234', '1234', 'inner-run', undefined]);
+  expect([m.get(400), m.get(401), m.get(402), m.get(403), m.get(404)]).toEqual(['1234', '1234', 'inner-run', undefined, undefined]);
+  expect(registry.get('1235')).toBeUndefined();
   expect(registry.list().find((j) => j.id === '1234')).toMatchObject({ scheduler: 'slurm', name: 'slurm job 1234' });
   expect(added).toEqual(
     expect.arrayContaining([
@@ -88,29 +91,5 @@ it("annotate(): the scheduler's name, user and labels reach jouleflow_job_info a
   expect(info).not.toMatch(/slurm job 4242/); // the placeholder series is gone, not left beside it
   expect(registry.get('4242')).toMatchObject({ name: 'gpt2-train', user: 'alice', labels: { partition: 'gpu', account: 'nlp' } });
   registry.annotate('no-such-job', { name: 'x' }); // a job gone meanwhile: nothing happens
-  fake.cleanup();
-});
-
-it('a job registered by the Slurm prolog (cgroup, scheduler=slurm) ends with its last process when no epilog comes', () => {
-  const { fake, registry, step } = setup();
-  registry.register({ id: '88', name: 'slurm job 88', cgroup: '/slurm/uid_0/job_88', labels: { scheduler: 'slurm' } });
-  registry.register({ id: 'kept', name: 'api cgroup job', cgroup: '/custom/kept' });
-  step(); // no process yet: both stay running (the prolog runs before the job's first process)
-  expect(registry.get('88')?.state).toBe('running');
-  fake.set(800, { ppid: 1, environ: { SLURM_JOB_ID: '88' }, starttime: 100_500 });
-  fake.set(801, { ppid: 1, cgroup: '0::/custom/kept/task\n', starttime: 100_500 });
-  step();
-  expect([registry.membership().get(800), registry.membership().get(801)]).toEqual(['88', 'kept']);
-  fake.remove(800);
-  fake.remove(801);
-  step();
-  // The sampler records each tick's split; a job asked to end ends there.
-  registry.record(
-    { t: Date.now(), dt: 1, series: [], events: [] },
-    { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
-  );
-  expect(registry.get('88')?.state).toBe('ended');
-  // Other API jobs given by cgroup keep waiting for their end call, as before.
-  expect(registry.get('kept')?.state).toBe('running');
   fake.cleanup();
 });

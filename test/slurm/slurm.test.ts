@@ -97,7 +97,7 @@ function ensureUser(): number {
           const info = jobInfos(await metrics()).get(id);
           return info?.scheduler === 'slurm' && info.job_name === name && info.user === user ? info : undefined;
         },
-        `job ${id} (${name}, ${user}) in jouleflow_job_info\n${exp.logs().slice(-2000)}`,
+        () => `job ${id} (${name}, ${user}) in jouleflow_job_info\n${exp.logs().slice(-2000)}`,
         60_000,
       );
     }
@@ -124,7 +124,7 @@ function ensureUser(): number {
           const e = jobEnergy(await metrics(), id);
           return e > e1 ? e : undefined;
         },
-        `energy of job ${id} to grow past ${e1} J`,
+        () => `energy of job ${id} to grow past ${e1} J\n${exp.logs().slice(-3000)}`,
         30_000,
       );
       expect(e2).toBeGreaterThan(e1);

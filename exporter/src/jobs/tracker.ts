@@ -549,7 +549,11 @@ export class JobRegistry implements SamplerJobTracker {
 
   private setEnvJobs(p: Proc, environ: string): void {
     if (this.opts.discovery.env) p.envJob = environValue(environ, 'JOULEFLOW_JOB');
-    if (this.opts.discovery.slurm) p.slurmJob = environValue(environ, 'SLURM_JOB_ID');
+    // Slurm's prolog and epilog run with the job's SLURM_JOB_ID too, and SLURM_SCRIPT_CONTEXT: they
+    // are not the job (found first, the job would end with them and never reopen).
+    if (this.opts.discovery.slurm) {
+      p.slurmJob = environValue(environ, 'SLURM_SCRIPT_CONTEXT') === undefined ? environValue(environ, 'SLURM_JOB_ID') : undefined;
+    }
   }
 
   /** Indexes for classification, rebuilt once per tick. */
@@ -784,10 +788,7 @@ export class JobRegistry implements SamplerJobTracker {
       }
       const rootsGone = job.roots.size > 0 && ![...job.roots].some((r) => current.has(r));
       const gone = a.members === 0 && (job.hadMembers || job.resumedUpdated !== undefined || rootsGone);
-      // A Slurm prolog's job (scheduler=slurm) also ends with its last process: if the epilog
-      // cannot reach the exporter, the job must not stay running for ever.
-      const selfEnding = job.source === 'api' && ((job.cgroup === undefined && job.gpus.length === 0) || job.scheduler === 'slurm');
-      if (gone && (AUTO_END_SOURCES.has(job.source) || selfEnding)) {
+      if (gone && (AUTO_END_SOURCES.has(job.source) || (job.source === 'api' && job.cgroup === undefined && job.gpus.length === 0))) {
         job.endRequested = true;
       }
     }
