@@ -93,3 +93,27 @@ it("annotate(): the scheduler's name, user and labels reach jouleflow_job_info a
   registry.annotate('no-such-job', { name: 'x' }); // a job gone meanwhile: nothing happens
   fake.cleanup();
 });
+
+it('a job registered by the Slurm prolog (cgroup, scheduler=slurm) ends with its last process when no epilog comes', () => {
+  const { fake, registry, step } = setup();
+  registry.register({ id: '88', name: 'slurm job 88', cgroup: '/slurm/uid_0/job_88', labels: { scheduler: 'slurm' } });
+  registry.register({ id: 'kept', name: 'api cgroup job', cgroup: '/custom/kept' });
+  step(); // no process yet: both stay running (the prolog runs before the job's first process)
+  expect(registry.get('88')?.state).toBe('running');
+  fake.set(800, { ppid: 1, environ: { SLURM_JOB_ID: '88' }, starttime: 100_500 });
+  fake.set(801, { ppid: 1, cgroup: '0::/custom/kept/task\n', starttime: 100_500 });
+  step();
+  expect([registry.membership().get(800), registry.membership().get(801)]).toEqual(['88', 'kept']);
+  fake.remove(800);
+  fake.remove(801);
+  step();
+  // The sampler records each tick's split; a job asked to end ends there.
+  registry.record(
+    { t: Date.now(), dt: 1, series: [], events: [] },
+    { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } },
+  );
+  expect(registry.get('88')?.state).toBe('ended');
+  // Other API jobs given by cgroup keep waiting for their end call, as before.
+  expect(registry.get('kept')?.state).toBe('running');
+  fake.cleanup();
+});

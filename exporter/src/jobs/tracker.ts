@@ -788,7 +788,10 @@ export class JobRegistry implements SamplerJobTracker {
       }
       const rootsGone = job.roots.size > 0 && ![...job.roots].some((r) => current.has(r));
       const gone = a.members === 0 && (job.hadMembers || job.resumedUpdated !== undefined || rootsGone);
-      if (gone && (AUTO_END_SOURCES.has(job.source) || (job.source === 'api' && job.cgroup === undefined && job.gpus.length === 0))) {
+      // A Slurm prolog's job (scheduler=slurm) also ends with its last process: if the epilog
+      // cannot reach the exporter, the job must not stay running for ever.
+      const selfEnding = job.source === 'api' && ((job.cgroup === undefined && job.gpus.length === 0) || job.scheduler === 'slurm');
+      if (gone && (AUTO_END_SOURCES.has(job.source) || selfEnding)) {
         job.endRequested = true;
       }
     }
