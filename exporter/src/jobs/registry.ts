@@ -68,6 +68,8 @@ export class JobRegistry {
   private lastPrune = -Infinity;
   /** Discovered ids refused for the cap: retried once a place is free. */
   private readonly refusedDiscovered = new Set<string>();
+  /** Called for every new job (the metadata service looks up its scheduler's name, user, labels). */
+  onJobAdded: ((job: { id: string; scheduler: string }) => void) | undefined;
   /** Bumped whenever the set of running jobs or their definitions change (membership must be redone). */
   generation = 0;
 
@@ -167,19 +169,22 @@ export class JobRegistry {
     this.jobs.set(job.id, job);
     this.generation++;
     this.save([this.rowOf(job)]);
+    this.onJobAdded?.({ id: job.id, scheduler: job.scheduler });
     return job;
   }
 
   /**
    * Fills in a job's display metadata resolved after it was found (a Slurm or Kubernetes lookup):
    * its series get the new labels from the next snapshot on, and the ledger row is updated.
+   * Extra `labels` (partition, account, namespace…) go to the record; labels it already has win.
    */
-  describe(id: string, meta: { name?: string; user?: string; scheduler?: string }): boolean {
+  describe(id: string, meta: { name?: string; user?: string; scheduler?: string; labels?: Record<string, string> }): boolean {
     const job = this.jobs.get(id);
     if (!job) return false;
-    job.name = meta.name ?? job.name;
-    job.user = meta.user ?? job.user;
+    job.name = meta.name || job.name;
+    job.user = meta.user || job.user;
     job.scheduler = meta.scheduler ?? job.scheduler;
+    if (meta.labels) job.labels = { ...meta.labels, ...job.labels };
     job.seriesLabels = seriesLabels(job.id, job.name, job.user, job.scheduler);
     this.save([this.rowOf(job)]);
     return true;
