@@ -91,14 +91,26 @@ it('prolog: registers the job with its id, name (JSON-escaped), user, partition,
   expect(r.log.trim().split('\n')).toEqual([expect.stringMatching(/jouleflow-slurm prolog_slurmd job=42: register: HTTP 201$/)]);
 });
 
-it('epilog: ends the job, logging its exit code', async () => {
-  const api = await server((_req, res) => res.writeHead(200).end('{}'));
-  const r = await hook({ SLURM_SCRIPT_CONTEXT: 'epilog_slurmd', SLURM_JOB_ID: '42', SLURM_JOB_EXIT_CODE: '3' }, `JOULEFLOW_URL=${api.url}`);
-  await api.close();
-  expect(r.code).toBe(0);
-  expect(api.seen.map((s) => `${s.method} ${s.url}`)).toEqual(['POST /api/v1/jobs/42/end']);
-  expect(r.log).toMatch(/epilog_slurmd job=42: end \(exit code 3\): HTTP 200\n$/);
-});
+it.each([
+  // [environment, exit_code sent (undefined: none), logged]
+  [{ SLURM_JOB_EXIT_CODE: String(3 << 8) }, 3, '3'], // wait(2) status: exited with 3
+  [{ SLURM_JOB_EXIT_CODE: '9' }, 137, '137'], // wait(2) status: killed by SIGKILL
+  [{ SLURM_JOB_EXIT_CODE2: '2:0', SLURM_JOB_EXIT_CODE: '0' }, 2, '2'], // exit:signal wins
+  [{ SLURM_JOB_EXIT_CODE2: '0:15' }, 143, '143'],
+  [{ SLURM_JOB_EXIT_CODE: 'x1' }, undefined, 'unknown'],
+  [{}, undefined, 'unknown'],
+] as Array<[Record<string, string>, number | undefined, string]>)(
+  'epilog: ends the job with its exit code (%j)',
+  async (env, sent, logged) => {
+    const api = await server((_req, res) => res.writeHead(200).end('{}'));
+    const r = await hook({ SLURM_SCRIPT_CONTEXT: 'epilog_slurmd', SLURM_JOB_ID: '42', ...env }, `JOULEFLOW_URL=${api.url}`);
+    await api.close();
+    expect(r.code).toBe(0);
+    expect(api.seen.map((s) => `${s.method} ${s.url}`)).toEqual(['POST /api/v1/jobs/42/end']);
+    expect(JSON.parse(api.seen[0].body)).toEqual(sent === undefined ? {} : { exit_code: sent });
+    expect(r.log).toMatch(new RegExp(`epilog_slurmd job=42: end \\(exit code ${logged}\\): HTTP 200\n$`));
+  },
+);
 
 it('exporter down: exit 0 and one log line saying so', async () => {
   const api = await server(() => undefined);

@@ -246,10 +246,11 @@ export class JobRegistry {
 
   /**
    * Ends a job: its last interval is measured at the next tick, then the final report resolves.
-   * Ending an ended job returns its report. If no tick comes within `timeoutMs` the job ends
-   * without that last interval.
+   * Ending an ended job returns its report (an exit code given then is ignored). If no tick comes
+   * within `timeoutMs` the job ends without that last interval.
    */
-  end(id: string, timeoutMs = 10_000): Promise<JobReport> {
+  end(id: string, opts: { timeoutMs?: number; exitCode?: number } = {}): Promise<JobReport> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
     const job = this.jobs.get(id);
     if (!job) {
       const row = this.opts.ledger?.get(id);
@@ -258,6 +259,7 @@ export class JobRegistry {
     }
     if (job.end !== undefined) return Promise.resolve(this.reportOf(job));
     job.endRequested = true;
+    if (opts.exitCode !== undefined) job.exitCode = opts.exitCode;
     return new Promise<JobReport>((resolve) => {
       const timer = setTimeout(() => {
         if (job.end === undefined) this.finish(job, this.opts.clock());

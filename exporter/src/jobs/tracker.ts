@@ -117,8 +117,8 @@ export class JobTracker {
     });
   }
 
-  end(id: string, timeoutMs?: number): Promise<JobReport> {
-    return this.registry.end(id, timeoutMs);
+  end(id: string, opts?: { timeoutMs?: number; exitCode?: number }): Promise<JobReport> {
+    return this.registry.end(id, opts);
   }
 
   get(id: string): JobReport | undefined {
