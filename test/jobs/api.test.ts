@@ -360,14 +360,18 @@ describe('jobs API: ownership, bounded lists and retained jobs', () => {
     const ended = await ending;
     expect([ended.status, ended.body.state, ended.body.exitCode]).toEqual([200, 'ended', 3]);
     expect(ctx.ledger.get('ex')?.spec.exitCode).toBe(3);
-    // Ending again (the epilog retried, with another code): the first end stands.
+    // Ending again (the epilog retried, with another code): the first code stands.
     expect((await call(ctx, 'POST', '/jobs/ex/end', { exit_code: 1 })).body.exitCode).toBe(3);
-    // Without a body, as before: no exit code.
+    // Without a body, as before: no exit code; one given later (a Slurm job that ended with its
+    // last process before its epilog called) is kept, once.
     expect((await call(ctx, 'POST', '/jobs', { id: 'plain', name: 'plain', pids: [101] })).status).toBe(201);
     const plain = call(ctx, 'POST', '/jobs/plain/end');
     for (let i = 0; i < 500 && !ctx.registry.registry.job('plain')?.endRequested; i++) await new Promise((r) => setTimeout(r, 10));
     interval(ctx, []);
     expect((await plain).body).not.toHaveProperty('exitCode');
+    expect((await call(ctx, 'POST', '/jobs/plain/end', { exit_code: 0 })).body).toMatchObject({ state: 'ended', exitCode: 0 });
+    expect((await call(ctx, 'POST', '/jobs/plain/end', { exit_code: 9 })).body.exitCode).toBe(0);
+    expect(ctx.ledger.get('plain')?.spec.exitCode).toBe(0);
   });
 
   it('keeps at most endedCap ended jobs live; older ones stay in the ledger', async () => {

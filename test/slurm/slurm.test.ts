@@ -138,13 +138,22 @@ function ensureUser(): number {
       expect((report.total as { joules: number }).joules).toBeGreaterThanOrEqual(e2 - 1e-6);
       // The ledger itself (what `jobs show` reads once the job leaves memory) has the same totals.
       const db = new Database(ledger, { readonly: true });
-      const row = db.prepare('SELECT end_ms, compute_j + transmit_j + store_j + cooling_j AS j FROM jobs WHERE id = ?').get(id) as {
+      const row = db.prepare('SELECT end_ms, totals FROM jobs WHERE id = ?').get(id) as {
         end_ms: number | null;
-        j: number;
+        totals: string;
       };
       db.close();
       expect(row.end_ms).not.toBeNull();
-      expect(row.j).toBeCloseTo((report.total as { joules: number }).joules, 6);
+      // Totals are stored per component and method: their sum, here, is the report's total.
+      const totals = JSON.parse(row.totals) as Record<string, Record<string, number>>;
+      const j = Object.values(totals).reduce((a, byMethod) => a + Object.values(byMethod).reduce((b, v) => b + v, 0), 0);
+      expect(j).toBeCloseTo((report.total as { joules: number }).joules, 6);
+      // The epilog's exit code (the burner exits 0), kept even when the job ended with its last process first.
+      await until(async () => (await jobsShow(exp, id)).exitCode === 0 || undefined, `exit code of job ${id} from the epilog`, 30_000);
+      const db2 = new Database(ledger, { readonly: true });
+      const spec = db2.prepare('SELECT spec FROM jobs WHERE id = ?').get(id) as { spec: string };
+      db2.close();
+      expect(JSON.parse(spec.spec)).toMatchObject({ exitCode: 0 });
       expect(hookLines()).toMatch(new RegExp(`prolog_slurmd job=${id}: register: .*HTTP 201`));
       expect(hookLines()).toMatch(new RegExp(`epilog_slurmd job=${id}: end \\(exit code 0\\): .*HTTP 200`));
     });

@@ -246,8 +246,9 @@ export class JobRegistry {
 
   /**
    * Ends a job: its last interval is measured at the next tick, then the final report resolves.
-   * Ending an ended job returns its report (an exit code given then is ignored). If no tick comes
-   * within `timeoutMs` the job ends without that last interval.
+   * Ending an ended job returns its report; an exit code given then is kept if it had none (a Slurm
+   * job may end with its last process just before its epilog's call). If no tick comes within
+   * `timeoutMs` the job ends without that last interval.
    */
   end(id: string, opts: { timeoutMs?: number; exitCode?: number } = {}): Promise<JobReport> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -257,7 +258,13 @@ export class JobRegistry {
       if (row) return Promise.resolve(buildReport(row, row.end === undefined, this.opts.clock(), this.opts.carbon));
       return Promise.reject(new JobError('not_found', `no job "${id}"`));
     }
-    if (job.end !== undefined) return Promise.resolve(this.reportOf(job));
+    if (job.end !== undefined) {
+      if (opts.exitCode !== undefined && job.exitCode === undefined) {
+        job.exitCode = opts.exitCode;
+        this.save([this.rowOf(job)]);
+      }
+      return Promise.resolve(this.reportOf(job));
+    }
     job.endRequested = true;
     if (opts.exitCode !== undefined) job.exitCode = opts.exitCode;
     return new Promise<JobReport>((resolve) => {
