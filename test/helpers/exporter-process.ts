@@ -19,12 +19,21 @@ export interface RunningExporter {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `jouleflow serve` with the given flags on a free loopback port and waits until it serves. */
-export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<RunningExporter> {
-  ensureBuilt();
+/**
+ * Starts `jouleflow serve` with the given flags on a free loopback port and waits until it serves.
+ * `command`: an installed `jouleflow` executable instead of this checkout's build.
+ */
+export async function startServe(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 20_000,
+  command?: string,
+): Promise<RunningExporter> {
+  if (!command) ensureBuilt();
   // Tests never share the default ledger (/var/lib/jouleflow): one without a ledger flag gets none.
   const ledger = args.some((a) => a.startsWith('--jobs.ledger')) ? [] : ['--jobs.ledger='];
-  const child = spawn(process.execPath, [MAIN, 'serve', '--web.listen-address=127.0.0.1:0', ...ledger, ...args], {
+  const argv = ['serve', '--web.listen-address=127.0.0.1:0', ...ledger, ...args];
+  const child = spawn(command ?? process.execPath, command ? argv : [MAIN, ...argv], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

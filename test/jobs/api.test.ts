@@ -16,6 +16,7 @@ interface Ctx {
   fake: FakeProcfs;
   metrics: Metrics;
   registry: JobTracker;
+  ledger: Ledger;
   server: Server;
   base: string;
   now: number;
@@ -27,11 +28,11 @@ async function setup(
   const fake = new FakeProcfs();
   for (const pid of [100, 101, 102, 103]) fake.set(pid, { ppid: 1, starttime: 50_000 });
   const metrics = new Metrics();
-  const ctx = { fake, metrics, now: 1_800_000_000_000 } as Ctx;
+  const ctx = { fake, metrics, now: 1_800_000_000_000, ledger: new Ledger(':memory:') } as Ctx;
   ctx.registry = new JobTracker({
     procfs: fake.root,
     log: silentLogger,
-    ledger: new Ledger(':memory:'),
+    ledger: ctx.ledger,
     clock: () => ctx.now,
     liveCap: opts.liveCap ?? 10,
     retentionMs: opts.retentionMs ?? 60_000,
@@ -337,6 +338,40 @@ describe('jobs API: ownership, bounded lists and retained jobs', () => {
     expect(text).toMatch(/^jouleflow_job_info\{job_id="slurm-42",job_name="llama-ft",user="ada",scheduler="slurm"\} 1$/m);
     expect(text).not.toMatch(/job_name="job 42"/);
     expect(((await call(ctx, 'GET', '/jobs/slurm-42')).body as { name: string }).name).toBe('llama-ft');
+  });
+
+  it('an end call may give the exit code: kept in the report and the ledger; a bad one is a 400 that ends nothing', async () => {
+    ctx = await setup();
+    expect((await call(ctx, 'POST', '/jobs', { id: 'ex', name: 'ex', pids: [100] })).status).toBe(201);
+    for (const [body, reason] of [
+      [{ exit_code: -1 }, /exit_code/],
+      [{ exit_code: 256 }, /exit_code: 0 to 255/],
+      [{ exit_code: 1.5 }, /exit_code: an integer/],
+      [{ exit_code: '3' }, /exit_code/],
+      [{ exitcode: 3 }, /exitcode/],
+    ] as const) {
+      const r = await call(ctx, 'POST', '/jobs/ex/end', body);
+      expect([r.status, r.body.error]).toEqual([400, expect.stringMatching(reason)]);
+    }
+    expect(ctx.registry.get('ex')?.state).toBe('running');
+    const ending = call(ctx, 'POST', '/jobs/ex/end', { exit_code: 3 });
+    for (let i = 0; i < 500 && !ctx.registry.registry.job('ex')?.endRequested; i++) await new Promise((r) => setTimeout(r, 10));
+    interval(ctx, []);
+    const ended = await ending;
+    expect([ended.status, ended.body.state, ended.body.exitCode]).toEqual([200, 'ended', 3]);
+    expect(ctx.ledger.get('ex')?.spec.exitCode).toBe(3);
+    // Ending again (the epilog retried, with another code): the first code stands.
+    expect((await call(ctx, 'POST', '/jobs/ex/end', { exit_code: 1 })).body.exitCode).toBe(3);
+    // Without a body, as before: no exit code; one given later (a Slurm job that ended with its
+    // last process before its epilog called) is kept, once.
+    expect((await call(ctx, 'POST', '/jobs', { id: 'plain', name: 'plain', pids: [101] })).status).toBe(201);
+    const plain = call(ctx, 'POST', '/jobs/plain/end');
+    for (let i = 0; i < 500 && !ctx.registry.registry.job('plain')?.endRequested; i++) await new Promise((r) => setTimeout(r, 10));
+    interval(ctx, []);
+    expect((await plain).body).not.toHaveProperty('exitCode');
+    expect((await call(ctx, 'POST', '/jobs/plain/end', { exit_code: 0 })).body).toMatchObject({ state: 'ended', exitCode: 0 });
+    expect((await call(ctx, 'POST', '/jobs/plain/end', { exit_code: 9 })).body.exitCode).toBe(0);
+    expect(ctx.ledger.get('plain')?.spec.exitCode).toBe(0);
   });
 
   it('keeps at most endedCap ended jobs live; older ones stay in the ledger', async () => {

@@ -1,9 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import Database from 'better-sqlite3';
+import { freePort } from '../helpers/free-port';
 
 /**
  * End to end with the built exporter (`node exporter/dist/main.js`): the ledger survives kill -9
@@ -16,17 +16,6 @@ const MAIN = path.join(ROOT, 'exporter/dist/main.js');
 const COMPONENTS = ['compute', 'transmit', 'store', 'cooling'];
 
 jest.setTimeout(120_000);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -372,7 +372,7 @@ async function runInProcess(
   work.file.start();
   const result = await finishChild(child);
   const totals = await work.file.finish();
-  const ended = registry.end(job.id, 5 * cfg.sample.interval + 5000);
+  const ended = registry.end(job.id, { timeoutMs: 5 * cfg.sample.interval + 5000 });
   let report: JobReport | undefined;
   void ended.then((r) => (report = r));
   while (report === undefined) {

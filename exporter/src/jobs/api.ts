@@ -9,7 +9,7 @@ import { JobError, type JobErrorKind } from './errors';
 /**
  * The jobs HTTP API (docs/design.md, section 4), mounted at /api/v1:
  *   POST /jobs            {id?, name, pids?, cgroup?, gpus?, labels?, start?} → 201 job
- *   POST /jobs/:id/end    → 200 final report (after the job's last interval is measured)
+ *   POST /jobs/:id/end    [{exit_code?}] → 200 final report (after the job's last interval is measured)
  *   GET  /jobs[?all=1][&limit=N][&cursor=C] → a page of live jobs (all=1: every job in the ledger),
  *                         ordered by start; `next_cursor` names the next page
  *   GET  /jobs/:id        → report: energy per component in J and kWh, duration, power, PUE, CO₂
@@ -55,6 +55,11 @@ export const JobBody = z
   });
 
 export type JobBodyInput = z.input<typeof JobBody>;
+
+/** The optional body of an end call: the job's exit status (a Slurm epilog's job script). */
+export const EndBody = z
+  .object({ exit_code: z.number().int('exit_code: an integer').min(0).max(255, 'exit_code: 0 to 255').optional() })
+  .strict();
 
 export interface ApiOptions {
   registry: JobTracker;
@@ -122,8 +127,7 @@ export function createJobsRouter(opts: ApiOptions): Router {
   router.post('/jobs', auth, json, (req, res) => {
     const parsed = JobBody.safeParse(req.body);
     if (!parsed.success) {
-      const reason = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-      res.status(400).json({ error: `invalid job: ${reason}` });
+      res.status(400).json({ error: `invalid job: ${issuesText(parsed.error)}` });
       return;
     }
     const b = parsed.data;
@@ -138,8 +142,14 @@ export function createJobsRouter(opts: ApiOptions): Router {
     }
   });
 
-  router.post('/jobs/:id/end', auth, (req: Request<{ id: string }>, res: Response) => {
-    opts.registry.end(req.params.id).then(
+  router.post('/jobs/:id/end', auth, json, (req: Request<{ id: string }>, res: Response) => {
+    // No body (or an empty one) is {}: an end call without an exit code.
+    const parsed = EndBody.safeParse(req.body ?? {});
+    if (!parsed.success) {
+      res.status(400).json({ error: `invalid end request: ${issuesText(parsed.error)}` });
+      return;
+    }
+    opts.registry.end(req.params.id, { exitCode: parsed.data.exit_code }).then(
       (r) => res.json(r),
       (err) => sendError(res, err, opts.log),
     );
@@ -157,6 +167,10 @@ export function createJobsRouter(opts: ApiOptions): Router {
     if (status === 500) opts.log.error('jobs API failed', { err: err.message });
   });
   return router;
+}
+
+function issuesText(err: z.ZodError): string {
+  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 
 /** HTTP status of each kind of job error. */

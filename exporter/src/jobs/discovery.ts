@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { environValue } from '../util/procfs';
 
 /**
  * Job discovery without any API call (docs/design.md, section 4): Slurm and Kubernetes from the cgroup paths in
- * /proc/PID/cgroup, the JOULEFLOW_JOB environment variable, and dcgm-exporter-style HPC job
+ * /proc/PID/cgroup, the JOULEFLOW_JOB and SLURM_JOB_ID environment variables, and dcgm-exporter-style HPC job
  * mapping files (one file per GPU index listing the job ids using that GPU). Pure parsers plus
  * a directory reader; the tracker decides precedence.
  */
@@ -46,6 +47,18 @@ export function slurmFromCgroup(paths: readonly string[]): DiscoveredJob | undef
   return undefined;
 }
 
+/**
+ * SLURM_JOB_ID from a process environment: clusters with proctrack/linuxproc have no Slurm
+ * cgroups, but every task (batch script, srun steps, array tasks) carries its job's id. Array
+ * tasks have their own SLURM_JOB_ID (SLURM_ARRAY_JOB_ID is the array's), the same id their
+ * cgroup path names, so both discoveries agree on one job.
+ */
+export function slurmFromEnv(value: string | undefined): DiscoveredJob | undefined {
+  const v = value?.trim();
+  if (!v || !/^\d{1,20}$/.test(v)) return undefined;
+  return { id: v, name: `slurm job ${v}`, scheduler: 'slurm' };
+}
+
 export function kubernetesFromCgroup(paths: readonly string[]): DiscoveredJob | undefined {
   for (const p of paths) {
     const m = K8S.exec(p);
@@ -65,6 +78,24 @@ export function envJob(value: string | undefined): DiscoveredJob | undefined {
   const v = value.trim();
   if (!JOB_ID_RE.test(v)) return undefined;
   return { id: v, name: v, scheduler: 'env' };
+}
+
+/** The job names a process's environment gives it, for the discoveries that are on. */
+export interface EnvironJobs {
+  /** JOULEFLOW_JOB. */
+  envJob?: string;
+  /** SLURM_JOB_ID, unless the process is Slurm's prolog or epilog. */
+  slurmJob?: string;
+}
+
+export function environJobs(environ: string, discovery: { env: boolean; slurm: boolean }): EnvironJobs {
+  return {
+    envJob: discovery.env ? environValue(environ, 'JOULEFLOW_JOB') : undefined,
+    // Slurm's prolog and epilog run with the job's SLURM_JOB_ID too, and SLURM_SCRIPT_CONTEXT: they
+    // are not the job (found first, the job would end with them and never reopen).
+    slurmJob:
+      discovery.slurm && environValue(environ, 'SLURM_SCRIPT_CONTEXT') === undefined ? environValue(environ, 'SLURM_JOB_ID') : undefined,
+  };
 }
 
 /**

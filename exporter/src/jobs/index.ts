@@ -4,6 +4,7 @@ import { ConfigError, isLoopbackHost, parseListenAddress } from '../config';
 import type { Logger } from '../util/log';
 import { createJobsRouter } from './api';
 import { Ledger } from './ledger';
+import { defaultResolvers, MetadataService, type MetadataResolver } from './metadata';
 import { JobTracker } from './tracker';
 import type { Router } from 'express';
 
@@ -73,5 +74,34 @@ export function createJobs(config: Config, log: Logger): JobsSetup {
   const { registry, ledger } = createRegistry(config, log);
   const { host } = parseListenAddress(config.web.listenAddress);
   const router = createJobsRouter({ registry, log, loopbackOnly: isLoopbackHost(host), token: jobsToken(config) });
-  return { registry, router, ledger, close: () => registry.close() };
+  const metadata = attachMetadata(registry, config, log);
+  return {
+    registry,
+    router,
+    ledger,
+    close: () => {
+      metadata.close();
+      registry.close();
+    },
+  };
+}
+
+/** Scheduler metadata (Slurm, Kubernetes) for new jobs, applied through the registry's describe(). */
+export function attachMetadata(
+  tracker: JobTracker,
+  config: Pick<Config, 'jobs'>,
+  log: Logger,
+  resolvers?: MetadataResolver[],
+): MetadataService {
+  const mlog = log.child({ component: 'job-metadata' });
+  const { registry } = tracker;
+  const service = new MetadataService(
+    resolvers ?? defaultResolvers(config.jobs.discovery, mlog),
+    (id, meta) => {
+      if (registry.describe(id, meta)) mlog.info('job metadata resolved', { job_id: id, name: meta.name, user: meta.user });
+    },
+    mlog,
+  );
+  registry.onJobAdded = (job) => service.request(job.scheduler, job.id);
+  return service;
 }

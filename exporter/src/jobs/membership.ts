@@ -1,4 +1,4 @@
-import { envJob, kubernetesFromCgroup, slurmFromCgroup, type DiscoveredJob } from './discovery';
+import { envJob, kubernetesFromCgroup, slurmFromCgroup, slurmFromEnv, type DiscoveredJob } from './discovery';
 import type { Proc } from './process-table';
 import type { JobRecord } from './records';
 import type { JobRegistry } from './registry';
@@ -6,7 +6,8 @@ import type { JobRegistry } from './registry';
 /**
  * Which job a process belongs to (docs/design.md, section 4), by precedence:
  *   1. an explicit root PID of a running job (the same process: its start time matches);
- *   2. its own JOULEFLOW_JOB environment variable;
+ *   2. its own JOULEFLOW_JOB environment variable, then its own SLURM_JOB_ID (not the prolog's or
+ *      epilog's: the process table leaves those out);
  *   3. an API job's cgroup (the longest matching prefix);
  *   4. its parent's job (a child started before its parent is a reused PID, not a child);
  *   5. the GPUs it holds, for jobs given by GPU;
@@ -45,6 +46,10 @@ export function jobOf(
   if (job === undefined && p.envJob !== undefined) {
     const d = envJob(p.envJob);
     if (d) job = rules.discover(d, 'env');
+  }
+  if (job === undefined && p.slurmJob !== undefined) {
+    const d = slurmFromEnv(p.slurmJob);
+    if (d) job = rules.discover(d, 'slurm');
   }
   if (job === undefined && p.cgroups && rules.cgroupJobs.length) {
     const cgs = p.cgroups;

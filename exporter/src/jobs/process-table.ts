@@ -1,11 +1,11 @@
 import * as path from 'path';
-import { cgroupPaths } from './discovery';
+import { cgroupPaths, environJobs } from './discovery';
 import { PENDING, type EnvironReader } from './environ-reader';
-import { environValue, listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUndefined } from '../util/procfs';
+import { listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUndefined } from '../util/procfs';
 
 /**
  * The process table (docs/design.md, section 4): what jobs need to know of each process on the node,
- * from one procfs tree (`--path.procfs`): identity (start time, parent, cgroups, JOULEFLOW_JOB),
+ * from one procfs tree (`--path.procfs`): identity (start time, parent, cgroups, JOULEFLOW_JOB, SLURM_JOB_ID),
  * its job, and the counter baselines the usage meter keeps on it. A full scan (one readdir,
  * then stat, cgroup and environ of new processes only) finds new processes and exits.
  */
@@ -17,6 +17,8 @@ export interface Proc {
   kernel: boolean;
   cgroups?: string[];
   envJob?: string;
+  /** SLURM_JOB_ID from its environment (discovery without Slurm cgroups). */
+  slurmJob?: string;
   /** Remaining re-reads of cgroup and environ (a fresh fork may move or exec right after). */
   confirm: number;
   gpuJob?: string;
@@ -37,7 +39,7 @@ export interface ScanResult {
   exited: Proc[];
   /** Processes seen for the first time. */
   fresh: Proc[];
-  /** A known process's cgroup or JOULEFLOW_JOB changed (a fork that moved or exec'd). */
+  /** A known process's cgroup, JOULEFLOW_JOB or SLURM_JOB_ID changed (a fork that moved or exec'd). */
   identityChanged: boolean;
 }
 
@@ -48,7 +50,7 @@ export class ProcessTable {
 
   constructor(
     readonly procfs: string,
-    private readonly opts: { needCgroups: () => boolean; readEnviron: boolean },
+    private readonly opts: { needCgroups: () => boolean; environ: { env: boolean; slurm: boolean } },
   ) {}
 
   /** The host's network namespace (processes in another one have their own interfaces). */
@@ -80,17 +82,31 @@ export class ProcessTable {
     return p;
   }
 
-  /** cgroup paths and JOULEFLOW_JOB, as far as permitted. */
+  /** cgroup paths, JOULEFLOW_JOB and SLURM_JOB_ID, as far as permitted. */
   readIdentity(p: Proc): void {
     if (p.kernel) return;
     if (this.opts.needCgroups()) {
       const text = readFileOrUndefined(pidPath(this.procfs, p.pid, 'cgroup'));
       if (text !== undefined) p.cgroups = cgroupPaths(text);
     }
-    if (this.opts.readEnviron) {
+    if (this.readsEnviron) {
       const env = this.envLookup ? this.envLookup.lookup(p.pid) : readFileOrUndefined(pidPath(this.procfs, p.pid, 'environ'));
-      if (env !== undefined && env !== PENDING) p.envJob = environValue(env, 'JOULEFLOW_JOB');
+      if (env !== undefined && env !== PENDING) this.setEnviron(p, env);
     }
+  }
+
+  /** Whether environments are read at all (JOULEFLOW_JOB or SLURM_JOB_ID discovery). */
+  get readsEnviron(): boolean {
+    return this.opts.environ.env || this.opts.environ.slurm;
+  }
+
+  /** Applies a process's environment; true when the job it names changed. */
+  setEnviron(p: Proc, environ: string): boolean {
+    const { envJob, slurmJob } = environJobs(environ, this.opts.environ);
+    const changed = envJob !== p.envJob || slurmJob !== p.slurmJob;
+    p.envJob = envJob;
+    p.slurmJob = slurmJob;
+    return changed;
   }
 
   /** PIDs under the procfs root now. */
@@ -113,9 +129,9 @@ export class ProcessTable {
       if (known) {
         if (known.confirm > 0) {
           known.confirm--;
-          const before = `${known.envJob}|${known.cgroups?.join(',')}`;
+          const before = identityOf(known);
           this.readIdentity(known);
-          if (`${known.envJob}|${known.cgroups?.join(',')}` !== before) identityChanged = true;
+          if (identityOf(known) !== before) identityChanged = true;
         }
         continue;
       }
@@ -129,4 +145,9 @@ export class ProcessTable {
     if (p.netns === undefined) p.netns = readLinkOrUndefined(pidPath(this.procfs, p.pid, 'ns/net'));
     return p.netns;
   }
+}
+
+/** What membership reads of a process besides its parent: a change means reclassifying. */
+function identityOf(p: Proc): string {
+  return `${p.envJob}|${p.slurmJob}|${p.cgroups?.join(',')}`;
 }

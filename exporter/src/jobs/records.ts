@@ -36,6 +36,8 @@ export interface JobRecord {
   resumedUpdated?: number;
   waiters: Array<(r: JobReport) => void>;
   retainUntil?: number;
+  /** The exit status its end call reported (a Slurm epilog's job script), when one did. */
+  exitCode?: number;
   /** The labels of its series; replaced (never mutated) when name, user or scheduler change. */
   seriesLabels: JobLabels;
   /** Mean power per component over the last interval. */
@@ -67,6 +69,7 @@ export function recordFromRow(r: LedgerRow, retentionMs: number): JobRecord {
     resumedUpdated: r.updated,
     waiters: [],
     retainUntil: r.end !== undefined ? r.end + retentionMs : undefined,
+    exitCode: r.spec.exitCode,
     countFromTicks: Infinity, // set at the first scan: only CPU used after the restart counts
   };
 }
@@ -86,6 +89,7 @@ export function rowOf(job: JobRecord, updated: number): LedgerRow {
       cgroup: job.cgroup,
       gpus: job.gpus.length ? job.gpus : undefined,
       source: job.source,
+      exitCode: job.exitCode,
     },
     start: job.start,
     end: job.end,

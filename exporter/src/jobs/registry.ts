@@ -68,6 +68,8 @@ export class JobRegistry {
   private lastPrune = -Infinity;
   /** Discovered ids refused for the cap: retried once a place is free. */
   private readonly refusedDiscovered = new Set<string>();
+  /** Called for every new job (the metadata service looks up its scheduler's name, user, labels). */
+  onJobAdded: ((job: { id: string; scheduler: string }) => void) | undefined;
   /** Bumped whenever the set of running jobs or their definitions change (membership must be redone). */
   generation = 0;
 
@@ -167,19 +169,22 @@ export class JobRegistry {
     this.jobs.set(job.id, job);
     this.generation++;
     this.save([this.rowOf(job)]);
+    this.onJobAdded?.({ id: job.id, scheduler: job.scheduler });
     return job;
   }
 
   /**
    * Fills in a job's display metadata resolved after it was found (a Slurm or Kubernetes lookup):
    * its series get the new labels from the next snapshot on, and the ledger row is updated.
+   * Extra `labels` (partition, account, namespace…) go to the record; labels it already has win.
    */
-  describe(id: string, meta: { name?: string; user?: string; scheduler?: string }): boolean {
+  describe(id: string, meta: { name?: string; user?: string; scheduler?: string; labels?: Record<string, string> }): boolean {
     const job = this.jobs.get(id);
     if (!job) return false;
-    job.name = meta.name ?? job.name;
-    job.user = meta.user ?? job.user;
+    job.name = meta.name || job.name;
+    job.user = meta.user || job.user;
     job.scheduler = meta.scheduler ?? job.scheduler;
+    if (meta.labels) job.labels = { ...meta.labels, ...job.labels };
     job.seriesLabels = seriesLabels(job.id, job.name, job.user, job.scheduler);
     this.save([this.rowOf(job)]);
     return true;
@@ -241,18 +246,27 @@ export class JobRegistry {
 
   /**
    * Ends a job: its last interval is measured at the next tick, then the final report resolves.
-   * Ending an ended job returns its report. If no tick comes within `timeoutMs` the job ends
-   * without that last interval.
+   * Ending an ended job returns its report; an exit code given then is kept if it had none (a Slurm
+   * job may end with its last process just before its epilog's call). If no tick comes within
+   * `timeoutMs` the job ends without that last interval.
    */
-  end(id: string, timeoutMs = 10_000): Promise<JobReport> {
+  end(id: string, opts: { timeoutMs?: number; exitCode?: number } = {}): Promise<JobReport> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
     const job = this.jobs.get(id);
     if (!job) {
       const row = this.opts.ledger?.get(id);
       if (row) return Promise.resolve(buildReport(row, row.end === undefined, this.opts.clock(), this.opts.carbon));
       return Promise.reject(new JobError('not_found', `no job "${id}"`));
     }
-    if (job.end !== undefined) return Promise.resolve(this.reportOf(job));
+    if (job.end !== undefined) {
+      if (opts.exitCode !== undefined && job.exitCode === undefined) {
+        job.exitCode = opts.exitCode;
+        this.save([this.rowOf(job)]);
+      }
+      return Promise.resolve(this.reportOf(job));
+    }
     job.endRequested = true;
+    if (opts.exitCode !== undefined) job.exitCode = opts.exitCode;
     return new Promise<JobReport>((resolve) => {
       const timer = setTimeout(() => {
         if (job.end === undefined) this.finish(job, this.opts.clock());

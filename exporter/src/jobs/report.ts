@@ -30,6 +30,8 @@ export interface JobReport {
   end?: string;
   endTime?: number;
   durationSeconds: number;
+  /** The exit status given when the job was ended (POST /jobs/{id}/end {"exit_code": N}). */
+  exitCode?: number;
   energy: Record<Component, ComponentReport>;
   it: { joules: number; kwh: number };
   total: { joules: number; kwh: number };
@@ -77,6 +79,7 @@ export function buildReport(row: LedgerRow, running: boolean, nowMs: number, car
     end: end !== undefined ? new Date(end).toISOString() : undefined,
     endTime: end !== undefined ? end / 1000 : undefined,
     durationSeconds: duration,
+    exitCode: row.spec.exitCode,
     energy,
     it: { joules: it, kwh: it / JOULES_PER_KWH },
     total: { joules: total, kwh: total / JOULES_PER_KWH },

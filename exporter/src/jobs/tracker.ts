@@ -9,7 +9,7 @@ import { gpuMatches } from './gpu-shares';
 import type { Ledger } from './ledger';
 import { assignJobs, bornInJob, membershipRules } from './membership';
 import { ProcessTable, type Proc } from './process-table';
-import { environValue, parseUptimeTicks, readFileOrUndefined } from '../util/procfs';
+import { parseUptimeTicks, readFileOrUndefined } from '../util/procfs';
 import type { JobRecord, JobSource } from './records';
 import type { JobPage } from './listing';
 import { JobRegistry, type JobInput } from './registry';
@@ -51,6 +51,16 @@ export interface TrackerOptions {
 const ENVIRON_WAIT_MS = 50;
 const AUTO_END_SOURCES: ReadonlySet<JobSource> = new Set(['run', 'slurm', 'kubernetes', 'env']);
 
+/**
+ * Whether a job whose processes are all gone has ended: discovered and `run` jobs; API jobs given
+ * by PIDs only; and a Slurm prolog's API job (scheduler=slurm), so that an epilog that cannot
+ * reach the exporter never leaves it running for ever.
+ */
+function endsWithItsProcesses(job: JobRecord): boolean {
+  if (AUTO_END_SOURCES.has(job.source)) return true;
+  return job.source === 'api' && ((job.cgroup === undefined && job.gpus.length === 0) || job.scheduler === 'slurm');
+}
+
 export class JobTracker {
   readonly registry: JobRegistry;
   private readonly table: ProcessTable;
@@ -75,17 +85,12 @@ export class JobTracker {
       ledgerRetentionMs: opts.ledgerRetentionMs ?? 0,
     });
     const needCgroups = () => opts.discovery.slurm || opts.discovery.kubernetes || this.running().some((j) => j.cgroup !== undefined);
-    this.table = new ProcessTable(opts.procfs, { needCgroups, readEnviron: opts.discovery.env });
+    this.table = new ProcessTable(opts.procfs, { needCgroups, environ: opts.discovery });
     this.meter = new UsageMeter(this.table);
-    if (opts.discovery.env) {
+    if (this.table.readsEnviron) {
       this.environs = new EnvironReader(opts.procfs, (pid, environ) => {
         const p = this.table.procs.get(pid);
-        if (!p || environ === undefined) return;
-        const job = environValue(environ, 'JOULEFLOW_JOB');
-        if (job !== p.envJob) {
-          p.envJob = job;
-          this.scannedGeneration = -1;
-        }
+        if (p && environ !== undefined && this.table.setEnviron(p, environ)) this.scannedGeneration = -1;
       });
     }
   }
@@ -112,8 +117,8 @@ export class JobTracker {
     });
   }
 
-  end(id: string, timeoutMs?: number): Promise<JobReport> {
-    return this.registry.end(id, timeoutMs);
+  end(id: string, opts?: { timeoutMs?: number; exitCode?: number }): Promise<JobReport> {
+    return this.registry.end(id, opts);
   }
 
   get(id: string): JobReport | undefined {
@@ -141,9 +146,12 @@ export class JobTracker {
       await this.environs.prefetch(due, this.tick + 1, ENVIRON_WAIT_MS);
       const blocked = this.environs.blockedFor();
       if (blocked !== undefined && blocked > 5000 && !this.environBlockedLogged)
-        this.opts.log.warn('reading /proc/PID/environ is blocked (a process stuck in D state?); JOULEFLOW_JOB discovery waits', {
-          blocked_ms: blocked,
-        });
+        this.opts.log.warn(
+          'reading /proc/PID/environ is blocked (a process stuck in D state?); JOULEFLOW_JOB/SLURM_JOB_ID discovery waits',
+          {
+            blocked_ms: blocked,
+          },
+        );
       this.environBlockedLogged = blocked !== undefined && blocked > 5000;
     }
     return this.measure(now, gpuProcesses, this.environs);
@@ -187,8 +195,7 @@ export class JobTracker {
       if (u.members > 0) job.hadMembers = true;
       const rootsGone = job.roots.size > 0 && ![...job.roots].some((r) => this.table.procs.has(r));
       const gone = u.members === 0 && (job.hadMembers || job.resumedUpdated !== undefined || rootsGone);
-      if (gone && (AUTO_END_SOURCES.has(job.source) || (job.source === 'api' && job.cgroup === undefined && job.gpus.length === 0)))
-        job.endRequested = true;
+      if (gone && endsWithItsProcesses(job)) job.endRequested = true;
     }
     this.prevUptime = uptime;
     return usage.map(({ members: _, ...u }) => u);
