@@ -19,11 +19,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { RECORDED_TOKENS_PER_STEP, reconstructSteps } from '../exporter/dist/jobs/recorded-work.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = join(ROOT, 'exporter/dist/main.js');
+const RECORDED_WORK = join(ROOT, 'exporter/dist/jobs/recorded-work.js');
 const LIB = join(ROOT, 'test/fakes/nvml/build/libnvidia-ml.so.1');
 const TRACE = resolve(ROOT, process.env.JOULEFLOW_FAKE_NVML_TRACE || 'test/fixtures/nvidia-h200/training-trace.json');
 const LISTEN = process.env.JOULEFLOW_DEMO_LISTEN || '127.0.0.1:10042';
@@ -112,9 +112,9 @@ export function loopTrace(trace, hours, pid) {
  * (jobs/recorded-work.ts). Reconstructed: the recording has the step count, not the tokens.
  */
 export function tokensAt(looped, offset) {
-  const work = reconstructSteps(looped.events);
+  const work = recorded.reconstructSteps(looped.events);
   const loop = Math.floor(offset / looped.period);
-  return (loop * work.steps + work.stepsAt(offset - loop * looped.period)) * RECORDED_TOKENS_PER_STEP;
+  return (loop * work.steps + work.stepsAt(offset - loop * looped.period)) * recorded.RECORDED_TOKENS_PER_STEP;
 }
 
 let exporter;
@@ -123,6 +123,8 @@ let work;
 let stopping = false;
 let cycleTimer;
 let workTimer;
+/** exporter/src/jobs/recorded-work.ts as built: loaded once main() has checked that the build is there. */
+let recorded;
 
 function cleanup() {
   clearTimeout(cycleTimer);
@@ -245,7 +247,7 @@ async function cycle() {
       `replaying ${TRACE} looped for ${HOURS} h through the fake libnvidia-ml`,
       registered ? `job ${JOB_ID} ("${JOB_NAME}") registered, trainer pid ${trainer.pid}` : 'no job registered',
       registered
-        ? `its tokens (jouleflow_job_work_total) are RECONSTRUCTED from the recording's step count and timing (${reconstructSteps(replay.events).steps} steps of ${RECORDED_TOKENS_PER_STEP} tokens per loop), not counted by a trainer; replay epoch ${epoch} = trace time ${replay.origin}`
+        ? `its tokens (jouleflow_job_work_total) are RECONSTRUCTED from the recording's step count and timing (${recorded.reconstructSteps(replay.events).steps} steps of ${recorded.RECORDED_TOKENS_PER_STEP} tokens per loop), not counted by a trainer; replay epoch ${epoch} = trace time ${replay.origin}`
         : '',
       nvmlUp ? 'NVML source up' : 'warning: the NVML source is not up yet (see the landing page)',
       token && !process.env.JOULEFLOW_JOBS_TOKEN ? `jobs API token (generated): ${token}` : '',
@@ -281,6 +283,7 @@ async function main() {
   ]) {
     if (!existsSync(file)) fail(`${file} is missing; ${fix}`);
   }
+  recorded = await import(pathToFileURL(RECORDED_WORK).href);
   if (!(HOURS > 0)) fail(`JOULEFLOW_DEMO_HOURS must be a positive number, got ${process.env.JOULEFLOW_DEMO_HOURS}`);
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.on(sig, () => {
