@@ -73,9 +73,12 @@ describe('npm run demo (scripts/demo.mjs)', () => {
   });
 
   test('the fake NVML GPU is up and the replayed job is registered with its name', async () => {
-    const text = await metrics();
+    // A registered job's series appear with the next tick's snapshot: wait for it (bounded).
+    const info = new RegExp(`^jouleflow_job_info\\{job_id="${JOB}",job_name="GPT-2 small training[^"]*"`, 'm');
+    let text = await metrics();
+    for (const end = Date.now() + 15_000; !info.test(text) && Date.now() < end; text = await metrics()) await sleep(200);
     expect(text).toMatch(/^jouleflow_source_up\{source="nvml",device="gpu0"\} 1$/m);
-    expect(text).toMatch(new RegExp(`^jouleflow_job_info\\{job_id="${JOB}",job_name="GPT-2 small training[^"]*"`, 'm'));
+    expect(text).toMatch(info);
   });
 
   test('the replayed GPU energy is attributed to the demo job', async () => {

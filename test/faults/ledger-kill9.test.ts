@@ -33,9 +33,11 @@ const serve = () => startServe([`--jobs.ledger=${ledger}`, '--sample.interval=20
 function rowTotal(): number | undefined {
   const db = new Database(ledger, { readonly: true, fileMustExist: true });
   try {
-    const r = db.prepare('SELECT compute_j + transmit_j + store_j + cooling_j AS j FROM jobs WHERE id = ?').get('burn') as
-      { j: number } | undefined;
-    return r?.j;
+    // Totals are JSON: component → method → joules (ledger schema 2).
+    const r = db.prepare('SELECT totals FROM jobs WHERE id = ?').get('burn') as { totals: string } | undefined;
+    if (!r) return undefined;
+    const totals = JSON.parse(r.totals) as Record<string, Record<string, number>>;
+    return Object.values(totals).reduce((a, byMethod) => a + Object.values(byMethod).reduce((b, j) => b + j, 0), 0);
   } finally {
     db.close();
   }

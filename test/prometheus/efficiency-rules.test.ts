@@ -69,7 +69,10 @@ beforeAll(() => {
 describe('every rules file in dashboards/alerts', () => {
   test('there is more than one, and Prometheus in the stack loads each', () => {
     expect(ruleFiles).toEqual(expect.arrayContaining(['jouleflow.rules.yml', 'jouleflow-efficiency.rules.yml']));
-    const loaded = readYaml<{ rule_files: string[] }>(PROMETHEUS_CONFIG).rule_files.map((f) => basename(f));
+    // The site glob (/etc/prometheus/rules.d/*.yml) is not one of ours.
+    const loaded = readYaml<{ rule_files: string[] }>(PROMETHEUS_CONFIG)
+      .rule_files.filter((f) => f.startsWith('/etc/prometheus/rules/'))
+      .map((f) => basename(f));
     expect(loaded.sort()).toEqual([...ruleFiles].sort());
   });
 

@@ -1,5 +1,6 @@
 import { Worker } from 'worker_threads';
 import { parseDiskstats } from '../sources/diskstats';
+import { isPhysicalPort } from '../sources/netdev';
 import { exists, join, listDir, readText, readTrimmed } from '../util/fs';
 import { readMemTotalBytes } from '../util/procfs';
 
@@ -99,11 +100,11 @@ function runSystemInformation(hostView: boolean, timeoutMs: number): Promise<SiR
   });
 }
 
-async function readNics(o: CollectOptions): Promise<NicInfo[]> {
+async function readNics(o: CollectOptions, skipIpoib: boolean): Promise<NicInfo[]> {
   const out: NicInfo[] = [];
   for (const name of await listDir(join(o.sysfs, 'class/net'))) {
     const dir = join(o.sysfs, 'class/net', name);
-    const physical = await exists(join(dir, 'device'));
+    const physical = await isPhysicalPort(o.sysfs, name, skipIpoib);
     if (!(o.nicInclude?.test(name) || (physical && !o.nicExclude.test(name)))) continue;
     const speed = Number(await readTrimmed(join(dir, 'speed')).catch(() => ''));
     out.push({ device: name, kind: 'nic', speedMbps: Number.isFinite(speed) && speed > 0 ? speed : undefined });
@@ -158,7 +159,8 @@ async function collect(o: CollectOptions): Promise<Inventory> {
   const hostView = o.sysfs === '/sys' && o.procfs === '/proc';
   const [si, nics, disks, memoryBytes, cpuinfo] = await Promise.all([
     runSystemInformation(hostView, o.timeoutMs),
-    Promise.all([readNics(o), readInfiniband(o)]).then(([eth, ib]) => [...eth, ...ib]),
+    // IPoIB netdevs are left to their InfiniBand port, as the netdev source does.
+    readInfiniband(o).then(async (ib) => [...(await readNics(o, ib.length > 0)), ...ib]),
     readDisks(o),
     readMemTotalBytes(o.procfs).catch(() => undefined),
     readText(join(o.procfs, 'cpuinfo')).catch(() => ''),

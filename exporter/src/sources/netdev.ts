@@ -29,6 +29,20 @@ export interface NetdevConfig {
   devices: Record<string, Partial<NicParams>>;
 }
 
+/**
+ * Whether a network interface is a physical port whose traffic is its own: it has a device, and
+ * is not an SR-IOV virtual function (a VF's traffic crosses its physical port, counted there), nor
+ * an IPoIB interface when `skipIpoib` (its port is counted by the InfiniBand source). The hardware
+ * inventory describes the same set of NICs.
+ */
+export async function isPhysicalPort(sysfs: string, name: string, skipIpoib: boolean): Promise<boolean> {
+  const dev = join(sysfs, 'class/net', name, 'device');
+  if (!(await exists(dev)) || (await exists(join(dev, 'physfn')))) return false;
+  if (!skipIpoib) return true;
+  const type = await readText(join(sysfs, 'class/net', name, 'type')).catch(() => '');
+  return type.trim() !== String(ARPHRD_INFINIBAND);
+}
+
 export class NetdevSource implements Source {
   readonly name = 'netdev';
   private readonly include?: RegExp;
@@ -65,13 +79,7 @@ export class NetdevSource implements Source {
     if (!this.useSysfs) return true;
     let phys = this.physical.get(name);
     if (phys === undefined) {
-      const dev = join(this.sysfs, 'class/net', name, 'device');
-      // SR-IOV virtual functions have a device too, but their traffic crosses the physical port.
-      phys = (await exists(dev)) && !(await exists(join(dev, 'physfn')));
-      if (phys && this.skipIpoib) {
-        const type = await readText(join(this.sysfs, 'class/net', name, 'type')).catch(() => '');
-        if (type.trim() === String(ARPHRD_INFINIBAND)) phys = false;
-      }
+      phys = await isPhysicalPort(this.sysfs, name, this.skipIpoib);
       this.physical.set(name, phys);
     }
     return phys;
