@@ -19,10 +19,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = join(ROOT, 'exporter/dist/main.js');
+const RECORDED_WORK = join(ROOT, 'exporter/dist/jobs/recorded-work.js');
 const LIB = join(ROOT, 'test/fakes/nvml/build/libnvidia-ml.so.1');
 const TRACE = resolve(ROOT, process.env.JOULEFLOW_FAKE_NVML_TRACE || 'test/fixtures/nvidia-h200/training-trace.json');
 const LISTEN = process.env.JOULEFLOW_DEMO_LISTEN || '127.0.0.1:10042';
@@ -84,12 +85,36 @@ export function loopTrace(trace, hours, pid) {
       prev = ix;
     }
   }
+  // The recording's events on the first loop's clock (an event keeps its offset from the sample before it).
+  const events = (trace.events ?? []).flatMap((e) => {
+    const at = (t) => {
+      const ix = kept.findLastIndex((s) => s.t <= t);
+      return ix < 0 ? undefined : samples[order.indexOf(ix)].t + (t - kept[ix].t);
+    };
+    const t = at(e.t);
+    return t === undefined ? [] : [{ ...e, t, ...(e.t_end !== undefined ? { t_end: at(e.t_end) } : {}) }];
+  });
   return {
     what: `${trace.what ?? 'recorded trace'} (looped ${loops}× by the jouleflow demo)`,
     name: trace.name,
     uuid: trace.uuid,
+    period,
+    /** The recording's time at replay offset 0. */
+    origin: kept[order[0]].t,
+    events,
     samples,
   };
+}
+
+/**
+ * The tokens the replayed training has done `offset` seconds into the looped trace: every loop
+ * repeats the recording's 339 steps, spread over its training time outside checkpoints
+ * (jobs/recorded-work.ts). Reconstructed: the recording has the step count, not the tokens.
+ */
+export function tokensAt(looped, offset) {
+  const work = recorded.reconstructSteps(looped.events);
+  const loop = Math.floor(offset / looped.period);
+  return (loop * work.steps + work.stepsAt(offset - loop * looped.period)) * recorded.RECORDED_TOKENS_PER_STEP;
 }
 
 let exporter;
@@ -97,11 +122,35 @@ let trainer;
 let work;
 let stopping = false;
 let cycleTimer;
+let workTimer;
+/** exporter/src/jobs/recorded-work.ts as built: loaded once main() has checked that the build is there. */
+let recorded;
 
 function cleanup() {
   clearTimeout(cycleTimer);
+  clearInterval(workTimer);
   if (trainer && trainer.exitCode === null) trainer.kill('SIGKILL');
   if (work) rmSync(work, { recursive: true, force: true });
+}
+
+/** Reports the reconstructed token count every second, as a trainer would (POST /jobs/{id}/work). */
+function reportTokens(url, looped, epoch) {
+  const headers = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  let warned = false;
+  const post = async () => {
+    const total = tokensAt(looped, Math.max(0, Date.now() / 1000 - epoch));
+    const res = await fetch(`${url}/api/v1/jobs/${JOB_ID}/work`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ unit: 'tokens', total }),
+    });
+    if (res.status !== 200 && !warned) {
+      warned = true;
+      log(`reporting tokens failed: ${res.status} ${await res.text()}`);
+    }
+  };
+  workTimer = setInterval(() => void post().catch(() => undefined), 1000);
+  return post();
 }
 
 async function registerJob(url) {
@@ -140,7 +189,10 @@ async function cycle() {
   const trace = JSON.parse(readFileSync(TRACE, 'utf8'));
   if (!Array.isArray(trace.samples)) fail(`${TRACE}: expected { "samples": [...] } (a one-GPU trace)`);
   const looped = join(work, 'trace.json');
-  writeFileSync(looped, JSON.stringify(loopTrace(trace, HOURS, trainer.pid)));
+  const replay = loopTrace(trace, HOURS, trainer.pid);
+  writeFileSync(looped, JSON.stringify(replay));
+  // Replay time 0 is this Unix time, so the reported tokens follow the replayed GPU on one clock.
+  const epoch = Date.now() / 1000;
 
   const args = [
     MAIN,
@@ -152,7 +204,13 @@ async function cycle() {
     ...extraArgs,
   ];
   exporter = spawn(process.execPath, args, {
-    env: { ...process.env, JOULEFLOW_DEMO: '1', JOULEFLOW_FAKE_NVML_TRACE: looped, JOULEFLOW_JOBS_TOKEN: token },
+    env: {
+      ...process.env,
+      JOULEFLOW_DEMO: '1',
+      JOULEFLOW_FAKE_NVML_TRACE: looped,
+      JOULEFLOW_FAKE_NVML_EPOCH: String(epoch),
+      JOULEFLOW_JOBS_TOKEN: token,
+    },
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   let url;
@@ -180,6 +238,7 @@ async function cycle() {
     fail(err.message);
   }
   const registered = await registerJob(url);
+  if (registered) await reportTokens(url, replay, epoch).catch((err) => log(`reporting tokens failed: ${err.message}`));
   const metrics = await (await fetch(`${url}/metrics`)).text();
   const nvmlUp = /jouleflow_source_up\{source="nvml",device=""\} 1/.test(metrics);
   log(
@@ -187,6 +246,9 @@ async function cycle() {
       `DEMO MODE ready at ${url}/ (metrics ${url}/metrics)`,
       `replaying ${TRACE} looped for ${HOURS} h through the fake libnvidia-ml`,
       registered ? `job ${JOB_ID} ("${JOB_NAME}") registered, trainer pid ${trainer.pid}` : 'no job registered',
+      registered
+        ? `its tokens (jouleflow_job_work_total) are RECONSTRUCTED from the recording's step count and timing (${recorded.reconstructSteps(replay.events).steps} steps of ${recorded.RECORDED_TOKENS_PER_STEP} tokens per loop), not counted by a trainer; replay epoch ${epoch} = trace time ${replay.origin}`
+        : '',
       nvmlUp ? 'NVML source up' : 'warning: the NVML source is not up yet (see the landing page)',
       token && !process.env.JOULEFLOW_JOBS_TOKEN ? `jobs API token (generated): ${token}` : '',
     ]
@@ -221,6 +283,7 @@ async function main() {
   ]) {
     if (!existsSync(file)) fail(`${file} is missing; ${fix}`);
   }
+  recorded = await import(pathToFileURL(RECORDED_WORK).href);
   if (!(HOURS > 0)) fail(`JOULEFLOW_DEMO_HOURS must be a positive number, got ${process.env.JOULEFLOW_DEMO_HOURS}`);
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.on(sig, () => {

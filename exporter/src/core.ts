@@ -90,4 +90,6 @@ export interface JobView {
   readonly joules: Readonly<Record<Component, Readonly<Record<string, number>>>>;
   /** Mean power per component over the last interval; absent for ended jobs and before a first share. */
   readonly watts?: Readonly<Record<Component, number>>;
+  /** Work totals per unit the job reported so far (issue 15), as of this tick. */
+  readonly work?: Readonly<Record<string, number>>;
 }

@@ -76,3 +76,25 @@ test('the PUE is absent until known; an ended job has an end time and no power',
   expect(out).not.toMatch(/jouleflow_job_power_watts\{job_id="e"/);
   expect(out).toMatch(/^jouleflow_jobs\{state="ended"\} 1$/m);
 });
+
+test('work is one counter per job and unit, in OpenMetrics too; a job without work and a job gone have none', () => {
+  const renderer = new ExpositionRenderer();
+  const base = { startMs: 1000, joules: { compute: { measured: 1 }, transmit: {}, store: {}, cooling: {} } };
+  const worker: JobView = {
+    ...base,
+    labels: Object.freeze({ job_id: 'w', job_name: 'w', user: '', scheduler: 'api' }),
+    work: { tokens: 5554176, steps: 339 },
+  };
+  const idle: JobView = { ...base, labels: Object.freeze({ job_id: 'i', job_name: 'i', user: '', scheduler: 'api' }) };
+  const text = renderer.snapshotFamilies({ ...EMPTY_SNAPSHOT, version: 1, jobs: [worker, idle] }, 'prometheus').join('\n');
+  expect(text).toMatch(/^# HELP jouleflow_job_work_total \S/m);
+  expect(text.split('\n').filter((l) => l.startsWith('jouleflow_job_work_total{'))).toEqual([
+    'jouleflow_job_work_total{job_id="w",unit="tokens"} 5554176',
+    'jouleflow_job_work_total{job_id="w",unit="steps"} 339',
+  ]);
+  const om = renderer.snapshotFamilies({ ...EMPTY_SNAPSHOT, version: 2, jobs: [worker] }, 'openmetrics').join('');
+  expect(om).toMatch(/^# TYPE jouleflow_job_work counter$/m);
+  expect(om).toMatch(/^jouleflow_job_work_total\{job_id="w",unit="tokens"\} 5554176$/m);
+  const gone = renderer.snapshotFamilies({ ...EMPTY_SNAPSHOT, version: 3, jobs: [idle] }, 'prometheus').join('\n');
+  expect(gone).not.toMatch(/^jouleflow_job_work_total\{/m);
+});

@@ -58,6 +58,11 @@ export const FAMILIES = {
     type: 'gauge',
     help: 'End time of the job since the Unix epoch, in seconds (absent while it runs).',
   },
+  jobWork: {
+    name: 'jouleflow_job_work_total',
+    type: 'counter',
+    help: 'Work each job reported per unit (tokens, samples, steps…) since it started, counted in the tick the report arrived in.',
+  },
   pue: {
     name: 'jouleflow_pue_ratio',
     type: 'gauge',
@@ -164,6 +169,7 @@ export class ExpositionRenderer {
     const info: string[] = [];
     const start: string[] = [];
     const end: string[] = [];
+    const work: string[] = [];
     for (const j of snap.jobs) {
       const px = this.jobPrefix(j.labels);
       for (const c of COMPONENTS) {
@@ -174,6 +180,8 @@ export class ExpositionRenderer {
       info.push(px.info);
       start.push(px.start + formatValue(j.startMs / 1000) + '\n');
       if (j.endMs !== undefined) end.push(px.end + formatValue(j.endMs / 1000) + '\n');
+      for (const [unit, total] of Object.entries(j.work ?? {}))
+        work.push(`${FAMILIES.jobWork.name}${labelText({ job_id: j.labels.job_id, unit })} ${formatValue(total)}\n`);
       if (++n % (SLICE / 8) === 0) yield;
     }
     const un = this.jobPrefix(UNATTRIBUTED_LABELS);
@@ -186,6 +194,7 @@ export class ExpositionRenderer {
     family(FAMILIES.jobInfo, info);
     family(FAMILIES.jobStart, start);
     family(FAMILIES.jobEnd, end);
+    family(FAMILIES.jobWork, work);
     family(FAMILIES.pue, snap.pue === undefined ? [] : [`${FAMILIES.pue.name} ${formatValue(snap.pue)}\n`]);
 
     const up: string[] = [];

@@ -103,7 +103,7 @@ export function createApp(opts: ServerOptions): Express {
     const power = powerTable(snap);
     const banner =
       opts.mode === 'demo'
-        ? '<p class="demo">DEMO MODE: replaying a recorded training job through a fake NVML library. These are not this machine\'s GPUs.</p>'
+        ? "<p class=\"demo\">DEMO MODE: replaying a recorded training job through a fake NVML library. These are not this machine's GPUs. The demo job's token count is reconstructed from the recording's step count and timing, not counted by a trainer.</p>"
         : '';
     res.type('html').send(`<!doctype html>
 <html><head><meta charset="utf-8"><title>jouleflow exporter</title>

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'child_process';
-import { existsSync } from 'fs';
+import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { ensureBuilt } from '../helpers/exporter-process';
 import { REPO, requireBinary, sleep } from '../prometheus/lib';
@@ -14,6 +14,15 @@ import { REPO, requireBinary, sleep } from '../prometheus/lib';
 
 const LIB = join(REPO, 'test/fakes/nvml/build/libnvidia-ml.so.1');
 const JOB = 'demo-gpt2-small';
+const TRACE = join(REPO, 'test/fixtures/nvidia-h200/training-trace.json');
+/** The recording's batch (issue 15): 16 sequences of 1 024 tokens per step. */
+const TOKENS_PER_STEP = 16 * 1024;
+
+interface TraceSample {
+  t: number;
+  energy_mj: number;
+  procs?: unknown[];
+}
 
 let demo: ChildProcess | undefined;
 let out = '';
@@ -92,6 +101,31 @@ describe('npm run demo (scripts/demo.mjs)', () => {
     expect(g1 - g0).toBeGreaterThan(500);
     expect(j1 - j0).toBeGreaterThan(0.5 * (g1 - g0));
   }, 30_000);
+
+  test('the demo job reports its reconstructed tokens; its J per token is within 1 % of the trace GPU energy per token', async () => {
+    const trace = JSON.parse(readFileSync(TRACE, 'utf8')) as { samples: TraceSample[]; events: Array<{ event: string; steps?: number }> };
+    const tokens = (trace.events.find((e) => e.event === 'train_end')?.steps ?? NaN) * TOKENS_PER_STEP;
+    // The GPU energy while the trainer holds it: what the job is charged for (the idle prelude has no process).
+    const busy = trace.samples.filter((s) => (s.procs ?? []).length > 0);
+    const gpuJoules = (busy[busy.length - 1].energy_mj - busy[0].energy_mj) / 1000;
+    const m = /replay epoch (\S+) = trace time (\S+)/.exec(out);
+    expect(m).not.toBeNull();
+    expect(await (await fetch(`${url}/`)).text()).toMatch(/token count is reconstructed from the recording.s step count and timing/);
+    // Wait until the first loop's training is over and its last busy sample is 2 s behind the replay.
+    const [epoch, origin] = [Number(m![1]), Number(m![2])];
+    const idleFrom = epoch + busy[busy.length - 1].t - origin + 2;
+    while (Date.now() / 1000 < idleFrom) await sleep(500);
+    const text = await metrics();
+    expect(sample(text, new RegExp(`^jouleflow_job_work_total\\{job_id="${JOB}",unit="tokens"\\} (\\S+)$`, 'm'))).toBe(tokens);
+    const report = (await (await fetch(`${url}/api/v1/jobs/${JOB}`)).json()) as {
+      work: Array<{ unit: string; total: number; joulesPerUnit: Record<string, number> }>;
+    };
+    const perToken = report.work.find((w) => w.unit === 'tokens');
+    expect(perToken?.total).toBe(tokens);
+    const expected = gpuJoules / tokens; // ≈ 4.2 mJ per token on the H200
+    process.stderr.write(`demo J/token: exporter ${perToken?.joulesPerUnit.compute} (compute), trace ${expected}\n`);
+    expect(Math.abs((perToken?.joulesPerUnit.compute ?? 0) / expected - 1)).toBeLessThan(0.01);
+  }, 120_000);
 
   test('SIGTERM stops the demo, its exporter and its trainer', async () => {
     const trainer = Number(/trainer pid (\d+)/.exec(out)?.[1]);

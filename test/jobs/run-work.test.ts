@@ -11,9 +11,9 @@ import { freePort } from '../prometheus/lib';
 
 /**
  * `jouleflow run` with a command that reports its work through JOULEFLOW_WORK_FILE: forwarded to
- * an exporter (a local HTTP server implementing the documented job API contract, since the real
- * endpoint lands with the registry rework) and measured in-process; the report's energy per unit
- * is checked against figures computed here.
+ * an exporter (a local HTTP server implementing the documented job API contract, which pins the
+ * exporter's energy so the figures are exact; work-exporter.test.ts runs the real exporter) and
+ * measured in-process; the report's energy per unit is checked against figures computed here.
  */
 
 interface WorkEntry {

@@ -5,11 +5,13 @@ import type { Logger } from '../util/log';
 import { JOB_ID_RE } from './discovery';
 import type { JobTracker } from './tracker';
 import { JobError, type JobErrorKind } from './errors';
+import { applyWorkBody } from './work';
 
 /**
  * The jobs HTTP API (docs/design.md, section 4), mounted at /api/v1:
  *   POST /jobs            {id?, name, pids?, cgroup?, gpus?, labels?, start?} → 201 job
  *   POST /jobs/:id/end    [{exit_code?}] → 200 final report (after the job's last interval is measured)
+ *   POST /jobs/:id/work   {unit, total} → 200; 400 bad body, 404 unknown job, 409 lower total or ended job
  *   GET  /jobs[?all=1][&limit=N][&cursor=C] → a page of live jobs (all=1: every job in the ledger),
  *                         ordered by start; `next_cursor` names the next page
  *   GET  /jobs/:id        → report: energy per component in J and kWh, duration, power, PUE, CO₂
@@ -153,6 +155,15 @@ export function createJobsRouter(opts: ApiOptions): Router {
       (r) => res.json(r),
       (err) => sendError(res, err, opts.log),
     );
+  });
+
+  router.post('/jobs/:id/work', auth, json, (req: Request<{ id: string }>, res: Response) => {
+    try {
+      const r = applyWorkBody(opts.registry.registry.workOf(req.params.id), req.body);
+      res.status(r.status).json(r.body);
+    } catch (err) {
+      sendError(res, err, opts.log);
+    }
   });
 
   router.use((_req, res) => {

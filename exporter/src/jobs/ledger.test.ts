@@ -38,6 +38,22 @@ describe('ledger', () => {
     db.close();
   });
 
+  it('keeps work totals per unit; rows from a version-2 ledger (before work) read as no work', () => {
+    const file = path.join(dir, 'jobs.db');
+    const v2 = new Ledger(file);
+    v2.save([row('before', 1000)]);
+    v2.close();
+    const db = new Database(file);
+    db.exec('ALTER TABLE jobs DROP COLUMN work');
+    db.pragma('user_version = 2');
+    db.close();
+    const ledger = new Ledger(file);
+    expect(ledger.get('before')?.work).toEqual({});
+    ledger.save([{ ...row('after', 2000), work: { tokens: 5554176, steps: 339 } }]);
+    expect(ledger.get('after')?.work).toEqual({ tokens: 5554176, steps: 339 });
+    ledger.close();
+  });
+
   it('refuses a ledger written by a newer exporter', () => {
     const file = path.join(dir, 'jobs.db');
     const db = new Database(file);

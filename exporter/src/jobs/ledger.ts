@@ -27,6 +27,8 @@ export interface LedgerRow {
   start: number;
   end?: number;
   totals: Totals;
+  /** Work totals per unit the job reported (issue 15); monotonic, restored on resume. */
+  work?: Record<string, number>;
   /** When the row was last written (ms since the epoch). */
   updated: number;
 }
@@ -49,6 +51,7 @@ interface RawRow {
   start_ms: number;
   end_ms: number | null;
   totals: string;
+  work: string;
   updated_ms: number;
 }
 
@@ -76,11 +79,11 @@ export class Ledger {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 2000');
     migrate(this.db);
-    this.upsert = this.db.prepare(`INSERT INTO jobs (id, name, scheduler, user, labels, spec, start_ms, end_ms, totals, updated_ms)
-      VALUES (@id, @name, @scheduler, @user, @labels, @spec, @start_ms, @end_ms, @totals, @updated_ms)
+    this.upsert = this.db.prepare(`INSERT INTO jobs (id, name, scheduler, user, labels, spec, start_ms, end_ms, totals, work, updated_ms)
+      VALUES (@id, @name, @scheduler, @user, @labels, @spec, @start_ms, @end_ms, @totals, @work, @updated_ms)
       ON CONFLICT(id) DO UPDATE SET name = excluded.name, scheduler = excluded.scheduler, user = excluded.user,
         labels = excluded.labels, spec = excluded.spec, start_ms = excluded.start_ms, end_ms = excluded.end_ms,
-        totals = excluded.totals, updated_ms = excluded.updated_ms`);
+        totals = excluded.totals, work = excluded.work, updated_ms = excluded.updated_ms`);
     this.byId = this.db.prepare('SELECT * FROM jobs WHERE id = ?');
     this.running = this.db.prepare('SELECT * FROM jobs WHERE end_ms IS NULL');
     this.recent = this.db.prepare('SELECT * FROM jobs ORDER BY start_ms DESC LIMIT ?');
@@ -193,6 +196,8 @@ const MIGRATIONS: string[] = [
     ALTER TABLE jobs DROP COLUMN store_j;
     ALTER TABLE jobs DROP COLUMN cooling_j;
     CREATE INDEX IF NOT EXISTS jobs_start ON jobs(start_ms, id);`,
+  // 3: work totals per unit as JSON (issue 15); rows written before it reported no work.
+  `ALTER TABLE jobs ADD COLUMN work TEXT NOT NULL DEFAULT '{}';`,
 ];
 
 export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
@@ -219,6 +224,7 @@ function toRaw(r: LedgerRow): Record<string, unknown> {
     start_ms: r.start,
     end_ms: r.end ?? null,
     totals: JSON.stringify(r.totals),
+    work: JSON.stringify(r.work ?? {}),
     updated_ms: r.updated,
   };
 }
@@ -234,6 +240,7 @@ function fromRaw(r: RawRow): LedgerRow {
     start: r.start_ms,
     end: r.end_ms ?? undefined,
     totals: { ...emptyTotals(), ...(JSON.parse(r.totals) as Partial<Totals>) },
+    work: JSON.parse(r.work) as Record<string, number>,
     updated: r.updated_ms,
   };
 }

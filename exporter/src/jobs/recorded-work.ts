@@ -6,6 +6,9 @@
  * must say the token count is reconstructed this way.
  */
 
+/** The recording's batch: 16 sequences of 1 024 tokens per optimizer step. */
+export const RECORDED_TOKENS_PER_STEP = 16 * 1024;
+
 export interface TraceEvent {
   /** Seconds on the trace's clock. */
   t: number;

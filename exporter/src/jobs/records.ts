@@ -3,6 +3,7 @@ import type { Component } from '../core';
 import { safeLabelValue } from '../util/labels';
 import type { LedgerRow, Totals } from './ledger';
 import type { JobReport } from './report';
+import { WorkTally } from './work';
 
 /** A job as the registry holds it, and its conversions to and from a ledger row. */
 
@@ -42,9 +43,11 @@ export interface JobRecord {
   seriesLabels: JobLabels;
   /** Mean power per component over the last interval. */
   watts?: Record<Component, number>;
+  /** Work totals per unit the job reported (issue 15). */
+  work: WorkTally;
 }
 
-export type NewJob = Omit<JobRecord, 'totals' | 'hadMembers' | 'members' | 'endRequested' | 'waiters' | 'seriesLabels'>;
+export type NewJob = Omit<JobRecord, 'totals' | 'hadMembers' | 'members' | 'endRequested' | 'waiters' | 'seriesLabels' | 'work'>;
 
 /** A record resumed from the ledger; roots are re-checked by the caller. */
 export function recordFromRow(r: LedgerRow, retentionMs: number): JobRecord {
@@ -71,7 +74,15 @@ export function recordFromRow(r: LedgerRow, retentionMs: number): JobRecord {
     retainUntil: r.end !== undefined ? r.end + retentionMs : undefined,
     exitCode: r.spec.exitCode,
     countFromTicks: Infinity, // set at the first scan: only CPU used after the restart counts
+    work: restoredWork(r.work ?? {}),
   };
+}
+
+/** The saved totals, so a resumed job's work stays monotonic: a lower total after a restart is still a 409. */
+function restoredWork(saved: Record<string, number>): WorkTally {
+  const tally = new WorkTally();
+  for (const [unit, total] of Object.entries(saved)) tally.setTotal(unit, total);
+  return tally;
 }
 
 /** The ledger row of a record, stamped `updated`. */
@@ -94,6 +105,7 @@ export function rowOf(job: JobRecord, updated: number): LedgerRow {
     start: job.start,
     end: job.end,
     totals: job.totals,
+    work: job.work.snapshot(),
     updated,
   };
 }

@@ -12,6 +12,7 @@ import { recordFromRow, rowOf, seriesLabels, type JobRecord, type JobSource, typ
 import type { CarbonConfig, JobReport } from './report';
 import { buildReport } from './report';
 import { listJobs, type JobPage } from './listing';
+import { WorkTally } from './work';
 
 /**
  * The jobs registry (docs/design.md, section 4): job records and their lifecycle (register, end, retain,
@@ -164,6 +165,7 @@ export class JobRegistry {
       endRequested: false,
       waiters: [],
       seriesLabels: seriesLabels(j.id, j.name, j.user, j.scheduler),
+      work: new WorkTally(),
     };
     for (const c of COMPONENTS) job.totals[c].measured = 0;
     this.jobs.set(job.id, job);
@@ -279,6 +281,14 @@ export class JobRegistry {
     });
   }
 
+  /** The work tally of a running job, for a work report; an ended job takes no more work (409). */
+  workOf(id: string): WorkTally {
+    const job = this.jobs.get(id);
+    if (job && job.end === undefined) return job.work;
+    if (job || this.opts.ledger?.get(id)) throw new JobError('conflict', `job "${id}" has ended: it takes no more work reports`);
+    throw new JobError('not_found', `no job "${id}"`);
+  }
+
   get(id: string): JobReport | undefined {
     const job = this.jobs.get(id);
     if (job) return this.reportOf(job);
@@ -363,7 +373,8 @@ export class JobRegistry {
         store: { ...j.totals.store },
         cooling: { ...j.totals.cooling },
       };
-      jobs.push({ labels: j.seriesLabels, startMs: j.start, endMs: j.end, joules, watts: j.end === undefined ? j.watts : undefined });
+      const watts = j.end === undefined ? j.watts : undefined;
+      jobs.push({ labels: j.seriesLabels, startMs: j.start, endMs: j.end, joules, watts, work: j.work.snapshot() });
     }
     jobs.sort((a, b) => a.startMs - b.startMs);
     const errors = new Map<string, number>();

@@ -2,6 +2,7 @@ import type { Component } from '../core';
 import { COMPONENTS, JOULES_PER_KWH } from '../core';
 import type { LedgerRow, Totals } from './ledger';
 import { componentJoules } from './ledger';
+import { workReport, type UnitReport } from './work';
 
 /** A job's energy report: what the API returns and `jouleflow run` prints. */
 
@@ -40,6 +41,8 @@ export interface JobReport {
   pue: number | null;
   /** Present where a grid carbon intensity is configured. */
   co2?: { grams: number; gramsPerKwh: number; zone: string };
+  /** Energy per unit of every unit of work the job reported, over its whole run (issue 15). */
+  work: UnitReport[];
 }
 
 export interface CarbonConfig {
@@ -85,10 +88,12 @@ export function buildReport(row: LedgerRow, running: boolean, nowMs: number, car
     total: { joules: total, kwh: total / JOULES_PER_KWH },
     meanPowerWatts: duration > 0 ? total / duration : 0,
     pue: it > 0 ? total / it : null,
+    work: [],
   };
   if (carbon.gramsPerKwh !== undefined) {
     report.co2 = { grams: (total / JOULES_PER_KWH) * carbon.gramsPerKwh, gramsPerKwh: carbon.gramsPerKwh, zone: carbon.zone };
   }
+  report.work = workReport(report, row.work ?? {}, { gramsPerKwh: carbon.gramsPerKwh });
   return report;
 }
 

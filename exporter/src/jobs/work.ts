@@ -330,7 +330,7 @@ export interface UnitReport {
 
 /**
  * Energy per unit of every reported unit over the whole job (both ends exact: no sampling error):
- * the `work` array of the `jouleflow run` report, and of the API's job report once it carries work.
+ * the `work` array of the `jouleflow run` report and of the API's job reports (report.ts).
  */
 export function workReport(report: JobReport, totals: Record<string, number>, pricing: WorkPricing): UnitReport[] {
   const energy = Object.fromEntries(COMPONENTS.map((c) => [c, report.energy[c].joules])) as ComponentJoules;
