@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { JobReport } from '../jobs/report';
 import { formatReport, printable } from '../jobs/report';
 import { COMPONENTS } from '../sources/types';
-import { DEFAULT_EXPORTER_URL } from './run';
+import { DEFAULT_EXPORTER_URL, apiToken } from './run';
 
 /** `jouleflow jobs ls` and `jouleflow jobs show ID`: tables from a running exporter's API. */
 
@@ -13,10 +13,14 @@ interface JobsOptions {
   tokenFile?: string;
 }
 
-async function get(base: string, p: string): Promise<unknown> {
+async function get(base: string, p: string, tokenFile?: string): Promise<unknown> {
   let res: Response;
+  // From another host the job list needs the bearer token; on this one the exporter knows the caller's uid.
+  const token = apiToken(tokenFile);
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
   try {
-    res = await fetch(`${base}${p}`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000) });
+    res = await fetch(`${base}${p}`, { headers, signal: AbortSignal.timeout(5000) });
   } catch (err) {
     throw new Error(`no exporter answers at ${base}: ${(err as Error).message}`);
   }
@@ -64,18 +68,21 @@ export function jobsTable(jobs: readonly JobReport[]): string {
 export function addJobsCommand(program: Command): void {
   const jobs = program.command('jobs').description('list and show jobs of a running exporter');
   const common = (c: Command) =>
-    c.option('--exporter.url <url>', `exporter to ask (default ${DEFAULT_EXPORTER_URL})`).option('--json', 'print JSON instead of a table');
+    c
+      .option('--exporter.url <url>', `exporter to ask (default ${DEFAULT_EXPORTER_URL})`)
+      .option('--token-file <path>', 'bearer token, needed from another host (default $JOULEFLOW_JOBS_TOKEN)')
+      .option('--json', 'print JSON instead of a table');
   common(jobs.command('ls').description('list live jobs (with --all also finished ones from the ledger)'))
     .option('--all', 'include finished jobs from the ledger')
     .action(async (opts: JobsOptions) => {
       const base = (opts['exporter.url'] ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
-      const body = (await get(base, `/api/v1/jobs${opts.all ? '?all=1' : ''}`)) as { jobs: JobReport[] };
+      const body = (await get(base, `/api/v1/jobs${opts.all ? '?all=1' : ''}`, opts.tokenFile)) as { jobs: JobReport[] };
       process.stdout.write((opts.json ? JSON.stringify(body.jobs, null, 2) : jobsTable(body.jobs)) + '\n');
     });
   common(jobs.command('show').description("show one job's energy report").argument('<id>', 'job id')).action(
     async (id: string, opts: JobsOptions) => {
       const base = (opts['exporter.url'] ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
-      const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`)) as JobReport;
+      const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`, opts.tokenFile)) as JobReport;
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatReport(r)) + '\n');
     },
   );

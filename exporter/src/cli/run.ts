@@ -97,9 +97,10 @@ async function api(
 }
 
 /** Whether a jouleflow exporter answers at `base`. */
-async function exporterAnswers(base: string): Promise<boolean> {
+async function exporterAnswers(base: string, token: string | undefined): Promise<boolean> {
   try {
-    const r = await api(`${base}/api/v1/jobs`, 'GET', undefined, undefined, 1000);
+    // On this host the exporter knows the caller by uid; from another host, listing jobs takes the token.
+    const r = await api(`${base}/api/v1/jobs`, 'GET', undefined, token, 1000);
     return r.status === 200 && typeof r.json === 'object' && r.json !== null && 'jobs' in r.json;
   } catch {
     return false;
@@ -181,7 +182,8 @@ export async function runCommand(argv: string[], opts: RunOptions): Promise<numb
   const labels = parseLabels(opts.label);
   const base = (opts['exporter.url'] ?? process.env.JOULEFLOW_EXPORTER_URL ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
   const json = !!opts.json;
-  if (await exporterAnswers(base)) return runWithExporter(argv, name, labels, base, apiToken(opts.tokenFile), json);
+  const token = apiToken(opts.tokenFile);
+  if (await exporterAnswers(base, token)) return runWithExporter(argv, name, labels, base, token, json);
   if (opts['exporter.url'] !== undefined) process.stderr.write(`jouleflow: no exporter answers at ${base}; measuring in-process\n`);
   return runInProcess(argv, name, labels, opts, json);
 }

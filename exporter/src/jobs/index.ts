@@ -1,7 +1,7 @@
 import { readFileSync } from 'fs';
 import type { Config } from '../config';
-import { isLoopbackHost, parseListenAddress } from '../config';
 import type { Logger } from '../util/log';
+import { JobAccess } from '../web/job-access';
 import { createJobsRouter } from './api';
 import { Ledger } from './ledger';
 import { JobRegistry } from './tracker';
@@ -12,6 +12,8 @@ import type { Router } from 'express';
 export interface JobsSetup {
   registry: JobRegistry;
   router: Router;
+  /** Who may call the API (also lets kernel-identified local callers past basic auth). */
+  access: JobAccess;
   ledger?: Ledger;
   close(): void;
 }
@@ -58,7 +60,7 @@ export function createRegistry(
 
 export function createJobs(config: Config, log: Logger): JobsSetup {
   const { registry, ledger } = createRegistry(config, log);
-  const { host } = parseListenAddress(config.web.listenAddress);
-  const router = createJobsRouter({ registry, log, loopbackOnly: isLoopbackHost(host), token: jobsToken(config) });
-  return { registry, router, ledger, close: () => registry.close() };
+  const access = new JobAccess({ procfs: config.paths.procfs, sysfs: config.paths.sysfs, token: jobsToken(config) });
+  const router = createJobsRouter({ registry, log, access });
+  return { registry, router, access, ledger, close: () => registry.close() };
 }

@@ -59,6 +59,8 @@ export interface JobInput {
    * spawned and reaped is not lost.
    */
   reaperPid?: number;
+  /** The uid that registered the job through the API (web/job-access.ts): it alone (and root) may end it. */
+  ownerUid?: number;
 }
 
 export class JobError extends Error {
@@ -100,6 +102,7 @@ interface Job {
   cgroup?: string;
   gpus: string[];
   reaperPid?: number;
+  ownerUid?: number;
   start: number;
   end?: number;
   /** Processes born before this (clock ticks since boot) count only from their first reading. */
@@ -236,6 +239,7 @@ export class JobRegistry implements SamplerJobTracker {
         rootStarts: new Map(),
         cgroup: r.spec.cgroup,
         gpus: r.spec.gpus ?? [],
+        ownerUid: r.spec.ownerUid,
         start: r.start,
         end: r.end,
         totals: r.totals,
@@ -311,6 +315,7 @@ export class JobRegistry implements SamplerJobTracker {
       cgroup: input.cgroup?.replace(/\/+$/, '') || (input.cgroup !== undefined ? '/' : undefined),
       gpus,
       reaperPid: input.reaperPid,
+      ownerUid: input.ownerUid,
       start: input.start !== undefined && input.start <= now ? input.start : now,
       bornAfterMs: Math.max(input.start ?? now, now - BACKLOG_MS),
     });
@@ -363,6 +368,14 @@ export class JobRegistry implements SamplerJobTracker {
     });
   }
 
+  /** Whether a job exists and the uid that registered it (for the API's permission check). */
+  ownerOf(id: string): { exists: boolean; ownerUid?: number } {
+    const job = this.jobs.get(id);
+    if (job) return { exists: true, ownerUid: job.ownerUid };
+    const row = this.opts.ledger?.get(id);
+    return row ? { exists: true, ownerUid: row.spec.ownerUid } : { exists: false };
+  }
+
   get(id: string): JobReport | undefined {
     const job = this.jobs.get(id);
     if (job) return this.reportOf(job);
@@ -394,6 +407,7 @@ export class JobRegistry implements SamplerJobTracker {
         cgroup: job.cgroup,
         gpus: job.gpus.length ? job.gpus : undefined,
         source: job.source,
+        ownerUid: job.ownerUid,
       },
       start: job.start,
       end: job.end,
