@@ -1,7 +1,7 @@
 import { spawn } from 'child_process';
 import * as net from 'net';
 import { asUser, ensureTestUser } from '../../../test/helpers/test-user';
-import { canonicalAddress, decodeProcAddress, parseProcNetTcp, peerUid } from './peer-uid';
+import { canonicalAddress, decodeProcAddress, encodeProcAddress, parseProcNetTcp, peerUid } from './peer-uid';
 
 /** The kernel's socket table names the uid at the other end of a connection (real sockets, real /proc). */
 
@@ -93,5 +93,14 @@ describe('peerUid with real connections', () => {
     expect(
       await peerUid('/nonexistent', { localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 }),
     ).toBeUndefined();
+  });
+});
+
+describe('encodeProcAddress', () => {
+  it('is the inverse of decodeProcAddress', () => {
+    for (const hex of ['0100007F', '0200007F', '0A01A8C0']) expect(encodeProcAddress(decodeProcAddress(hex), false)).toBe(hex);
+    for (const hex of ['00000000000000000000000001000000', '0000000000000000FFFF00000100007F', '000080FE00000000FF005452FE123456'])
+      expect(encodeProcAddress(decodeProcAddress(hex), true)).toBe(hex);
+    expect(encodeProcAddress('0:0:0:0:0:0:0:1', false)).toBeUndefined();
   });
 });

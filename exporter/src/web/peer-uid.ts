@@ -44,6 +44,28 @@ export function decodeProcAddress(hex: string): string {
   return canonicalAddress(bytesToIpv6(bytes));
 }
 
+/** 4 bytes in network order → the kernel's %08X of the in-memory word. */
+function bytesWord(b: number[]): string {
+  const [x, y, z, w] = LITTLE_ENDIAN ? [b[3], b[2], b[1], b[0]] : b;
+  return (((x << 24) | (y << 16) | (z << 8) | w) >>> 0).toString(16).toUpperCase().padStart(8, '0');
+}
+
+/** The 16 bytes of a canonical address (IPv4 as IPv4-mapped IPv6). */
+function addressBytes(canonical: string): number[] {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(canonical)) return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...canonical.split('.').map(Number)];
+  return canonical.split(':').flatMap((g) => {
+    const v = parseInt(g, 16);
+    return [v >> 8, v & 0xff];
+  });
+}
+
+/** A canonical address as /proc/net/tcp (8 digits; undefined for non-IPv4) or tcp6 (32 digits) prints it. */
+export function encodeProcAddress(canonical: string, v6: boolean): string | undefined {
+  const b = addressBytes(canonical);
+  if (!v6) return canonical.includes('.') ? bytesWord(b.slice(12)) : undefined;
+  return [0, 4, 8, 12].map((i) => bytesWord(b.slice(i, i + 4))).join('');
+}
+
 function bytesToIpv6(b: number[]): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
@@ -115,17 +137,24 @@ export async function peerUid(procfs: string, conn: ConnectionEnds): Promise<num
   if (!localAddress || !remoteAddress || localPort === undefined || remotePort === undefined) return undefined;
   const server = canonicalAddress(localAddress);
   const client = canonicalAddress(remoteAddress);
-  for (const file of ['tcp', 'tcp6']) {
+  const port = (p: number) => p.toString(16).toUpperCase().padStart(4, '0');
+  for (const v6 of [false, true]) {
+    const c = encodeProcAddress(client, v6);
+    const s = encodeProcAddress(server, v6);
+    if (c === undefined || s === undefined) continue;
     let text: string;
     try {
-      text = await fsp.readFile(path.join(procfs, 'net', file), 'utf8');
+      text = await fsp.readFile(path.join(procfs, 'net', v6 ? 'tcp6' : 'tcp'), 'utf8');
     } catch {
       continue; // no IPv6, or a procfs without net/ (a fixture): no row here
     }
-    const row = parseProcNetTcp(text).find(
-      (r) => r.inode !== 0 && r.localPort === remotePort && r.remotePort === localPort && r.local === client && r.remote === server,
-    );
-    if (row && Number.isInteger(row.uid)) return row.uid;
+    // Thousands of rows on a busy node: find the client's row by its text, parse only that line.
+    const needle = ` ${c}:${port(remotePort)} ${s}:${port(localPort)} `;
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+      const line = text.slice(text.lastIndexOf('\n', at) + 1, (text.indexOf('\n', at) + 1 || text.length + 1) - 1);
+      const row = parseProcNetTcp(`header\n${line}`)[0];
+      if (row && row.inode !== 0 && Number.isInteger(row.uid)) return row.uid;
+    }
   }
   return undefined;
 }
