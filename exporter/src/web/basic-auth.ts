@@ -1,5 +1,4 @@
 import { createHash } from 'crypto';
-import bcrypt from 'bcryptjs';
 
 /**
  * HTTP Basic authentication against bcrypt hashes (exporter-toolkit's `basic_auth_users`).
@@ -39,6 +38,8 @@ export class BasicAuth {
       .digest('base64');
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
+    // Loaded on first use: `jouleflow run` and servers without users never pay for it.
+    const bcrypt = await import('bcryptjs');
     // bcryptjs understands $2a$/$2b$; htpasswd writes $2y$, the same algorithm.
     const ok = (await bcrypt.compare(creds.password, (hash ?? DUMMY_HASH).replace(/^\$2y\$/, '$2b$'))) && hash !== undefined;
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
