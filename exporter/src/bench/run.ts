@@ -2,6 +2,7 @@ import { formatTable, type BenchRow } from './table';
 import { benchCore } from './core';
 import { benchNvml } from './nvml';
 import { benchJobs } from './jobs';
+import { benchWeb } from './web';
 
 /**
  * `npm run bench`: each area contributes rows; the whole table prints at the end.
@@ -11,6 +12,7 @@ const SECTIONS: Array<{ name: string; run: () => Promise<BenchRow[]> }> = [
   { name: 'core', run: benchCore },
   { name: 'nvml', run: benchNvml },
   { name: 'jobs', run: benchJobs },
+  { name: 'web', run: benchWeb },
 ];
 
 async function main(): Promise<void> {
