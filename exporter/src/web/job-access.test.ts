@@ -111,3 +111,19 @@ describe('JobAccess', () => {
     expect(denied(await access().admit(root, { pids: [process.pid], start: Date.now() })).status).toBe(400);
   });
 });
+
+describe('JobAccess.identify', () => {
+  const req = (authorization?: string) =>
+    ({
+      headers: authorization ? { authorization } : {},
+      socket: { localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 },
+    }) as unknown as import('http').IncomingMessage;
+  it('the right token → token; a wrong one → 401; with no token configured a bearer is ignored', async () => {
+    const a = new JobAccess({ procfs: '/proc', sysfs, token: 's3cret', netProcfs: sysfs });
+    expect(await a.identify(req('Bearer s3cret'))).toEqual({ kind: 'token' });
+    expect(denied(await a.identify(req('Bearer nope'))).status).toBe(401);
+    expect(await a.identify(req())).toEqual({ kind: 'remote' }); // no socket row under this procfs
+    const none = new JobAccess({ procfs: '/proc', sysfs, netProcfs: sysfs });
+    expect(await none.identify(req('Bearer whatever'))).toEqual({ kind: 'remote' });
+  });
+});
