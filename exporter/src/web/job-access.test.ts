@@ -40,7 +40,8 @@ function denied(x: unknown): Denial {
 
 /** The PID of the process the test user runs (runuser forks it: the `sleep` child). */
 async function userSleepPid(): Promise<number> {
-  for (let i = 0; i < 100; i++) {
+  // Up to 30 s: runuser and sleep start slowly on a loaded machine.
+  for (let i = 0; i < 600; i++) {
     for (const d of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
       try {
         if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8') === 'sleep\u000060\u0000' && fs.statSync(`/proc/${d}`).uid !== me)
