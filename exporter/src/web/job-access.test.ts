@@ -7,6 +7,8 @@ import { isDenial, JobAccess, type Caller, type Denial } from './job-access';
 
 /** Who may register and end what: real processes of two users in the real /proc, cgroup trees on disk. */
 
+jest.setTimeout(60_000);
+
 const me = process.getuid!();
 let sysfs: string;
 let userProc: ChildProcess | undefined;
