@@ -12,7 +12,7 @@
 //   JOULEFLOW_DEMO_LISTEN      listen address (default 127.0.0.1:10042; port 0 = any free port)
 //   JOULEFLOW_DEMO_HOURS       hours of looped replay per cycle (default 4)
 //   JOULEFLOW_FAKE_NVML_TRACE  the trace to replay (default test/fixtures/nvidia-h200/training-trace.json)
-//   JOULEFLOW_JOBS_TOKEN       bearer token for the jobs API (generated when listening beyond loopback)
+//   JOULEFLOW_JOBS_TOKEN       bearer token for the jobs API (generated when not given)
 // Arguments after `--` go to `jouleflow serve`.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -41,7 +41,8 @@ function fail(msg) {
 
 const host = LISTEN.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
-const token = process.env.JOULEFLOW_JOBS_TOKEN || (loopback ? '' : randomBytes(24).toString('hex'));
+// Always a token: the demo registers a `gpus` job, which only root or the token may (README, jobs API).
+const token = process.env.JOULEFLOW_JOBS_TOKEN || randomBytes(24).toString('hex');
 
 /**
  * The trace looped to `hours`: decimated to ≥ 250 ms between samples (the exporter samples every
@@ -188,7 +189,7 @@ async function cycle() {
       `replaying ${TRACE} looped for ${HOURS} h through the fake libnvidia-ml`,
       registered ? `job ${JOB_ID} ("${JOB_NAME}") registered, trainer pid ${trainer.pid}` : 'no job registered',
       nvmlUp ? 'NVML source up' : 'warning: the NVML source is not up yet (see the landing page)',
-      token && !process.env.JOULEFLOW_JOBS_TOKEN ? `jobs API token (generated): ${token}` : '',
+      !loopback && !process.env.JOULEFLOW_JOBS_TOKEN ? `jobs API token (generated): ${token}` : '',
     ]
       .filter(Boolean)
       .join('\n[jouleflow demo]   '),

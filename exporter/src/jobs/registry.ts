@@ -32,6 +32,8 @@ export interface JobInput {
   source?: JobSource;
   /** A process whose reaped children's CPU time belongs to this job (the in-process `jouleflow run`). */
   reaperPid?: number;
+  /** The uid that registered the job through the API (web/job-access.ts): it alone (and root) may end it. */
+  ownerUid?: number;
 }
 
 /** What registration needs to know of processes. */
@@ -134,6 +136,7 @@ export class JobRegistry {
       cgroup: input.cgroup?.replace(/\/+$/, '') || (input.cgroup !== undefined ? '/' : undefined),
       gpus,
       reaperPid: input.reaperPid,
+      ownerUid: input.ownerUid,
       start: input.start !== undefined && input.start <= now ? input.start : now,
       bornAfterMs: Math.max(input.start ?? now, now - BACKLOG_MS),
     });
@@ -263,6 +266,14 @@ export class JobRegistry {
         resolve(r);
       });
     });
+  }
+
+  /** Whether a job exists, live or in the ledger, and the uid that registered it (for the API's permission check). */
+  ownerUidOf(id: string): { exists: boolean; ownerUid?: number } {
+    const job = this.jobs.get(id);
+    if (job) return { exists: true, ownerUid: job.ownerUid };
+    const row = this.opts.ledger?.get(id);
+    return row ? { exists: true, ownerUid: row.spec.ownerUid } : { exists: false };
   }
 
   get(id: string): JobReport | undefined {

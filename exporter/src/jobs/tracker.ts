@@ -116,6 +116,10 @@ export class JobTracker {
     return this.registry.end(id, timeoutMs);
   }
 
+  ownerUidOf(id: string): { exists: boolean; ownerUid?: number } {
+    return this.registry.ownerUidOf(id);
+  }
+
   get(id: string): JobReport | undefined {
     return this.registry.get(id);
   }
