@@ -270,10 +270,8 @@ export class JobRegistry {
 
   /** Whether a job exists, live or in the ledger, and the uid that registered it (for the API's permission check). */
   ownerUidOf(id: string): { exists: boolean; ownerUid?: number } {
-    const job = this.jobs.get(id);
-    if (job) return { exists: true, ownerUid: job.ownerUid };
-    const row = this.opts.ledger?.get(id);
-    return row ? { exists: true, ownerUid: row.spec.ownerUid } : { exists: false };
+    const held = this.jobs.get(id) ?? this.opts.ledger?.get(id)?.spec;
+    return held ? { exists: true, ownerUid: held.ownerUid } : { exists: false };
   }
 
   get(id: string): JobReport | undefined {
