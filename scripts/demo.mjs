@@ -12,7 +12,7 @@
 //   JOULEFLOW_DEMO_LISTEN      listen address (default 127.0.0.1:10042; port 0 = any free port)
 //   JOULEFLOW_DEMO_HOURS       hours of looped replay per cycle (default 4)
 //   JOULEFLOW_FAKE_NVML_TRACE  the trace to replay (default test/fixtures/nvidia-h200/training-trace.json)
-//   JOULEFLOW_JOBS_TOKEN       bearer token for the jobs API (generated when listening beyond loopback)
+//   JOULEFLOW_JOBS_TOKEN       bearer token for the jobs API (generated when not given)
 // Arguments after `--` go to `jouleflow serve`.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,7 +42,8 @@ function fail(msg) {
 
 const host = LISTEN.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
-const token = process.env.JOULEFLOW_JOBS_TOKEN || (loopback ? '' : randomBytes(24).toString('hex'));
+// Always a token: the demo registers a `gpus` job, which only root or the token may (README, jobs API).
+const token = process.env.JOULEFLOW_JOBS_TOKEN || randomBytes(24).toString('hex');
 
 /**
  * The trace looped to `hours`: decimated to ≥ 250 ms between samples (the exporter samples every
@@ -250,7 +251,7 @@ async function cycle() {
         ? `its tokens (jouleflow_job_work_total) are RECONSTRUCTED from the recording's step count and timing (${recorded.reconstructSteps(replay.events).steps} steps of ${recorded.RECORDED_TOKENS_PER_STEP} tokens per loop), not counted by a trainer; replay epoch ${epoch} = trace time ${replay.origin}`
         : '',
       nvmlUp ? 'NVML source up' : 'warning: the NVML source is not up yet (see the landing page)',
-      token && !process.env.JOULEFLOW_JOBS_TOKEN ? `jobs API token (generated): ${token}` : '',
+      !loopback && !process.env.JOULEFLOW_JOBS_TOKEN ? `jobs API token (generated): ${token}` : '',
     ]
       .filter(Boolean)
       .join('\n[jouleflow demo]   '),

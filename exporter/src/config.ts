@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { CoolingShareSchema, MetersSchema } from './sources/meters/schema';
 import { zodDuration } from './util/duration';
 import { LOG_LEVELS } from './util/log';
+import { isLoopbackAddress } from './web/loopback';
 
 const duration = zodDuration;
 
@@ -53,6 +54,13 @@ export const ConfigSchema = z
           .refine((p) => !/^\/(api|healthz)(\/|$)/.test(p), 'must not shadow /api or /healthz')
           .default('/metrics'),
         jobsTokenFile: z.string().optional(),
+        /** exporter-toolkit web configuration: TLS, basic auth, headers (web/web-config.ts). */
+        configFile: z.string().optional(),
+        /** Slow clients (web/web-server.ts): time to send the headers, the whole request; idle keep-alive. */
+        headerTimeout: duration(100).default('10s'),
+        requestTimeout: duration(100).default('60s'),
+        keepAliveTimeout: duration(0).default('5s'),
+        maxConnections: z.coerce.number().int().positive().max(1_000_000).default(512),
       })
       .strict()
       .default({}),
@@ -280,7 +288,13 @@ export function parseListenAddress(addr: string): { host?: string; port: number 
   return { host, port };
 }
 
+/**
+ * Whether a configured listen host is loopback: an address literal is judged as an address
+ * (127.0.0.2, ::1, ::ffff:127.0.0.1), never by a text prefix ("127.example.com" is a name). Only
+ * `localhost` is taken on trust (RFC 6761); once listening, judge the bound address instead
+ * (web/loopback.ts boundToLoopback).
+ */
 export function isLoopbackHost(host: string | undefined): boolean {
   if (!host) return false;
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return host.toLowerCase() === 'localhost' || isLoopbackAddress(host);
 }

@@ -13,6 +13,9 @@ import type { Source } from './sources/types';
 import type { Logger } from './util/log';
 import { settleWithin } from './util/async';
 import { readProcStat } from './util/procfs';
+import { serverLimits, webGuards } from './web';
+import { boundToLoopback } from './web/loopback';
+import { WebFront } from './web/web-server';
 
 /** Wires config → sources → sampler → metrics → HTTP. Used by `serve`, `run` (in-process) and tests. */
 
@@ -25,6 +28,8 @@ export interface ExporterOptions {
   jobs?: JobTracker;
   routers?: Array<{ path: string; router: Router }>;
   notices?: () => string[];
+  /** TLS, basic auth and limits from --web.config.file (serve loads it first, to fail early). */
+  web?: WebFront;
 }
 
 export interface Exporter {
@@ -32,8 +37,9 @@ export interface Exporter {
   metrics: Metrics;
   sampler: Sampler;
   server?: Server;
-  /** The bound address, e.g. http://127.0.0.1:10042 */
+  /** The bound address, e.g. http://127.0.0.1:10042 (https with TLS) */
   url?: string;
+  /** Judged on the bound address once listening (before: on the configured host). */
   listenLoopbackOnly: boolean;
   /** The start-up inventory and model choices, and their landing-page lines. */
   hardware: Hardware;
@@ -108,6 +114,7 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
 export async function startExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
   const exp = await buildExporter(config, opts);
   const { host, port } = parseListenAddress(config.web.listenAddress);
+  const front = opts.web ?? (await WebFront.create(undefined, serverLimits(config), opts.log));
   const app = createApp({
     metrics: exp.metrics,
     sampler: exp.sampler,
@@ -117,10 +124,11 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     mode: opts.mode ?? 'normal',
     routers: opts.routers,
     notices: () => [...exp.sampler.coolingNotices, ...exp.hardwareLines, ...(opts.notices?.() ?? [])],
+    guards: webGuards(front, config.web.telemetryPath),
   });
   let server: Server;
   try {
-    server = await listen(app, host, port);
+    server = await listen(app, host, port, (handler) => front.createServer(handler));
   } catch (err) {
     await exp.sampler.stop();
     throw err;
@@ -136,7 +144,8 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
   return {
     ...exp,
     server,
-    url: `http://${urlHost}:${boundPort}`,
+    url: `${front.scheme}://${urlHost}:${boundPort}`,
+    listenLoopbackOnly: boundToLoopback(server),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,5 +1,6 @@
-import type { Server } from 'http';
-import express, { type Express, type Request, type Response, type Router } from 'express';
+import * as http from 'http';
+import type { RequestListener, Server } from 'http';
+import express, { type Express, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Metrics } from './metrics';
 import type { TickSnapshot } from './snapshot';
 import type { Sampler } from './sampler';
@@ -19,6 +20,8 @@ export interface ServerOptions {
   routers?: Array<{ path: string; router: Router }>;
   /** Extra lines for the landing page (cooling fallback notice, jobs count...). */
   notices?: () => string[];
+  /** Mounted before every route: basic auth, headers, method/origin/content-type checks (web/). */
+  guards?: RequestHandler[];
 }
 
 function escapeHtml(s: string): string {
@@ -55,6 +58,7 @@ function powerTable(snap: TickSnapshot): string {
 export function createApp(opts: ServerOptions): Express {
   const app = express();
   app.disable('x-powered-by');
+  for (const g of opts.guards ?? []) app.use(g);
 
   app.get(opts.telemetryPath, async (req: Request, res: Response) => {
     try {
@@ -121,10 +125,15 @@ ${rows}
   return app;
 }
 
-/** Starts listening; resolves with the server once bound (rejects with a clear message otherwise). */
-export function listen(app: Express, host: string | undefined, port: number): Promise<Server> {
+/** Starts listening (on the server `createServer` makes: HTTPS, limits); resolves once bound, rejects with a clear message. */
+export function listen(
+  app: Express,
+  host: string | undefined,
+  port: number,
+  createServer: (handler: RequestListener) => Server = (h) => http.createServer(h),
+): Promise<Server> {
+  const server = createServer(app);
   return new Promise((resolve, reject) => {
-    const server = host === undefined ? app.listen(port) : app.listen(port, host);
     server.once('listening', () => resolve(server));
     server.once('error', (err: NodeJS.ErrnoException) => {
       const where = `${host ?? ''}:${port}`;
@@ -134,5 +143,7 @@ export function listen(app: Express, host: string | undefined, port: number): Pr
         ),
       );
     });
+    if (host === undefined) server.listen(port);
+    else server.listen(port, host);
   });
 }

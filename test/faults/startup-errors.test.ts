@@ -35,6 +35,24 @@ test('token file missing or empty: exit 2 naming --web.jobs-token-file', () => {
   expect(r.stderr).toMatch(/--web\.jobs-token-file.*is empty/);
 });
 
+test('the CLI reads its token the same way: --token-file missing or empty exits 2 naming --token-file', () => {
+  ensureBuilt();
+  const empty = join(dir, 'empty-cli-token');
+  writeFileSync(empty, ' \n');
+  for (const [file, why] of [
+    [join(dir, 'nope'), /--token-file: cannot read .*nope: ENOENT/],
+    [empty, /--token-file: .*empty-cli-token is empty/],
+  ] as const) {
+    // The exporter URL is never asked: the token is read first (port 9 on loopback, in case it were).
+    const r = spawnSync(process.execPath, [MAIN, 'jobs', 'ls', '--exporter.url=http://127.0.0.1:9', `--token-file=${file}`], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(why);
+  }
+});
+
 test('a ledger under /proc: exit 2 naming --jobs.ledger, not a hang', () => {
   const r = serveExit(['--jobs.ledger=/proc/self/jouleflow/jobs.db']);
   expect(r.status).toBe(2);

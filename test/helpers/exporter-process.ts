@@ -44,7 +44,7 @@ export async function startServe(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`exporter did not start in ${timeoutMs} ms:\n${out}`)), timeoutMs);
     const check = () => {
-      const m = /url=(http:\/\/[^\s/]+)/.exec(out);
+      const m = /url=(https?:\/\/[^\s/]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);

@@ -8,6 +8,7 @@ import { EMPTY_SNAPSHOT } from '../../exporter/src/snapshot';
 import { safeLabelValue } from '../../exporter/src/util/labels';
 import type { Attribution, JobShare } from '../../exporter/src/model/attribution';
 import { silentLogger } from '../../exporter/src/util/log';
+import { JobAccess } from '../../exporter/src/web/job-access';
 import { FakeProcfs } from './fakeproc';
 
 /** The jobs API: validation, auth, errors, reports with J/kWh/PUE/CO₂, the cap, metrics hygiene. */
@@ -22,8 +23,9 @@ interface Ctx {
   now: number;
 }
 
+/** `remote`: the caller's socket is looked up in a procfs with no net/tcp, as for a caller on another host. */
 async function setup(
-  opts: { loopbackOnly?: boolean; token?: string; liveCap?: number; retentionMs?: number; endedCap?: number } = {},
+  opts: { remote?: boolean; token?: string; liveCap?: number; retentionMs?: number; endedCap?: number } = {},
 ): Promise<Ctx> {
   const fake = new FakeProcfs();
   for (const pid of [100, 101, 102, 103]) fake.set(pid, { ppid: 1, starttime: 50_000 });
@@ -44,7 +46,11 @@ async function setup(
   const app = express();
   app.use(
     '/api/v1',
-    createJobsRouter({ registry: ctx.registry, log: silentLogger, loopbackOnly: opts.loopbackOnly ?? true, token: opts.token }),
+    createJobsRouter({
+      registry: ctx.registry,
+      log: silentLogger,
+      access: new JobAccess({ procfs: fake.root, sysfs: fake.root, token: opts.token, netProcfs: opts.remote ? fake.root : '/proc' }),
+    }),
   );
   ctx.server = await new Promise<Server>((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));
@@ -195,14 +201,16 @@ describe('jobs API', () => {
     expect(text).toMatch(/^jouleflow_jobs_rejected_total\{reason="cap"\} 1$/m);
   });
 
-  it('needs a bearer token for mutations unless loopback-only; reads stay open', async () => {
-    ctx = await setup({ loopbackOnly: false });
+  it('callers from another host need the bearer token, for reads of the job list too', async () => {
+    ctx = await setup({ remote: true });
     const none = await call(ctx, 'POST', '/jobs', { name: 'a', pids: [100] });
     expect(none.status).toBe(403);
     expect(none.body.error).toMatch(/token/);
-    expect((await call(ctx, 'GET', '/jobs')).status).toBe(200);
+    expect((await call(ctx, 'GET', '/jobs')).status).toBe(403);
     await teardown(ctx);
-    ctx = await setup({ loopbackOnly: false, token: 's3cret' });
+    ctx = await setup({ remote: true, token: 's3cret' });
+    expect((await call(ctx, 'GET', '/jobs')).status).toBe(401);
+    expect((await call(ctx, 'GET', '/jobs', undefined, { authorization: 'Bearer s3cret' })).status).toBe(200);
     expect((await call(ctx, 'POST', '/jobs', { name: 'a', pids: [100] })).status).toBe(401);
     expect((await call(ctx, 'POST', '/jobs', { name: 'a', pids: [100] }, { authorization: 'Bearer wrong' })).status).toBe(401);
     const ok = await call(ctx, 'POST', '/jobs', { id: 'tok', name: 'a', pids: [100] }, { authorization: 'Bearer s3cret' });

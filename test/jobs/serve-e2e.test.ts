@@ -292,10 +292,14 @@ describe('jouleflow run', () => {
     try {
       const child =
         "process.on('SIGTERM',()=>{console.log('child got SIGTERM');process.exit(0)});console.log('ready');setTimeout(()=>process.exit(9),20000)";
-      // The command starts after at most a second without registration; once it says "ready", signal the wrapper.
+      // The command starts after at most a second without registration; once it says "ready", signal the wrapper
+      // once (a second SIGTERM on a later stdout chunk could reach it after it stopped forwarding, and kill it).
+      let signalled = false;
       const r = await runCli(['--exporter.url', `http://127.0.0.1:${port}`, '--', process.execPath, '-e', child], {
         onStdout: (out, p) => {
-          if (out.includes('ready')) p.kill('SIGTERM');
+          if (signalled || !out.includes('ready')) return;
+          signalled = true;
+          p.kill('SIGTERM');
         },
       });
       expect(r.stdout).toMatch(/child got SIGTERM/);

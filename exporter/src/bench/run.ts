@@ -4,6 +4,7 @@ import { benchNvml } from './nvml';
 import { benchJobs } from './jobs';
 import { benchProcess } from './process';
 import { benchWork } from './work';
+import { benchWeb } from './web';
 
 /**
  * `npm run bench`: each area contributes rows; the whole table prints at the end.
@@ -15,6 +16,7 @@ const SECTIONS: Array<{ name: string; run: () => Promise<BenchRow[]> }> = [
   { name: 'jobs', run: benchJobs },
   { name: 'process', run: benchProcess },
   { name: 'work', run: benchWork },
+  { name: 'web', run: benchWeb },
 ];
 
 async function main(): Promise<void> {

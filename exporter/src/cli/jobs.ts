@@ -3,7 +3,7 @@ import type { JobReport } from '../jobs/report';
 import { formatReport, printable } from '../jobs/report';
 import { COMPONENTS, JOULES_PER_KWH } from '../core';
 import type { UnitReport } from '../jobs/work';
-import { DEFAULT_EXPORTER_URL } from './run';
+import { DEFAULT_EXPORTER_URL, apiToken } from './run';
 import { formatWorkReport } from './work-file';
 
 /** `jouleflow jobs ls` and `jouleflow jobs show ID`: tables from a running exporter's API. */
@@ -15,10 +15,13 @@ interface JobsOptions {
   tokenFile?: string;
 }
 
-async function get(base: string, p: string): Promise<unknown> {
+/** From another host the job list needs the bearer token; on this one the exporter knows the caller's uid. */
+async function get(base: string, p: string, token: string | undefined): Promise<unknown> {
   let res: Response;
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
   try {
-    res = await fetch(`${base}${p}`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000) });
+    res = await fetch(`${base}${p}`, { headers, signal: AbortSignal.timeout(5000) });
   } catch (err) {
     throw new Error(`no exporter answers at ${base}: ${(err as Error).message}`);
   }
@@ -77,17 +80,21 @@ export function showReport(r: JobReport & { work?: UnitReport[] }): string {
 export function addJobsCommand(program: Command): void {
   const jobs = program.command('jobs').description('list and show jobs of a running exporter');
   const common = (c: Command) =>
-    c.option('--exporter.url <url>', `exporter to ask (default ${DEFAULT_EXPORTER_URL})`).option('--json', 'print JSON instead of a table');
+    c
+      .option('--exporter.url <url>', `exporter to ask (default ${DEFAULT_EXPORTER_URL})`)
+      .option('--token-file <path>', 'bearer token, needed from another host (default $JOULEFLOW_JOBS_TOKEN)')
+      .option('--json', 'print JSON instead of a table');
   common(jobs.command('ls').description('list live jobs (with --all also finished ones from the ledger)'))
     .option('--all', 'include finished jobs from the ledger')
     .action(async (opts: JobsOptions) => {
       const base = exporterBase(opts);
+      const token = apiToken(opts.tokenFile);
       // The API answers in pages (bounded responses): follow them to the end.
       const jobs: JobReport[] = [];
       let cursor: string | undefined;
       do {
         const query = `?limit=1000${opts.all ? '&all=1' : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-        const page = (await get(base, `/api/v1/jobs${query}`)) as { jobs: JobReport[]; next_cursor?: string };
+        const page = (await get(base, `/api/v1/jobs${query}`, token)) as { jobs: JobReport[]; next_cursor?: string };
         jobs.push(...page.jobs);
         cursor = page.next_cursor;
       } while (cursor);
@@ -96,7 +103,9 @@ export function addJobsCommand(program: Command): void {
   common(jobs.command('show').description("show one job's energy report").argument('<id>', 'job id')).action(
     async (id: string, opts: JobsOptions) => {
       const base = exporterBase(opts);
-      const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`)) as JobReport & { work?: UnitReport[] };
+      const r = (await get(base, `/api/v1/jobs/${encodeURIComponent(id)}`, apiToken(opts.tokenFile))) as JobReport & {
+        work?: UnitReport[];
+      };
       process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : showReport(r)) + '\n');
     },
   );

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'child_process';
-import { readFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { Command } from 'commander';
@@ -10,6 +9,7 @@ import type { JobReport } from '../jobs/report';
 import { formatReport } from '../jobs/report';
 import { createLogger, type LogFormat, type LogLevel } from '../util/log';
 import { addServeFlags, resolveConfig } from './serve';
+import { readJobsToken } from '../web/token';
 import { addWorkFlags, exporterWorkSink, formatWorkReport, WORK_FILE_ENV, WorkFile, workPricingFlags } from './work-file';
 import { workReport, type WorkPricing } from '../jobs/work';
 
@@ -70,9 +70,9 @@ export function parseLabels(pairs: readonly string[] = []): Record<string, strin
   return out;
 }
 
+/** The CLI's token for the exporter API: --token-file, else $JOULEFLOW_JOBS_TOKEN (web/token.ts). */
 export function apiToken(tokenFile?: string): string | undefined {
-  if (tokenFile) return readFileSync(tokenFile, 'utf8').trim() || undefined;
-  return process.env.JOULEFLOW_JOBS_TOKEN?.trim() || undefined;
+  return readJobsToken(tokenFile, '--token-file');
 }
 
 async function api(
@@ -103,9 +103,10 @@ async function api(
 }
 
 /** Whether a jouleflow exporter answers at `base`. */
-async function exporterAnswers(base: string): Promise<boolean> {
+async function exporterAnswers(base: string, token: string | undefined): Promise<boolean> {
   try {
-    const r = await api(`${base}/api/v1/jobs`, 'GET', undefined, undefined, 1000);
+    // On this host the exporter knows the caller by uid; from another host, listing jobs takes the token.
+    const r = await api(`${base}/api/v1/jobs`, 'GET', undefined, token, 1000);
     return r.status === 200 && typeof r.json === 'object' && r.json !== null && 'jobs' in r.json;
   } catch {
     return false;
@@ -219,9 +220,10 @@ export async function runCommand(argv: string[], opts: RunOptions): Promise<numb
   const labels = parseLabels(opts.label);
   const base = (opts['exporter.url'] ?? process.env.JOULEFLOW_EXPORTER_URL ?? DEFAULT_EXPORTER_URL).replace(/\/+$/, '');
   const json = !!opts.json;
+  const token = apiToken(opts.tokenFile);
   const work = openWorkFile(opts);
   try {
-    if (await exporterAnswers(base)) return await runWithExporter(argv, name, labels, base, apiToken(opts.tokenFile), json, work);
+    if (await exporterAnswers(base, token)) return await runWithExporter(argv, name, labels, base, token, json, work);
     if (opts['exporter.url'] !== undefined) process.stderr.write(`jouleflow: no exporter answers at ${base}; measuring in-process\n`);
     return await runInProcess(argv, name, labels, opts, json, work);
   } finally {

@@ -5,12 +5,23 @@ import { startExporter } from '../exporter';
 import { createJobs } from '../jobs';
 import { createLogger, type LogFormat, type LogLevel } from '../util/log';
 import { formatDuration } from '../util/duration';
+import { apiCredentialsExempt, serverLimits } from '../web';
+import { WebFront } from '../web/web-server';
 
 /** Flags in Prometheus style; each maps onto a config field and overrides the file. */
 export const SERVE_FLAGS: Array<{ flag: string; field: string; help: string }> = [
   { flag: 'web.listen-address', field: 'web.listenAddress', help: 'address to listen on (default ":10042")' },
   { flag: 'web.telemetry-path', field: 'web.telemetryPath', help: 'path under which to expose metrics (default "/metrics")' },
   { flag: 'web.jobs-token-file', field: 'web.jobsTokenFile', help: 'file holding the bearer token for job API mutations' },
+  {
+    flag: 'web.config.file',
+    field: 'web.configFile',
+    help: 'exporter-toolkit web configuration: TLS, basic auth, headers (reloaded on SIGHUP)',
+  },
+  { flag: 'web.header-timeout', field: 'web.headerTimeout', help: 'time a client has to send request headers (default 10s)' },
+  { flag: 'web.request-timeout', field: 'web.requestTimeout', help: 'time a client has to send a whole request (default 60s)' },
+  { flag: 'web.keep-alive-timeout', field: 'web.keepAliveTimeout', help: 'idle keep-alive connections close after (default 5s)' },
+  { flag: 'web.max-connections', field: 'web.maxConnections', help: 'most open HTTP connections; more are closed at once (default 512)' },
   { flag: 'path.sysfs', field: 'paths.sysfs', help: 'sysfs mount point (default "/sys")' },
   { flag: 'path.procfs', field: 'paths.procfs', help: 'procfs mount point (default "/proc")' },
   { flag: 'sample.interval', field: 'sample.interval', help: 'sampling interval, e.g. 250ms, 1s (default 1s, minimum 100ms)' },
@@ -65,7 +76,9 @@ export async function resolveConfig(opts: Record<string, unknown>): Promise<Conf
 export async function serve(opts: Record<string, unknown>): Promise<void> {
   const config = await resolveConfig(opts);
   const log = createLogger(config.log.level as LogLevel, config.log.format as LogFormat);
+  const web = await WebFront.create(config.web.configFile, serverLimits(config), log);
   const jobs = createJobs(config, log);
+  web.exempt = apiCredentialsExempt(jobs.access);
   const demo = opts.demo === true || /^(1|true|yes)$/i.test(process.env.JOULEFLOW_DEMO ?? '');
   const exp = await startExporter(config, {
     log,
@@ -73,6 +86,7 @@ export async function serve(opts: Record<string, unknown>): Promise<void> {
     jobs: jobs.registry,
     routers: [{ path: '/api/v1', router: jobs.router }],
     notices: () => [`jobs: ${jobs.registry.runningCount} running (cap ${config.jobs.liveCap})`],
+    web,
   });
   log.info('jouleflow exporter listening', {
     address: config.web.listenAddress,
@@ -100,4 +114,5 @@ export async function serve(opts: Record<string, unknown>): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => void web.reload());
 }

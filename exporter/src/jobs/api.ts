@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { Logger } from '../util/log';
+import type { Caller, Denial, JobAccess } from '../web/job-access';
+import { isDenial } from '../web/job-access';
 import { JOB_ID_RE } from './discovery';
 import type { JobTracker } from './tracker';
 import { JobError, type JobErrorKind } from './errors';
@@ -15,8 +16,8 @@ import { applyWorkBody } from './work';
  *   GET  /jobs[?all=1][&limit=N][&cursor=C] → a page of live jobs (all=1: every job in the ledger),
  *                         ordered by start; `next_cursor` names the next page
  *   GET  /jobs/:id        → report: energy per component in J and kWh, duration, power, PUE, CO₂
- * Errors are JSON {"error": "..."} with a 4xx status. Mutations need a bearer token unless the
- * listener is loopback-only.
+ * Errors are JSON {"error": "..."} with a 4xx status. Who may call what: web/job-access.ts (this
+ * host's users by uid, anyone else with the bearer token).
  */
 
 const LABEL_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
@@ -66,43 +67,33 @@ export const EndBody = z
 export interface ApiOptions {
   registry: JobTracker;
   log: Logger;
-  /** Mutations without a token are allowed only when the listener is loopback-only. */
-  loopbackOnly: boolean;
-  token?: string;
+  /** Who is calling and what they may do (web/job-access.ts). */
+  access: JobAccess;
 }
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+function deny(res: Response, d: Denial): void {
+  if (d.challenge) res.setHeader('WWW-Authenticate', d.challenge);
+  res.status(d.status).json({ error: d.message });
 }
 
 export function createJobsRouter(opts: ApiOptions): Router {
   const router = express.Router();
-  const expected = opts.token ? digest(opts.token) : undefined;
 
-  const auth = (req: Request, res: Response, next: NextFunction) => {
-    if (expected) {
-      const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-      if (!m || !timingSafeEqual(digest(m[1].trim()), expected)) {
-        res.status(401).setHeader('WWW-Authenticate', 'Bearer realm="jouleflow"');
-        res.json({ error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
-        return;
-      }
+  /** Identifies the caller (res.locals.caller); reads need this host or the token. */
+  const identify = (need: 'read' | 'write') => (req: Request, res: Response, next: NextFunction) => {
+    opts.access.identify(req).then((caller) => {
+      if (isDenial(caller)) return deny(res, caller);
+      const refused = need === 'read' ? opts.access.mayRead(caller) : undefined;
+      if (refused) return deny(res, refused);
+      res.locals.caller = caller;
       next();
-      return;
-    }
-    if (opts.loopbackOnly) {
-      next();
-      return;
-    }
-    res.status(403).json({
-      error:
-        'job API mutations need a bearer token when the exporter listens beyond loopback: set --web.jobs-token-file or JOULEFLOW_JOBS_TOKEN',
-    });
+    }, next);
   };
+  const auth = identify('write');
 
   const json = express.json({ limit: '64kb', type: () => true });
 
-  router.get('/jobs', (req, res) => {
+  router.get('/jobs', identify('read'), (req, res) => {
     const all = req.query.all === '1' || req.query.all === 'true';
     const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
     if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 1000)) {
@@ -117,7 +108,7 @@ export function createJobsRouter(opts: ApiOptions): Router {
     }
   });
 
-  router.get('/jobs/:id', (req: Request<{ id: string }>, res) => {
+  router.get('/jobs/:id', identify('read'), (req: Request<{ id: string }>, res) => {
     const r = opts.registry.get(req.params.id);
     if (!r) {
       res.status(404).json({ error: `no job "${req.params.id}"` });
@@ -133,15 +124,22 @@ export function createJobsRouter(opts: ApiOptions): Router {
       return;
     }
     const b = parsed.data;
-    try {
-      const job = opts.registry.register({ ...b, start: b.start !== undefined ? b.start * 1000 : undefined, source: 'api' });
-      res
-        .status(201)
-        .setHeader('Location', `jobs/${encodeURIComponent(job.id)}`)
-        .json(job);
-    } catch (err) {
-      sendError(res, err, opts.log);
-    }
+    void opts.access.admit(res.locals.caller as Caller, b).then(
+      (admitted) => {
+        if (isDenial(admitted)) return deny(res, admitted);
+        try {
+          const start = b.start !== undefined ? b.start * 1000 : undefined;
+          const job = opts.registry.register({ ...b, start, source: 'api', ownerUid: admitted.ownerUid });
+          res
+            .status(201)
+            .setHeader('Location', `jobs/${encodeURIComponent(job.id)}`)
+            .json(job);
+        } catch (err) {
+          sendError(res, err, opts.log);
+        }
+      },
+      (err: unknown) => sendError(res, err, opts.log),
+    );
   });
 
   router.post('/jobs/:id/end', auth, json, (req: Request<{ id: string }>, res: Response) => {
@@ -151,6 +149,8 @@ export function createJobsRouter(opts: ApiOptions): Router {
       res.status(400).json({ error: `invalid end request: ${issuesText(parsed.error)}` });
       return;
     }
+    const refused = opts.access.mayEnd(res.locals.caller as Caller, opts.registry.ownerUidOf(req.params.id));
+    if (refused) return deny(res, refused);
     opts.registry.end(req.params.id, { exitCode: parsed.data.exit_code }).then(
       (r) => res.json(r),
       (err) => sendError(res, err, opts.log),
@@ -158,8 +158,11 @@ export function createJobsRouter(opts: ApiOptions): Router {
   });
 
   router.post('/jobs/:id/work', auth, json, (req: Request<{ id: string }>, res: Response) => {
+    // Work reports follow the rule for ending a job: its owner, root or the token.
+    const refused = opts.access.mayEnd(res.locals.caller as Caller, opts.registry.ownerUidOf(req.params.id));
+    if (refused) return deny(res, refused);
     try {
-      const r = applyWorkBody(opts.registry.registry.workOf(req.params.id), req.body);
+      const r = applyWorkBody(opts.registry.workOf(req.params.id), req.body);
       res.status(r.status).json(r.body);
     } catch (err) {
       sendError(res, err, opts.log);

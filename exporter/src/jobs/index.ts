@@ -1,7 +1,8 @@
-import { readFileSync } from 'fs';
 import type { Config } from '../config';
-import { ConfigError, isLoopbackHost, parseListenAddress } from '../config';
+import { ConfigError } from '../config';
 import type { Logger } from '../util/log';
+import { JobAccess } from '../web/job-access';
+import { readJobsToken } from '../web/token';
 import { createJobsRouter } from './api';
 import { Ledger } from './ledger';
 import { defaultResolvers, MetadataService, type MetadataResolver } from './metadata';
@@ -16,26 +17,15 @@ const FULL_SCAN_EVERY = 5;
 export interface JobsSetup {
   registry: JobTracker;
   router: Router;
+  /** Who may call the API (also lets kernel-identified local callers past basic auth). */
+  access: JobAccess;
   ledger?: Ledger;
   close(): void;
 }
 
+/** The bearer token for the jobs API: --web.jobs-token-file, else the configured environment variable. */
 export function jobsToken(config: Config): string | undefined {
-  const file = config.web.jobsTokenFile;
-  if (file) {
-    let t: string;
-    try {
-      t = readFileSync(file, 'utf8').trim();
-    } catch (err) {
-      throw new ConfigError(
-        `web.jobsTokenFile (--web.jobs-token-file): cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
-    }
-    if (!t) throw new ConfigError(`web.jobsTokenFile (--web.jobs-token-file): ${file} is empty`);
-    return t;
-  }
-  const env = process.env[config.jobs.tokenEnv]?.trim();
-  return env || undefined;
+  return readJobsToken(config.web.jobsTokenFile, 'web.jobsTokenFile (--web.jobs-token-file)', config.jobs.tokenEnv);
 }
 
 export function createRegistry(
@@ -71,13 +61,15 @@ export function createRegistry(
 }
 
 export function createJobs(config: Config, log: Logger): JobsSetup {
+  const token = jobsToken(config); // before the ledger opens: a bad token file leaves nothing open
   const { registry, ledger } = createRegistry(config, log);
-  const { host } = parseListenAddress(config.web.listenAddress);
-  const router = createJobsRouter({ registry, log, loopbackOnly: isLoopbackHost(host), token: jobsToken(config) });
+  const access = new JobAccess({ procfs: config.paths.procfs, sysfs: config.paths.sysfs, token });
+  const router = createJobsRouter({ registry, log, access });
   const metadata = attachMetadata(registry, config, log);
   return {
     registry,
     router,
+    access,
     ledger,
     close: () => {
       metadata.close();

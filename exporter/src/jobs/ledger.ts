@@ -22,7 +22,7 @@ export interface LedgerRow {
   user?: string;
   labels: Record<string, string>;
   /** What defines the job's processes: pids, cgroup, gpus, source. */
-  spec: { pids?: number[]; pidStarts?: number[]; cgroup?: string; gpus?: string[]; source: string; exitCode?: number };
+  spec: { pids?: number[]; pidStarts?: number[]; cgroup?: string; gpus?: string[]; source: string; exitCode?: number; ownerUid?: number };
   /** Milliseconds since the epoch. */
   start: number;
   end?: number;

@@ -22,6 +22,8 @@ export interface JobRecord {
   cgroup?: string;
   gpus: string[];
   reaperPid?: number;
+  /** The uid that registered the job through the API (web/job-access.ts): it alone (and root) may end it. */
+  ownerUid?: number;
   start: number;
   end?: number;
   /** Processes born before this (clock ticks since boot) count only from their first reading. */
@@ -63,6 +65,7 @@ export function recordFromRow(r: LedgerRow, retentionMs: number): JobRecord {
     rootStarts: new Map(),
     cgroup: r.spec.cgroup,
     gpus: r.spec.gpus ?? [],
+    ownerUid: r.spec.ownerUid,
     start: r.start,
     end: r.end,
     totals: r.totals,
@@ -101,6 +104,7 @@ export function rowOf(job: JobRecord, updated: number): LedgerRow {
       gpus: job.gpus.length ? job.gpus : undefined,
       source: job.source,
       exitCode: job.exitCode,
+      ownerUid: job.ownerUid,
     },
     start: job.start,
     end: job.end,

@@ -33,6 +33,8 @@ export interface JobInput {
   source?: JobSource;
   /** A process whose reaped children's CPU time belongs to this job (the in-process `jouleflow run`). */
   reaperPid?: number;
+  /** The uid that registered the job through the API (web/job-access.ts): it alone (and root) may end it. */
+  ownerUid?: number;
 }
 
 /** What registration needs to know of processes. */
@@ -137,6 +139,7 @@ export class JobRegistry {
       cgroup: input.cgroup?.replace(/\/+$/, '') || (input.cgroup !== undefined ? '/' : undefined),
       gpus,
       reaperPid: input.reaperPid,
+      ownerUid: input.ownerUid,
       start: input.start !== undefined && input.start <= now ? input.start : now,
       bornAfterMs: Math.max(input.start ?? now, now - BACKLOG_MS),
     });
@@ -287,6 +290,12 @@ export class JobRegistry {
     if (job && job.end === undefined) return job.work;
     if (job || this.opts.ledger?.get(id)) throw new JobError('conflict', `job "${id}" has ended: it takes no more work reports`);
     throw new JobError('not_found', `no job "${id}"`);
+  }
+
+  /** Whether a job exists, live or in the ledger, and the uid that registered it (for the API's permission check). */
+  ownerUidOf(id: string): { exists: boolean; ownerUid?: number } {
+    const held = this.jobs.get(id) ?? this.opts.ledger?.get(id)?.spec;
+    return held ? { exists: true, ownerUid: held.ownerUid } : { exists: false };
   }
 
   get(id: string): JobReport | undefined {

@@ -16,6 +16,7 @@ import { JobRegistry, type JobInput } from './registry';
 import type { CarbonConfig, JobReport } from './report';
 import { syncHpcJobs } from './hpc';
 import { UsageMeter } from './usage';
+import type { WorkTally } from './work';
 
 /**
  * The sampler's JobTracker (docs/design.md, section 4): composes the registry (records and lifecycle),
@@ -119,6 +120,15 @@ export class JobTracker {
 
   end(id: string, opts?: { timeoutMs?: number; exitCode?: number }): Promise<JobReport> {
     return this.registry.end(id, opts);
+  }
+
+  ownerUidOf(id: string): { exists: boolean; ownerUid?: number } {
+    return this.registry.ownerUidOf(id);
+  }
+
+  /** A running job's work tally, for a work report (jobs/work.ts). */
+  workOf(id: string): WorkTally {
+    return this.registry.workOf(id);
   }
 
   get(id: string): JobReport | undefined {
