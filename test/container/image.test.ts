@@ -153,7 +153,8 @@ suite('the exporter image under podman', () => {
   });
 
   test("a job's totals survive `podman restart` (ledger volume)", async () => {
-    // a host process that burns a little CPU: the container sees it through --pid=host
+    // a host process that burns a little CPU: the container sees it through --pid=host. The API is
+    // reached through a published port, so the exporter sees a remote caller: reads need the token too.
     trainer = spawn(process.execPath, ['-e', 'setInterval(() => { const e = Date.now() + 50; while (Date.now() < e); }, 100)'], {
       stdio: 'ignore',
     });
@@ -165,7 +166,9 @@ suite('the exporter image under podman', () => {
     });
     expect({ status: reg.status, body: reg.text }).toMatchObject({ status: 201 });
     await until(`job ${id} measured`, 60_000, async () => {
-      const r = JSON.parse((await httpText(`${url}/api/v1/jobs/${id}`)).text) as { energy: { compute: { joules: number } } };
+      const r = JSON.parse((await httpText(`${url}/api/v1/jobs/${id}`, { headers: auth })).text) as {
+        energy: { compute: { joules: number } };
+      };
       return r.energy.compute.joules > 0 ? true : undefined;
     });
     trainer.kill('SIGKILL');
@@ -177,11 +180,11 @@ suite('the exporter image under podman', () => {
 
     mustPodman(['restart', '-t', '20', name], 120_000);
     await until('/healthz after restart', 60_000, async () => ((await httpText(`${url}/healthz`)).status === 200 ? true : undefined));
-    const after = JSON.parse((await httpText(`${url}/api/v1/jobs/${id}`)).text) as typeof final;
+    const after = JSON.parse((await httpText(`${url}/api/v1/jobs/${id}`, { headers: auth })).text) as typeof final;
     expect(after.state).toBe('ended');
     expect(after.total.joules).toBeCloseTo(final.total.joules, 6);
     for (const c of COMPONENTS) expect({ c, j: after.energy[c]?.joules }).toEqual({ c, j: expect.closeTo(final.energy[c].joules, 6) });
-    const list = JSON.parse((await httpText(`${url}/api/v1/jobs?all=1`)).text) as { jobs: Array<{ id: string }> };
+    const list = JSON.parse((await httpText(`${url}/api/v1/jobs?all=1`, { headers: auth })).text) as { jobs: Array<{ id: string }> };
     expect(list.jobs.map((j) => j.id)).toContain(id);
   });
 
