@@ -87,6 +87,7 @@ it('npm pack -w exporter → npm install -g → a working jouleflow on PATH', as
       expect(metrics).toMatch(/^jouleflow_build_info\{.*version="0\.1\.0"/m);
       const reg = await fetch(`${exp.url}/api/v1/jobs`, {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ id: 'installed-1', name: 'from npm', pids: [process.pid] }),
       });
       expect(reg.status).toBe(201);

@@ -116,7 +116,8 @@ test('POST /jobs/:id/work: bearer token, 400 on a bad body, 409 on a lower total
   const jobs = `${ex.url}/api/v1/jobs`;
   expect((await post(jobs, { id: 'w1', name: 'trainer', pids: [sleeper.pid] }, 's3cret')).status).toBe(201);
 
-  expect((await post(`${jobs}/w1/work`, { unit: 'tokens', total: 100 })).status).toBe(401);
+  // A wrong token is refused (who may report work without one: web/job-access.ts, test/web).
+  expect((await post(`${jobs}/w1/work`, { unit: 'tokens', total: 100 }, 'wrong')).status).toBe(401);
   const bad = await post(`${jobs}/w1/work`, { unit: 'Tokens!', total: 1.5 }, 's3cret');
   expect(bad.status).toBe(400);
   expect(bad.body.error).toMatch(/unit/);
