@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { ensureBuilt } from '../helpers/exporter-process';
 import { REPO, requireBinary, sleep } from '../prometheus/lib';
+import { alive } from '../helpers/process-alive';
 
 /**
  * `npm run demo` end to end (scripts/demo.mjs, which the compose `demo` profile runs too): the
@@ -133,14 +134,6 @@ describe('npm run demo (scripts/demo.mjs)', () => {
     const exited = new Promise<number | null>((r) => demo!.once('exit', (code) => r(code)));
     demo!.kill('SIGTERM');
     expect(await exited).toBe(0);
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     // killed with the demo (allow the kernel a moment to reap it)
     for (let i = 0; i < 50 && alive(trainer); i++) await sleep(100);
     expect(alive(trainer)).toBe(false);

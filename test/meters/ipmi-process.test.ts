@@ -4,6 +4,7 @@ import { parseConfig } from '../../exporter/src/config';
 import { IpmiMeterSource } from '../../exporter/src/sources/meters/ipmi';
 import { silentLogger } from '../../exporter/src/util/log';
 import { sleep, tempDir } from './helpers';
+import { alive } from '../helpers/process-alive';
 
 /**
  * Issue 10 §5: the IPMI tool runs with a minimal environment (no JOULEFLOW_JOBS_TOKEN) and, on
@@ -24,15 +25,6 @@ function meter(command: string, timeoutMs: number): IpmiMeterSource {
   const cfg = parseConfig({ cooling: { share: 1 }, meters: [{ name: 'bmc', protocol: 'ipmi', tool: 'ipmitool', command }] }).meters[0];
   return new IpmiMeterSource(cfg as never, timeoutMs, 3, silentLogger);
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test('the tool gets a minimal environment: PATH and LC_ALL, never the jobs token', async () => {
   process.env.JOULEFLOW_JOBS_TOKEN = 'token-that-must-not-leak';
