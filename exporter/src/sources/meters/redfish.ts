@@ -2,7 +2,8 @@ import http from 'http';
 import https from 'https';
 import type { Logger } from '../../util/log';
 import type { PointValue } from './common';
-import { MeterSource, parseUnitText, readMeterFile } from './common';
+import { MeterSource, readMeterFile } from './common';
+import { isObj, link, members, metricsLocators, num, pickSensors, type Json, type Plan } from './redfish-plan';
 import type { RedfishMeterConfig } from './schema';
 
 /**
@@ -22,45 +23,6 @@ import type { RedfishMeterConfig } from './schema';
  * is cached (redone after a failure or `rediscover`), and reads happen at most every `minInterval`;
  * between reads the last values are reused.
  */
-
-type Json = Record<string, unknown>;
-
-interface Locator {
-  path: string;
-  kind: 'power' | 'energy' | 'thermal_power';
-  /** Extracts the raw number (null: the service says it has no value now). */
-  extract: (doc: Json) => number | null | undefined;
-  unit: PointValue['unit'];
-  label: string;
-}
-
-interface Plan {
-  energy: Locator[];
-  power: Locator[];
-  /** Heat removed (Sensors of ReadingType Heat, CDUs): used through the COP when nothing electrical is there. */
-  thermal?: Locator[];
-  from: string;
-}
-
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const link = (doc: Json, key: string): string | undefined => {
-  const v = doc[key];
-  return isObj(v) && typeof v['@odata.id'] === 'string' ? v['@odata.id'] : undefined;
-};
-const members = (doc: Json): string[] =>
-  Array.isArray(doc.Members)
-    ? doc.Members.filter(isObj)
-        .map((m) => m['@odata.id'])
-        .filter((x): x is string => typeof x === 'string')
-    : [];
-const num = (v: unknown): number | null | undefined => (typeof v === 'number' ? v : v === null ? null : undefined);
-/** `{ "Reading": n }` excerpt property (PowerWatts, EnergykWh, InputPowerWatts). */
-const excerpt =
-  (prop: string) =>
-  (doc: Json): number | null | undefined => {
-    const v = doc[prop];
-    return isObj(v) ? num(v.Reading) : undefined;
-  };
 
 /**
  * Largest answer read from a BMC. Redfish documents are a few KiB (the largest DMTF mockup is
@@ -237,16 +199,6 @@ export class RedfishMeterSource extends MeterSource {
     }
   }
 
-  /** Power/energy excerpts of a metrics-like document (EnvironmentMetrics, PowerDistributionMetrics). */
-  private metricsLocators(path: string, doc: Json, powerProp = 'PowerWatts'): Plan {
-    const plan: Plan = { energy: [], power: [], from: path };
-    if (excerpt('EnergykWh')(doc) !== undefined)
-      plan.energy.push({ path, kind: 'energy', extract: excerpt('EnergykWh'), unit: 'kWh', label: `${path} EnergykWh` });
-    if (excerpt(powerProp)(doc) !== undefined)
-      plan.power.push({ path, kind: 'power', extract: excerpt(powerProp), unit: 'W', label: `${path} ${powerProp}` });
-    return plan;
-  }
-
   private async *chassisSteps(chassisPath: string, signal: AbortSignal): AsyncGenerator<Plan> {
     const chassis = await this.tryGet(chassisPath, signal);
     if (!chassis) return;
@@ -266,7 +218,7 @@ export class RedfishMeterSource extends MeterSource {
         present++;
         const metricsPath = link(doc, 'Metrics');
         const metrics = await this.tryGet(metricsPath, signal);
-        const l = metrics && metricsPath ? this.metricsLocators(metricsPath, metrics, 'InputPowerWatts') : undefined;
+        const l = metrics && metricsPath ? metricsLocators(metricsPath, metrics, 'InputPowerWatts') : undefined;
         if (l?.power.length) psu.power.push(...l.power);
         else allPower = false;
         if (l?.energy.length) psu.energy.push(...l.energy);
@@ -277,7 +229,7 @@ export class RedfishMeterSource extends MeterSource {
     // 2. EnvironmentMetrics.
     const envPath = link(chassis, 'EnvironmentMetrics');
     const env = await this.tryGet(envPath, signal);
-    if (env && envPath) yield this.metricsLocators(envPath, env);
+    if (env && envPath) yield metricsLocators(envPath, env);
     // 3. Sensors.
     const sensors = await this.tryGet(link(chassis, 'Sensors'), signal);
     if (sensors) {
@@ -287,9 +239,9 @@ export class RedfishMeterSource extends MeterSource {
         if (doc && ['Power', 'EnergykWh', 'EnergyWh', 'Heat'].includes(String(doc.ReadingType))) docs.push({ path: m, doc });
       }
       yield {
-        energy: this.pickSensors(docs, 'energy'),
-        power: this.pickSensors(docs, 'power'),
-        thermal: this.pickSensors(docs, 'thermal_power'),
+        energy: pickSensors(docs, 'energy'),
+        power: pickSensors(docs, 'power'),
+        thermal: pickSensors(docs, 'thermal_power'),
         from: `${chassisPath} Sensors`,
       };
     }
@@ -308,36 +260,15 @@ export class RedfishMeterSource extends MeterSource {
     }
   }
 
-  /** The chassis total sensor when there is one (PhysicalContext Chassis, else a non-PSU ElectricalContext Total), else the PSU sensors summed, else the first. */
-  private pickSensors(docs: Array<{ path: string; doc: Json }>, kind: Locator['kind']): Locator[] {
-    const types = { power: ['Power'], energy: ['EnergykWh', 'EnergyWh'], thermal_power: ['Heat'] }[kind];
-    const mine = docs.filter((d) => types.includes(String(d.doc.ReadingType)));
-    if (mine.length === 0) return [];
-    // PSU sensors also say ElectricalContext "Total" (the PSU's total): the chassis context wins.
-    const total =
-      mine.find((d) => d.doc.PhysicalContext === 'Chassis') ??
-      mine.find((d) => d.doc.ElectricalContext === 'Total' && d.doc.PhysicalContext !== 'PowerSupply');
-    const psus = mine.filter((d) => d.doc.PhysicalContext === 'PowerSupply');
-    const chosen = total ? [total] : psus.length && kind !== 'thermal_power' ? psus : [mine[0]];
-    return chosen.map(({ path, doc }) => {
-      const lifetime = kind === 'energy' && typeof doc.LifetimeReading === 'number';
-      const field = lifetime ? 'LifetimeReading' : 'Reading';
-      const unit =
-        parseUnitText(typeof doc.ReadingUnits === 'string' ? doc.ReadingUnits : '') ??
-        (kind === 'energy' ? (doc.ReadingType === 'EnergyWh' ? 'Wh' : 'kWh') : kind === 'thermal_power' ? 'kW' : 'W');
-      return { path, kind, extract: (d: Json) => num(d[field]), unit, label: `${path} ${field}` };
-    });
-  }
-
   /** The places that may carry power or energy, in order of preference, fetched lazily. */
   private async *candidates(signal: AbortSignal): AsyncGenerator<Plan> {
     if (this.cfg.resource) {
       const doc = await this.get(this.cfg.resource, signal);
-      yield this.metricsLocators(this.cfg.resource, doc);
+      yield metricsLocators(this.cfg.resource, doc);
       for (const key of ['Metrics', 'EnvironmentMetrics']) {
         const p = link(doc, key);
         const sub = await this.tryGet(p, signal);
-        if (sub && p) yield this.metricsLocators(p, sub);
+        if (sub && p) yield metricsLocators(p, sub);
       }
       const type = typeof doc['@odata.type'] === 'string' ? doc['@odata.type'] : '';
       if (type.startsWith('#Chassis.')) yield* this.chassisSteps(this.cfg.resource, signal);
