@@ -1,6 +1,6 @@
-import { jobsTable } from '../../exporter/src/cli/jobs';
-import { buildReport, formatReport } from '../../exporter/src/jobs/report';
-import { emptyTotals } from '../../exporter/src/jobs/ledger';
+import { jobsTable } from './jobs';
+import { buildReport, formatReport } from '../jobs/report';
+import { emptyTotals } from '../jobs/ledger';
 
 /** `jouleflow jobs ls/show` and the `run` report print API-given names: no terminal control sequences. */
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
-import { attribute, type JobUsage } from '../../exporter/src/model/attribution';
-import type { SeriesDelta } from '../../exporter/src/model/energy';
-import { COMPONENTS } from '../../exporter/src/core';
+import { attribute, type JobUsage } from './attribution';
+import type { SeriesDelta } from './energy';
+import { COMPONENTS } from '../core';
 
 /**
  * Conservation (design §2) as a property: for random node series, random jobs with random
