@@ -22,20 +22,33 @@ interface ReadingBase {
   source: string;
 }
 
-/** A cumulative hardware energy counter, in joules. */
+/**
+ * Marks a reading as heat a cooling unit removed (thermal joules or watts: an APC InRow's cool
+ * output, a CDU's heat load), not the electrical energy it drew. Sources report it as measured;
+ * the cooling model (model/cooling.ts) turns each interval's thermal joules into electrical ones
+ * through the COP (thermal J / COP = electrical J) and labels the result as its estimate.
+ */
+export interface HeatRemoved {
+  /** The unit's supply-air temperature in °C when the meter reads one: the COP at that temperature is used. */
+  supplyAirCelsius?: number;
+}
+
+/** A cumulative hardware energy counter, in joules (thermal joules when `heat` is set). */
 export interface CounterReading extends ReadingBase {
   kind: 'counter';
   joules: number;
+  heat?: HeatRemoved;
   /** The counter wraps to 0 after this many joules (RAPL max_energy_range_uj / 1e6). */
   wrapJoules?: number;
-  /** Deltas above maxPowerWatts × Δt × safety factor are impossible and treated as resets. */
+  /** Deltas above maxPowerWatts × Δt × safety factor are impossible and treated as resets (thermal W for heat). */
   maxPowerWatts?: number;
 }
 
-/** Instantaneous power in watts at the sample time; integrated by the trapezoid rule. */
+/** Instantaneous power in watts at the sample time (thermal watts when `heat` is set); integrated by the trapezoid rule. */
 export interface PowerReading extends ReadingBase {
   kind: 'power';
   watts: number;
+  heat?: HeatRemoved;
 }
 
 /**

@@ -134,39 +134,26 @@ describe('CoolingAccounting', () => {
 });
 
 describe('meter readings', () => {
-  test('energy preferred; unsupported energy (APC −1) falls back to power; thermal only through the COP', () => {
+  test('energy preferred; unsupported energy (APC −1) falls back to power; thermal points give heat-removed readings', () => {
     const m = { name: 'pdu', role: 'cooling' as const };
     const pts = snmpProfilePoints('apc-rpdu2', 1);
-    const e = pointsToReading(
-      m,
-      'snmp',
-      [
-        { ...pts[0], label: 'p', raw: 720 },
-        { ...pts[1], label: 'e', raw: 1234 },
-      ],
-      3,
-    );
+    const e = pointsToReading(m, 'snmp', [
+      { ...pts[0], label: 'p', raw: 720 },
+      { ...pts[1], label: 'e', raw: 1234 },
+    ]);
     expect(e).toMatchObject({ kind: 'counter', joules: 1234 * 0.1 * 3.6e6, source: 'snmp', domain: 'cooling' });
-    const p = pointsToReading(
-      m,
-      'snmp',
-      [
-        { ...pts[0], label: 'p', raw: 720 },
-        { ...pts[1], label: 'e', raw: null },
-      ],
-      3,
-    );
+    const p = pointsToReading(m, 'snmp', [
+      { ...pts[0], label: 'p', raw: 720 },
+      { ...pts[1], label: 'e', raw: null },
+    ]);
     expect(p).toMatchObject({ kind: 'power', watts: 7200, source: 'snmp' });
-    const t = pointsToReading(
-      { name: 'inrow', role: 'cooling' },
-      'snmp',
-      [{ ...snmpProfilePoints('apc-inrow')[0], label: 'c', raw: 125 }],
-      4,
-    );
-    expect(t).toMatchObject({ kind: 'power', watts: 12500 / 4, source: 'snmp-cop' });
-    const it = pointsToReading({ name: 'ups', role: 'it' }, 'snmp', [{ ...pts[0], label: 'p', raw: 720 }], 3);
+    const t = pointsToReading({ name: 'inrow', role: 'cooling' }, 'snmp', [{ ...snmpProfilePoints('apc-inrow')[0], label: 'c', raw: 125 }]);
+    // Heat removed is reported as measured, in thermal watts; the cooling model applies the COP.
+    expect(t).toMatchObject({ kind: 'power', watts: 12500, source: 'snmp', heat: {} });
+    expect(e).not.toHaveProperty('heat');
+    const it = pointsToReading({ name: 'ups', role: 'it' }, 'snmp', [{ ...pts[0], label: 'p', raw: 720 }]);
     expect(it.domain).toBe('facility');
-    expect(() => pointsToReading(m, 'snmp', [{ ...pts[0], label: 'OID x', raw: -5 }], 3)).toThrow(
+    expect(() => pointsToReading(m, 'snmp', [{ ...pts[0], label: 'OID x', raw: -5 }])).toThrow(
       /meter "pdu" \(snmp\): OID x gives an impossible value -5/,
     );
   });

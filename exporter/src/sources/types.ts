@@ -10,7 +10,17 @@ import type { GpuProcess, Reading } from '../core';
 
 // The vocabulary moved to core.ts (every layer may import it); re-exported here for sources.
 export { COMPONENTS, JOULES_PER_KWH } from '../core';
-export type { ActivityReading, Component, CounterReading, Domain, GpuProcess, MeanPowerReading, PowerReading, Reading } from '../core';
+export type {
+  ActivityReading,
+  Component,
+  CounterReading,
+  Domain,
+  GpuProcess,
+  HeatRemoved,
+  MeanPowerReading,
+  PowerReading,
+  Reading,
+} from '../core';
 
 /** A device the source failed to read this tick while others of the same source succeeded. */
 export interface DeviceError {

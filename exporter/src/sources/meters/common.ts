@@ -1,8 +1,7 @@
 import { promises as fsp } from 'fs';
-import { copAt } from '../../model/cooling';
 import { untilAborted } from '../../util/async';
 import type { Logger } from '../../util/log';
-import type { CounterReading, PowerReading, Reading, SampleContext, SampleResult, Source } from '../types';
+import type { CounterReading, HeatRemoved, PowerReading, Reading, SampleContext, SampleResult, Source } from '../types';
 import { JOULES_PER_KWH, SourceError } from '../types';
 import type { PointKind, Unit } from './schema';
 
@@ -11,8 +10,9 @@ import type { PointKind, Unit } from './schema';
  *
  * - Energy counters are preferred over power: a meter with a working energy point gives a
  *   `counter` reading (joules); only when no energy point works is its power integrated.
- * - Thermal points (heat removed, such as APC InRow CoolOutput) are not electrical energy: they
- *   are divided by the COP and carry the source "<protocol>-cop", never the measured label.
+ * - Thermal points (heat removed, such as APC InRow CoolOutput) are not electrical energy: their
+ *   reading carries `heat` (thermal J or W, as measured) and the cooling model turns it into
+ *   electrical energy through the COP (model/cooling.ts), labelled "<protocol>-cop".
  * - Cooling meters give component "cooling", domain "cooling". IT meters give domain "facility":
  *   the sampler keeps them out of node totals and uses them only for the room's IT share.
  */
@@ -69,15 +69,15 @@ export interface MeterIdentity {
   name: string;
   role: 'cooling' | 'it';
   maxPowerWatts?: number;
-  cop?: number;
 }
 
 /**
  * Builds the meter's one reading from its points: electrical energy, else electrical power, else
- * thermal energy / COP, else thermal power / COP. Points of the same kind are summed (phases,
- * lines, PSUs). Throws a SourceError naming the meter when no point is usable.
+ * heat removed as energy, else heat removed as power (thermal J or W, marked `heat`). Points of
+ * the same kind are summed (phases, lines, PSUs). Throws a SourceError naming the meter when no
+ * point is usable.
  */
-export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points: readonly PointValue[], defaultCop: number): Reading {
+export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points: readonly PointValue[]): Reading {
   const base = {
     component: 'cooling' as const,
     domain: meter.role === 'it' ? ('facility' as const) : ('cooling' as const),
@@ -100,33 +100,34 @@ export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points
     }
     return sum;
   };
-  const cop = meter.cop ?? defaultCop;
-  const counter = (joules: number, source: string): CounterReading => ({
+  const counter = (joules: number, heat?: HeatRemoved): CounterReading => ({
     ...base,
     kind: 'counter',
-    source,
+    source: protocol,
     joules,
     maxPowerWatts: meter.maxPowerWatts,
+    ...(heat && { heat }),
   });
-  const power = (watts: number, source: string): PowerReading => ({ ...base, kind: 'power', source, watts });
+  const power = (watts: number, heat?: HeatRemoved): PowerReading => ({
+    ...base,
+    kind: 'power',
+    source: protocol,
+    watts,
+    ...(heat && { heat }),
+  });
   const e = usable('energy');
-  if (e !== undefined) return counter(e, protocol);
+  if (e !== undefined) return counter(e);
   const p = usable('power');
-  if (p !== undefined) return power(p, protocol);
+  if (p !== undefined) return power(p);
   const te = usable('thermal_energy');
-  if (te !== undefined) return counter(te / cop, `${protocol}-cop`);
+  if (te !== undefined) return counter(te, {});
   const tp = usable('thermal_power');
-  if (tp !== undefined) return power(tp / cop, `${protocol}-cop`);
+  if (tp !== undefined) return power(tp, {});
   const unsupported = points.filter((p) => p.raw === null).map((p) => p.label);
   throw new SourceError(
     'unsupported',
     `meter "${meter.name}": no usable power or energy point${unsupported.length ? ` (unsupported by the device: ${unsupported.join(', ')})` : ''}`,
   );
-}
-
-/** The COP used for thermal points when the meter sets none: the cooling model's COP at the supply-air temperature. */
-export function defaultCop(supplyAirCelsius: number): number {
-  return copAt(supplyAirCelsius);
 }
 
 /** Rejects when the signal aborts (the sampler's timeout), so a hung library call never holds a read. */
@@ -151,7 +152,6 @@ export abstract class MeterSource implements Source {
     protected readonly meter: MeterIdentity,
     /** Timeout of one read, ms (below the sampler's per-source timeout). */
     protected readonly timeoutMs: number,
-    protected readonly cop: number,
     protected readonly log: Logger,
   ) {
     this.name = `${protocol}:${meter.name}`;
@@ -185,7 +185,7 @@ export abstract class MeterSource implements Source {
   async sample(ctx: SampleContext): Promise<SampleResult> {
     try {
       const points = await abortable(this.readPoints(ctx.signal), ctx.signal, `meter "${this.meter.name}"`);
-      return { readings: [pointsToReading(this.meter, this.protocol, points, this.cop)] };
+      return { readings: [pointsToReading(this.meter, this.protocol, points)] };
     } catch (err) {
       if (err instanceof Error) {
         const message = this.redact(err.message);

@@ -30,9 +30,12 @@ const common = {
   role: z.enum(['cooling', 'it']).default('cooling'),
   /** Timeout of one read; defaults to 70 % of the sampling interval (always below the sampler's). */
   timeout: durationMs.optional(),
-  /** Counter deltas above this power × Δt × 2 are glitches, dropped as resets. */
+  /**
+   * Counter deltas above this power × Δt × 2 are glitches, dropped as resets. In the unit of what the
+   * meter reads: electrical W, or thermal W (the unit's rated cooling capacity) for heat removed.
+   */
   maxPowerWatts: z.number().positive().optional(),
-  /** COP used to turn thermal points (heat removed) into electrical energy; default: the cooling model's COP. */
+  /** COP the cooling model uses to turn this meter's heat removed into electrical energy; default: COP at cooling.supplyAirCelsius. */
   cop: z.number().positive().optional(),
 };
 

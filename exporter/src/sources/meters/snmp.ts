@@ -88,10 +88,9 @@ export class SnmpMeterSource extends MeterSource {
   constructor(
     private readonly cfg: SnmpMeterConfig,
     timeoutMs: number,
-    cop: number,
     log: Logger,
   ) {
-    super('snmp', cfg, timeoutMs, cop, log);
+    super('snmp', cfg, timeoutMs, log);
     this.points = [...(cfg.profile ? snmpProfilePoints(cfg.profile, cfg.index) : []), ...cfg.points];
     this.target = `v${cfg.version} ${cfg.host}:${cfg.port}`;
   }
