@@ -259,7 +259,7 @@ describe('jobs API', () => {
       expect(ended.status).toBe(200);
       expect(ended.body.state).toBe('ended');
       expect((ended.body.total as { joules: number }).joules).toBeCloseTo(15, 9);
-      expect(await exposition(ctx)).toMatch(/^jouleflow_source_errors_total\{source="ledger",reason="write"\} [1-9]/m);
+      expect(await exposition(ctx)).toMatch(/^jouleflow_source_errors_total\{reader="ledger",reason="write"\} [1-9]/m);
     } finally {
       spy.mockRestore();
     }

@@ -268,7 +268,7 @@ describe('SNMP meters against a real snmpd', () => {
     const it = NODE_IT_W * STEP_S * 2;
     expect(await exportedJoules(exp, { component: 'cooling', source: 'model' })).toBeCloseTo(it * 0.56, 6);
     const errors = await exp.metrics.sourceErrors.get();
-    expect(errors.values.some((v) => v.labels.source === 'snmp:bad-oid' && v.labels.reason === 'bad_oid' && v.value >= 1)).toBe(true);
+    expect(errors.values.some((v) => v.labels.reader === 'snmp:bad-oid' && v.labels.reason === 'bad_oid' && v.value >= 1)).toBe(true);
   }, 60000);
 
   test('a community never shows in errors, even where net-snmp quotes it (response community mismatch)', async () => {

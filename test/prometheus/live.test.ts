@@ -436,7 +436,7 @@ describe('dashboards and rules against a real Prometheus scraping the real expor
     expect(Number(nodePower.value)).toBeGreaterThan(0);
     // Sources missing from this machine (no RAPL on a VM) report up 0 but must not alert;
     // only sources the exporter itself reports down may.
-    const sourceDown = alerts.filter((a) => a.labels.alertname === 'JouleflowSourceDown').map((a) => a.labels.source);
+    const sourceDown = alerts.filter((a) => a.labels.alertname === 'JouleflowSourceDown').map((a) => a.labels.reader);
     for (const s of sourceDown) expect(downSources).toContain(s);
     for (const s of absentSources) expect(sourceDown).not.toContain(s);
     expect(alertRules(loadRules()).length).toBe(7);

@@ -45,7 +45,7 @@ export interface SampleContext {
 }
 
 export interface Source {
-  /** The `source` label of jouleflow_source_up and friends. */
+  /** The `reader` label of jouleflow_source_up and friends (the `source` label of readings names the method). */
   readonly name: string;
   /**
    * Called once at start-up. Return false (after logging why, once) when the source cannot
