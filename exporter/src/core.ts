@@ -79,6 +79,8 @@ export type Reading = CounterReading | PowerReading | MeanPowerReading | Activit
 export interface GpuProcess {
   /** The GPU's `device` label, matching the GPU's reading. */
   device: string;
+  /** The GPU's UUID as NVML reports it ("GPU-…"), so that jobs may name their GPUs by UUID. */
+  gpuUuid?: string;
   pid: number;
   usedMemoryBytes?: number;
   /** SM utilisation of this process in percent over NVML's last sample window, when reported. */
