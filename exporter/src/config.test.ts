@@ -25,6 +25,13 @@ describe('config', () => {
     expect(c.dram.wattsPerGigabyte).toBeUndefined(); // unset: the inventory or 0.392 W/GiB (inventory/choices.ts)
   });
 
+  test('parseConfig returns resolved values: the read timeout in use, 80 % of the interval unless set', () => {
+    const t: number = parseConfig({ sample: { interval: '10s' } }).sample.timeout;
+    expect(t).toBe(8000);
+    expect(parseConfig({}).sample).toEqual({ interval: 1000, timeout: 800 });
+    expect(parseConfig({ sample: { interval: '10s', timeout: '2s' } }).sample).toEqual({ interval: 10_000, timeout: 2000 });
+  });
+
   test('an invalid field is named with the reason', () => {
     expect(() => parseConfig({ cooling: { pue: 0.5 } })).toThrow(/cooling\.pue: Number must be greater than or equal to 1/);
     expect(() => parseConfig({ sample: { interval: '50ms' } })).toThrow(/sample\.interval: must be at least 100ms/);

@@ -1,5 +1,4 @@
 import type { Config } from './config';
-import { defaultSampleTimeout } from './config';
 import { DRAM_DEFAULT_WATTS_PER_GIB } from './inventory/choices';
 import type { Hardware } from './inventory';
 import type { Logger } from './util/log';
@@ -73,7 +72,7 @@ export async function createSources(cfg: Config, log: Logger, hardware?: Hardwar
 
 /** One source per configured meter (docs/meters.md). */
 export function createMeterSources(cfg: Config, log: Logger): Source[] {
-  const sampleTimeout = cfg.sample.timeout ?? defaultSampleTimeout(cfg.sample.interval);
+  const sampleTimeout = cfg.sample.timeout;
   return cfg.meters.map((m) => {
     // Below the sampler's per-source timeout, so the meter reports its own, clearer error first.
     const timeout = Math.max(1, Math.min(m.timeout ?? Math.floor(cfg.sample.interval * 0.7), Math.floor(sampleTimeout * 0.9)));

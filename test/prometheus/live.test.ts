@@ -142,7 +142,7 @@ async function reportWork(url: string): Promise<void> {
   workTimer = setInterval(() => void post().catch((err: Error) => (promLog += `work report failed: ${err.message}\n`)), 500);
 }
 
-/** Tries the jobs API (design §4); absent → the job expressions may be empty, and we say so. */
+/** Tries the jobs API (docs/design.md, section 4); absent → the job expressions may be empty, and we say so. */
 async function registerJob(url: string): Promise<void> {
   burner = spawn(process.execPath, ['-e', 'setInterval(() => { const e = Date.now() + 40; while (Date.now() < e); }, 100)'], {
     stdio: 'ignore',

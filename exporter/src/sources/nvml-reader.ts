@@ -19,7 +19,7 @@ import { SourceError } from './types';
  *
  * MIG: energy and power are whole-GPU values read on the parent device, which is what is
  * reported; per-process SM utilisation is not available in MIG mode, so its processes carry only
- * their memory (attribution then falls back to memory, design §2).
+ * their memory (attribution then falls back to memory: docs/design.md, section 3).
  */
 
 /** What the source knows about one GPU (for the landing page, job GPU matching by UUID, tests). */
