@@ -35,7 +35,7 @@ export const FAMILIES = {
   nodePower: {
     name: 'jouleflow_node_power_watts',
     type: 'gauge',
-    help: 'Power per component and device, in watts: the mean over the last sampling interval, or the latest sample for devices that report power rather than energy.',
+    help: "Power this node draws per component and device, in watts: the mean over the last sampling interval (a shared cooling meter: this node's share), or the latest sample for devices that report power rather than energy; absent for a device that did not report in that interval.",
   },
   jobEnergy: {
     name: 'jouleflow_job_energy_joules_total',

@@ -225,6 +225,23 @@ describe('meters configuration', () => {
       }),
     ).toThrow(/duplicate meter name "a"/);
     expect(() => parseConfig({ cooling: { share: 1.5 } })).toThrow(/cooling\.share/);
+    // An IT meter measures the room's electrical IT energy: heat removed cannot stand for it.
+    expect(() => parseConfig({ meters: [{ name: 'x', role: 'it', protocol: 'snmp', host: 'h', profile: 'apc-inrow' }] })).toThrow(
+      /meters\.0\.profile: profile apc-inrow reads heat removed .*role: it/,
+    );
+    expect(() =>
+      parseConfig({
+        meters: [
+          {
+            name: 'x',
+            role: 'it',
+            protocol: 'modbus',
+            host: 'h',
+            registers: [{ address: 30001, numbering: 'modicon', type: 'uint16', kind: 'thermal_power', unit: 'kW' }],
+          },
+        ],
+      }),
+    ).toThrow(/meters\.0\.registers\.0\.kind: thermal_power is heat removed/);
   });
 
   test('cooling meters without a share or IT meters are refused with a clear message', () => {

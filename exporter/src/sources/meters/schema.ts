@@ -200,9 +200,21 @@ export type IpmiMeterConfig = z.output<typeof IpmiMeterSchema>;
 
 const MeterSchema = z.discriminatedUnion('protocol', [SnmpMeterSchema, ModbusMeterSchema, RedfishMeterSchema, IpmiMeterSchema]);
 
+/** Profiles whose only point is heat removed: a cooling unit, never the room's IT feed. */
+const THERMAL_ONLY_PROFILES: readonly string[] = ['apc-inrow'];
+
 function checkMeter(m: z.output<typeof MeterSchema>, ctx: z.RefinementCtx, i: number): void {
   const issue = (message: string, ...path: Array<string | number>) =>
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, ...path], message });
+  if (m.role === 'it' && (m.protocol === 'snmp' || m.protocol === 'modbus')) {
+    // The room's IT energy is electrical: heat removed is not a measure of it.
+    if (m.profile !== undefined && THERMAL_ONLY_PROFILES.includes(m.profile))
+      issue(`profile ${m.profile} reads heat removed (a cooling unit): an IT meter (role: it) needs electrical points`, 'profile');
+    const [key, points] = m.protocol === 'snmp' ? ['points', m.points] : ['registers', m.registers];
+    points.forEach((p, j) => {
+      if (p.kind.startsWith('thermal_')) issue(`${p.kind} is heat removed: an IT meter (role: it) reads power or energy`, key, j, 'kind');
+    });
+  }
   if (m.protocol === 'snmp') {
     if (!m.profile && m.points.length === 0) issue('give a profile or at least one point');
     if (m.version === '3') {
