@@ -151,6 +151,37 @@ describe('meter readings', () => {
     // Heat removed is reported as measured, in thermal watts; the cooling model applies the COP.
     expect(t).toMatchObject({ kind: 'power', watts: 12500, source: 'snmp', heat: {} });
     expect(e).not.toHaveProperty('heat');
+    // The InRow profile's supply air (tenths of °C) goes with the heat, to pick the COP; a missing
+    // (unsupported) or implausible temperature leaves it to the configured supply air.
+    const [cool, air] = snmpProfilePoints('apc-inrow');
+    const inrow = { name: 'inrow', role: 'cooling' as const };
+    expect(
+      pointsToReading(inrow, 'snmp', [
+        { ...cool, label: 'c', raw: 125 },
+        { ...air, label: 't', raw: 215 },
+      ]),
+    ).toMatchObject({
+      heat: { supplyAirCelsius: 21.5 },
+    });
+    expect(
+      pointsToReading(inrow, 'snmp', [
+        { ...cool, label: 'c', raw: 125 },
+        { ...air, label: 't', raw: null },
+      ]),
+    ).toMatchObject({ heat: {} });
+    expect(
+      pointsToReading(inrow, 'snmp', [
+        { ...cool, label: 'c', raw: 125 },
+        { ...air, label: 't', raw: 9999 },
+      ]),
+    ).toEqual(expect.objectContaining({ heat: {} }));
+    // Electrical readings never carry it.
+    expect(
+      pointsToReading(m, 'snmp', [
+        { ...pts[0], label: 'p', raw: 720 },
+        { ...air, label: 't', raw: 215 },
+      ]),
+    ).not.toHaveProperty('heat');
     const it = pointsToReading({ name: 'ups', role: 'it' }, 'snmp', [{ ...pts[0], label: 'p', raw: 720 }]);
     expect(it.domain).toBe('facility');
     expect(() => pointsToReading(m, 'snmp', [{ ...pts[0], label: 'OID x', raw: -5 }])).toThrow(

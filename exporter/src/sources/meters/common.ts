@@ -19,7 +19,10 @@ import type { PointKind, Unit } from './schema';
 
 export type Protocol = 'snmp' | 'modbus' | 'redfish' | 'ipmi';
 
-const UNIT_FACTOR: Record<Unit, number> = { W: 1, kW: 1000, Wh: 3600, kWh: JOULES_PER_KWH };
+const UNIT_FACTOR: Record<Unit, number> = { W: 1, kW: 1000, Wh: 3600, kWh: JOULES_PER_KWH, C: 1 };
+
+/** Supply-air readings outside this range (°C) are not a cooling unit's: not used for the COP. */
+const SUPPLY_AIR_RANGE: readonly [number, number] = [-40, 80];
 
 /** A point read from the meter: the raw number, or null when the device says it is unsupported. */
 export interface PointValue {
@@ -31,13 +34,14 @@ export interface PointValue {
   raw: number | null;
 }
 
-/** raw × scale × unit factor: W for power kinds, J for energy kinds. */
+/** raw × scale × unit factor: W for power kinds, J for energy kinds, °C for temperature. */
 export function toSI(p: Pick<PointValue, 'raw' | 'scale' | 'unit'>): number | null {
   return p.raw === null ? null : p.raw * p.scale * UNIT_FACTOR[p.unit];
 }
 
-/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh). */
+/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh, temperature ↔ C). */
 export function unitFitsKind(kind: PointKind, unit: Unit): boolean {
+  if (kind === 'supply_air_temperature' || unit === 'C') return kind === 'supply_air_temperature' && unit === 'C';
   const energy = kind === 'energy' || kind === 'thermal_energy';
   return energy ? unit === 'Wh' || unit === 'kWh' : unit === 'W' || unit === 'kW';
 }
@@ -73,9 +77,9 @@ export interface MeterIdentity {
 
 /**
  * Builds the meter's one reading from its points: electrical energy, else electrical power, else
- * heat removed as energy, else heat removed as power (thermal J or W, marked `heat`). Points of
- * the same kind are summed (phases, lines, PSUs). Throws a SourceError naming the meter when no
- * point is usable.
+ * heat removed as energy, else heat removed as power (thermal J or W, marked `heat`, with the
+ * supply-air temperature when the meter reads one). Points of the same kind are summed (phases,
+ * lines, PSUs). Throws a SourceError naming the meter when no point is usable.
  */
 export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points: readonly PointValue[]): Reading {
   const base = {
@@ -119,15 +123,33 @@ export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points
   if (e !== undefined) return counter(e);
   const p = usable('power');
   if (p !== undefined) return power(p);
+  const heat = (): HeatRemoved => {
+    const celsius = supplyAirCelsius(points);
+    return celsius === undefined ? {} : { supplyAirCelsius: celsius };
+  };
   const te = usable('thermal_energy');
-  if (te !== undefined) return counter(te, {});
+  if (te !== undefined) return counter(te, heat());
   const tp = usable('thermal_power');
-  if (tp !== undefined) return power(tp, {});
+  if (tp !== undefined) return power(tp, heat());
   const unsupported = points.filter((p) => p.raw === null).map((p) => p.label);
   throw new SourceError(
     'unsupported',
     `meter "${meter.name}": no usable power or energy point${unsupported.length ? ` (unsupported by the device: ${unsupported.join(', ')})` : ''}`,
   );
+}
+
+/**
+ * The mean of the meter's supply-air temperature points (°C), or undefined when it has none that
+ * answered with a plausible value: the cooling model then uses the configured supply air. A bad
+ * temperature never costs the meter its energy reading.
+ */
+export function supplyAirCelsius(points: readonly PointValue[]): number | undefined {
+  const [lo, hi] = SUPPLY_AIR_RANGE;
+  const values = points
+    .filter((p) => p.kind === 'supply_air_temperature')
+    .map(toSI)
+    .filter((v): v is number => v !== null && Number.isFinite(v) && v >= lo && v <= hi);
+  return values.length ? values.reduce((a, v) => a + v, 0) / values.length : undefined;
 }
 
 /** Rejects when the signal aborts (the sampler's timeout), so a hung library call never holds a read. */

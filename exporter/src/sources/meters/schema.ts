@@ -12,9 +12,14 @@ import { zodDuration } from '../../util/duration';
 
 const durationMs = zodDuration(1);
 
-export const POINT_KINDS = ['power', 'energy', 'thermal_power', 'thermal_energy'] as const;
+/**
+ * Electrical power and energy; heat removed (thermal power and energy); the unit's supply-air
+ * temperature (°C), which selects the COP the cooling model applies to the heat removed.
+ */
+export const POINT_KINDS = ['power', 'energy', 'thermal_power', 'thermal_energy', 'supply_air_temperature'] as const;
 export type PointKind = (typeof POINT_KINDS)[number];
-export const UNITS = ['W', 'kW', 'Wh', 'kWh'] as const;
+/** C: degrees Celsius (temperature points only). */
+export const UNITS = ['W', 'kW', 'Wh', 'kWh', 'C'] as const;
 export type Unit = (typeof UNITS)[number];
 
 const numericOid = z
@@ -35,7 +40,7 @@ const common = {
    * meter reads: electrical W, or thermal W (the unit's rated cooling capacity) for heat removed.
    */
   maxPowerWatts: z.number().positive().optional(),
-  /** COP the cooling model uses to turn this meter's heat removed into electrical energy; default: COP at cooling.supplyAirCelsius. */
+  /** COP the cooling model uses to turn this meter's heat removed into electrical energy; default: the COP curve at the supply air it reads, else at cooling.supplyAirCelsius. */
   cop: z.number().positive().optional(),
 };
 
