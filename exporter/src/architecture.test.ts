@@ -5,8 +5,9 @@ import { dirname, join, relative, resolve } from 'path';
  * The layering of docs/design.md, section 1, checked on the source text so that it stays true:
  * the vocabulary (core.ts) imports nothing; util/ only itself and core; sources/ and model/ only
  * core, util/ and their own folder (a source never applies the model, the model never reads
- * hardware), and neither reaches up to jobs/, metrics, sampler or config. And every comment that
- * cites a section of docs/design.md names one that exists.
+ * hardware), and neither reaches up to jobs/, metrics, sampler or config; jobs/ never reaches up to
+ * the sampler, metrics or the renderers. And every comment that cites a section of docs/design.md
+ * names one that exists.
  */
 
 const SRC = __dirname;
@@ -61,6 +62,20 @@ test.each(Object.entries(ALLOWED))('%s imports only from %j', (layer, allowed) =
   const wrong = roots.flatMap((f) =>
     importsOf(f)
       .filter((m) => !allowed.includes(layerOf(m)))
+      .map((m) => `${relative(SRC, f)} → ${m}`),
+  );
+  expect(wrong).toEqual([]);
+});
+
+/** Layers that must not reach the ones above them: jobs feed the sampler, never the other way round. */
+const FORBIDDEN: Record<string, readonly string[]> = {
+  jobs: ['sampler', 'metrics', 'exposition', 'snapshot', 'server', 'exporter', 'main', 'cli'],
+};
+
+test.each(Object.entries(FORBIDDEN))('%s never imports %j', (layer, forbidden) => {
+  const wrong = files(join(SRC, layer), isCode).flatMap((f) =>
+    importsOf(f)
+      .filter((m) => forbidden.includes(layerOf(m)))
       .map((m) => `${relative(SRC, f)} → ${m}`),
   );
   expect(wrong).toEqual([]);
