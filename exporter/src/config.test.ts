@@ -30,6 +30,14 @@ describe('config', () => {
     expect(t).toBe(8000);
     expect(parseConfig({}).sample).toEqual({ interval: 1000, timeout: 800 });
     expect(parseConfig({ sample: { interval: '10s', timeout: '2s' } }).sample).toEqual({ interval: 10_000, timeout: 2000 });
+    // A meter's read timeout: 70 % of the interval, or as set, always under 90 % of the sampler's.
+    const meters = (sample: object, timeout?: string) =>
+      parseConfig({ sample, cooling: { share: 1 }, meters: [{ name: 'm', protocol: 'ipmi', ...(timeout && { timeout }) }] }).meters[0]
+        .timeout;
+    expect(meters({ interval: '10s' })).toBe(7000);
+    expect(meters({ interval: '10s', timeout: '5s' })).toBe(4500);
+    expect(meters({ interval: '10s' }, '2s')).toBe(2000);
+    expect(meters({ interval: '10s' }, '9s')).toBe(7200);
   });
 
   test('an invalid field is named with the reason', () => {

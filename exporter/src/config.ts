@@ -165,7 +165,17 @@ export const ConfigSchema = z
       );
     }
     if (cfg.cooling.share === 'it-meters' && !it) issue('"it-meters" needs at least one meter with role: it');
-  });
+  })
+  // Defaults that depend on other fields, resolved here so every reader sees the values in use.
+  .transform((cfg) => ({ ...cfg, meters: cfg.meters.map((m) => ({ ...m, timeout: meterTimeout(m.timeout, cfg.sample) })) }));
+
+/**
+ * One meter read's timeout: as configured, else 70 % of the interval; always below the sampler's
+ * per-source timeout, so that the meter reports its own, clearer error first.
+ */
+function meterTimeout(configured: number | undefined, sample: { interval: number; timeout: number }): number {
+  return Math.max(1, Math.min(configured ?? Math.floor(sample.interval * 0.7), Math.floor(sample.timeout * 0.9)));
+}
 
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

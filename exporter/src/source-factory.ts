@@ -72,20 +72,18 @@ export async function createSources(cfg: Config, log: Logger, hardware?: Hardwar
 
 /** One source per configured meter (docs/meters.md). */
 export function createMeterSources(cfg: Config, log: Logger): Source[] {
-  const sampleTimeout = cfg.sample.timeout;
+  // Each meter's timeout is resolved by parseConfig (below the sampler's per-source timeout).
   return cfg.meters.map((m) => {
-    // Below the sampler's per-source timeout, so the meter reports its own, clearer error first.
-    const timeout = Math.max(1, Math.min(m.timeout ?? Math.floor(cfg.sample.interval * 0.7), Math.floor(sampleTimeout * 0.9)));
     const l = log.child({ source: `${m.protocol}:${m.name}` });
     switch (m.protocol) {
       case 'snmp':
-        return new SnmpMeterSource(m, timeout, l);
+        return new SnmpMeterSource(m, m.timeout, l);
       case 'modbus':
-        return new ModbusMeterSource(m, timeout, l);
+        return new ModbusMeterSource(m, m.timeout, l);
       case 'redfish':
-        return new RedfishMeterSource(m, timeout, l);
+        return new RedfishMeterSource(m, m.timeout, l);
       case 'ipmi':
-        return new IpmiMeterSource(m, timeout, l);
+        return new IpmiMeterSource(m, m.timeout, l);
     }
   });
 }

@@ -33,7 +33,7 @@ const common = {
   /** The `device` label of the meter's series; unique among meters. */
   name: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-" only'),
   role: z.enum(['cooling', 'it']).default('cooling'),
-  /** Timeout of one read; defaults to 70 % of the sampling interval (always below the sampler's). */
+  /** Timeout of one read; parseConfig resolves it: 70 % of the sampling interval by default, always below the sampler's. */
   timeout: durationMs.optional(),
   /**
    * Counter deltas above this power × Δt × 2 are glitches, dropped as resets. In the unit of what the
