@@ -1,4 +1,5 @@
 import type { SeriesDelta, SeriesId } from './energy';
+import { seriesKey } from './energy';
 
 /**
  * Cooling energy where no cooling meter answers: a model, always labelled source="model".
@@ -172,7 +173,7 @@ export class CoolingAccounting {
     const present = new Set([...cooling, ...fresh, ...facility].map((s) => s.device));
     for (const e of [...cooling, ...fresh, ...facility]) {
       const s = asModelKeysIt.get(e) ?? e;
-      this.known.set(`${s.device}\u0000${s.source}${s.heat ? '\u0000heat' : ''}`, s);
+      this.known.set(seriesKey(s), s);
     }
     const share = this.computeShare(facility, present, itJoules, dtSeconds);
     this.prevPresent = present;
