@@ -33,7 +33,9 @@ test('gpus: ["GPU-…"] owns the processes NVML reports on the GPU with that UUI
   const uuid1 = gpus[1].uuid as string;
   expect(uuid1).toMatch(/^GPU-/);
   expect(gpus[0].uuid).not.toBe(uuid1);
-  const pidsOn = (g: number) => new Set(gpus[g].samples.flatMap((s) => (s.procs ?? []).map((p) => p.pid)));
+  // The processes the trace puts on a GPU within the replayed window.
+  const pidsOn = (g: number) =>
+    new Set(gpus[g].samples.filter((s) => s.t - gpus[g].samples[0].t <= PLAYED_S).flatMap((s) => (s.procs ?? []).map((p) => p.pid)));
   const onGpu1 = pidsOn(1);
   const onlyGpu0 = [...pidsOn(0)].filter((pid) => !onGpu1.has(pid));
   expect(onGpu1.size).toBeGreaterThan(0);
