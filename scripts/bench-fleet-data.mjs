@@ -103,7 +103,7 @@ export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS }) {
     out.push(`jouleflow_pue_ratio{${L}} ${itTotal ? ((itTotal + cool) / itTotal).toFixed(4) : 1}`);
     out.push(`jouleflow_grid_carbon_intensity_grams_per_kwh{${L},zone="FR"} 56`);
     out.push(`jouleflow_build_info{${L},version="0.1.0",node_version="v20",mode="normal"} 1`);
-    for (const s of ['nvml', 'rapl', 'infiniband', 'diskstats', 'model']) out.push(`jouleflow_source_up{${L},source="${s}",device=""} 1`);
+    for (const s of ['nvml', 'rapl', 'infiniband', 'diskstats', 'model']) out.push(`jouleflow_source_up{${L},reader="${s}",device=""} 1`);
   }
 
   /** Generates and backfills both stores, 2 h of data at a time (one Prometheus block each). */

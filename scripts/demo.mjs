@@ -241,7 +241,7 @@ async function cycle() {
   const registered = await registerJob(url);
   if (registered) await reportTokens(url, replay, epoch).catch((err) => log(`reporting tokens failed: ${err.message}`));
   const metrics = await (await fetch(`${url}/metrics`)).text();
-  const nvmlUp = /jouleflow_source_up\{source="nvml",device=""\} 1/.test(metrics);
+  const nvmlUp = /jouleflow_source_up\{reader="nvml",device=""\} 1/.test(metrics);
   log(
     [
       `DEMO MODE ready at ${url}/ (metrics ${url}/metrics)`,

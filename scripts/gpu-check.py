@@ -193,7 +193,7 @@ def main():
                 raise RuntimeError(f"exporter exited with {exp.returncode}; see {exporter_log}")
             try:
                 text, _ = scrape(url)
-                if metric(text, "jouleflow_source_up", source="nvml", device="gpu0") == 1:
+                if metric(text, "jouleflow_source_up", reader="nvml", device="gpu0") == 1:
                     break
             except OSError:
                 pass
@@ -234,8 +234,8 @@ def main():
 
         exported = end["exported_j"] - start["exported_j"]
         counter = (end["counter_mj"] - start["counter_mj"]) / 1000.0
-        n = metric(text, "jouleflow_sample_duration_seconds_count", source="nvml") or 0
-        s = metric(text, "jouleflow_sample_duration_seconds_sum", source="nvml") or 0
+        n = metric(text, "jouleflow_sample_duration_seconds_count", reader="nvml") or 0
+        s = metric(text, "jouleflow_sample_duration_seconds_sum", reader="nvml") or 0
         with open(exporter_log) as f:
             exp_log = f.read()
         saw_load = bool(load_pid and re.search(rf"GPU processes changed.*\b{load_pid}\(mem=", exp_log))
@@ -250,8 +250,8 @@ def main():
                 "exporter_cpu_percent": round((cpu1 - cpu0) / (wall1 - wall0) * 100, 3),
                 "nvml_read_mean_ms": round(s / n * 1000, 3) if n else None,
                 "metrics_latency_p50_ms": round(lat[len(lat) // 2] * 1000, 2),
-                "counter_resets": metric(text, "jouleflow_source_errors_total", source="nvml", reason="counter_reset") or 0,
-                "nvml_timeouts": metric(text, "jouleflow_source_errors_total", source="nvml", reason="timeout") or 0,
+                "counter_resets": metric(text, "jouleflow_source_errors_total", reader="nvml", reason="counter_reset") or 0,
+                "nvml_timeouts": metric(text, "jouleflow_source_errors_total", reader="nvml", reason="timeout") or 0,
                 "load_pid": load_pid,
                 "exporter_saw_load_process": saw_load,
                 "phases": phases,

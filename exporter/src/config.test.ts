@@ -25,6 +25,21 @@ describe('config', () => {
     expect(c.dram.wattsPerGigabyte).toBeUndefined(); // unset: the inventory or 0.392 W/GiB (inventory/choices.ts)
   });
 
+  test('parseConfig returns resolved values: the read timeout in use, 80 % of the interval unless set', () => {
+    const t: number = parseConfig({ sample: { interval: '10s' } }).sample.timeout;
+    expect(t).toBe(8000);
+    expect(parseConfig({}).sample).toEqual({ interval: 1000, timeout: 800 });
+    expect(parseConfig({ sample: { interval: '10s', timeout: '2s' } }).sample).toEqual({ interval: 10_000, timeout: 2000 });
+    // A meter's read timeout: 70 % of the interval, or as set, always under 90 % of the sampler's.
+    const meters = (sample: object, timeout?: string) =>
+      parseConfig({ sample, cooling: { share: 1 }, meters: [{ name: 'm', protocol: 'ipmi', ...(timeout && { timeout }) }] }).meters[0]
+        .timeout;
+    expect(meters({ interval: '10s' })).toBe(7000);
+    expect(meters({ interval: '10s', timeout: '5s' })).toBe(4500);
+    expect(meters({ interval: '10s' }, '2s')).toBe(2000);
+    expect(meters({ interval: '10s' }, '9s')).toBe(7200);
+  });
+
   test('an invalid field is named with the reason', () => {
     expect(() => parseConfig({ cooling: { pue: 0.5 } })).toThrow(/cooling\.pue: Number must be greater than or equal to 1/);
     expect(() => parseConfig({ sample: { interval: '50ms' } })).toThrow(/sample\.interval: must be at least 100ms/);

@@ -2,6 +2,7 @@ import { promises as fsp } from 'fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CoolingShareSchema, MetersSchema } from './sources/meters/schema';
+import { CpuModelSchema, DisksSchema, NicsSchema } from './sources/schema';
 import { zodDuration } from './util/duration';
 import { LOG_LEVELS } from './util/log';
 import { isLoopbackAddress } from './web/loopback';
@@ -9,30 +10,6 @@ import { isLoopbackAddress } from './web/loopback';
 const duration = zodDuration;
 
 const nonNeg = z.number().finite().nonnegative();
-
-/** A regular expression given as a string: compiled at validation, so a bad one names its field. */
-const regex = z.string().superRefine((v, ctx) => {
-  try {
-    new RegExp(v);
-  } catch (err) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid regular expression: ${(err as Error).message}` });
-  }
-});
-
-const DiskParams = z
-  .object({
-    idleWatts: nonNeg.optional(),
-    readJoulesPerByte: nonNeg.optional(),
-    writeJoulesPerByte: nonNeg.optional(),
-  })
-  .strict();
-
-const NicParams = z
-  .object({
-    idleWatts: nonNeg.optional(),
-    joulesPerBit: nonNeg.optional(),
-  })
-  .strict();
 
 export const ConfigSchema = z
   .object({
@@ -80,6 +57,8 @@ export const ConfigSchema = z
         message: 'timeout must not exceed the interval (a hanging source would hold up every tick)',
         path: ['timeout'],
       })
+      // Resolved here, so that every reader of the configuration sees the timeout in use.
+      .transform((v) => ({ interval: v.interval, timeout: v.timeout ?? defaultSampleTimeout(v.interval) }))
       .default({}),
     log: z
       .object({
@@ -101,49 +80,14 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
-    cpu: z
-      .object({
-        /** Thermal design power of all sockets together, in watts; unknown → tdpWattsPerVcpu × vCPUs. */
-        tdpWatts: z.number().finite().positive().optional(),
-        tdpWattsPerVcpu: z.number().finite().positive().default(3.5),
-        /** Teads curve: fraction of TDP drawn at 0/10/50/100 % utilisation. */
-        curve: z
-          .array(z.tuple([z.number().min(0).max(100), nonNeg]))
-          .min(2)
-          .default([
-            [0, 0.12],
-            [10, 0.32],
-            [50, 0.75],
-            [100, 1.02],
-          ]),
-      })
-      .strict()
-      .default({}),
+    cpu: CpuModelSchema.default({}),
     dram: z
       // Unset: W per DIMM from the inventory, else 0.392 W/GiB (inventory/choices.ts).
       .object({ wattsPerGigabyte: nonNeg.optional() })
       .strict()
       .default({}),
-    disks: z
-      .object({
-        // Virtual and stacked devices whose I/O is already counted on the disks beneath them.
-        exclude: regex.default('^(loop|ram|zram|dm-|md|sr|fd|nbd|rbd|zd|drbd|bcache)\\d*|^nvme\\d+c\\d+n\\d+'),
-        ssd: DiskParams.default({}),
-        hdd: DiskParams.default({}),
-        devices: z.record(DiskParams).default({}),
-      })
-      .strict()
-      .default({}),
-    nics: z
-      .object({
-        /** Regex of interfaces to include even when virtual. */
-        include: regex.optional(),
-        exclude: regex.default('^(lo|veth.*|docker\\d*|br-.*|virbr\\d*|ifb\\d*|cni\\d*|flannel.*|cali.*|tun\\d*|tap\\d*)$'),
-        defaults: NicParams.default({}),
-        devices: z.record(NicParams).default({}),
-      })
-      .strict()
-      .default({}),
+    disks: DisksSchema.default({}),
+    nics: NicsSchema.default({}),
     cooling: z
       .object({
         mode: z.enum(['pue', 'cop']).default('pue'),
@@ -221,7 +165,17 @@ export const ConfigSchema = z
       );
     }
     if (cfg.cooling.share === 'it-meters' && !it) issue('"it-meters" needs at least one meter with role: it');
-  });
+  })
+  // Defaults that depend on other fields, resolved here so every reader sees the values in use.
+  .transform((cfg) => ({ ...cfg, meters: cfg.meters.map((m) => ({ ...m, timeout: meterTimeout(m.timeout, cfg.sample) })) }));
+
+/**
+ * One meter read's timeout: as configured, else 70 % of the interval; always below the sampler's
+ * per-source timeout, so that the meter reports its own, clearer error first.
+ */
+function meterTimeout(configured: number | undefined, sample: { interval: number; timeout: number }): number {
+  return Math.max(1, Math.min(configured ?? Math.floor(sample.interval * 0.7), Math.floor(sample.timeout * 0.9)));
+}
 
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
@@ -242,9 +196,7 @@ export function describeIssues(err: z.ZodError, origin: string): string {
 export function parseConfig(input: unknown, origin = 'configuration'): Config {
   const result = ConfigSchema.safeParse(input ?? {});
   if (!result.success) throw new ConfigError(describeIssues(result.error, origin));
-  const config = result.data;
-  config.sample.timeout ??= defaultSampleTimeout(config.sample.interval);
-  return config;
+  return result.data;
 }
 
 /** The default per-source read timeout: 80 % of the interval, leaving the tick time to finish. */

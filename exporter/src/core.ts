@@ -22,20 +22,33 @@ interface ReadingBase {
   source: string;
 }
 
-/** A cumulative hardware energy counter, in joules. */
+/**
+ * Marks a reading as heat a cooling unit removed (thermal joules or watts: an APC InRow's cool
+ * output, a CDU's heat load), not the electrical energy it drew. Sources report it as measured;
+ * the cooling model (model/cooling.ts) turns each interval's thermal joules into electrical ones
+ * through the COP (thermal J / COP = electrical J) and labels the result as its estimate.
+ */
+export interface HeatRemoved {
+  /** The unit's supply-air temperature in °C when the meter reads one: the COP at that temperature is used. */
+  supplyAirCelsius?: number;
+}
+
+/** A cumulative hardware energy counter, in joules (thermal joules when `heat` is set). */
 export interface CounterReading extends ReadingBase {
   kind: 'counter';
   joules: number;
+  heat?: HeatRemoved;
   /** The counter wraps to 0 after this many joules (RAPL max_energy_range_uj / 1e6). */
   wrapJoules?: number;
-  /** Deltas above maxPowerWatts × Δt × safety factor are impossible and treated as resets. */
+  /** Deltas above maxPowerWatts × Δt × safety factor are impossible and treated as resets (thermal W for heat). */
   maxPowerWatts?: number;
 }
 
-/** Instantaneous power in watts at the sample time; integrated by the trapezoid rule. */
+/** Instantaneous power in watts at the sample time (thermal watts when `heat` is set); integrated by the trapezoid rule. */
 export interface PowerReading extends ReadingBase {
   kind: 'power';
   watts: number;
+  heat?: HeatRemoved;
 }
 
 /**
@@ -66,6 +79,8 @@ export type Reading = CounterReading | PowerReading | MeanPowerReading | Activit
 export interface GpuProcess {
   /** The GPU's `device` label, matching the GPU's reading. */
   device: string;
+  /** The GPU's UUID as NVML reports it ("GPU-…"), so that jobs may name their GPUs by UUID. */
+  gpuUuid?: string;
   pid: number;
   usedMemoryBytes?: number;
   /** SM utilisation of this process in percent over NVML's last sample window, when reported. */

@@ -1,7 +1,7 @@
 import type { Server } from 'http';
 import type { Router } from 'express';
 import type { Config } from './config';
-import { defaultSampleTimeout, isLoopbackHost, parseListenAddress } from './config';
+import { isLoopbackHost, parseListenAddress } from './config';
 import { Metrics } from './metrics';
 import type { Clock, JobTracker } from './sampler';
 import { Sampler } from './sampler';
@@ -86,7 +86,7 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
     metrics,
     log: opts.log.child({ component: 'sampler' }),
     intervalMs: config.sample.interval,
-    timeoutMs: config.sample.timeout ?? defaultSampleTimeout(config.sample.interval),
+    timeoutMs: config.sample.timeout,
     cooling: config.cooling,
     meters: coolingMeters(config),
     cpuCount,

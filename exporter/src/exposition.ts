@@ -35,7 +35,7 @@ export const FAMILIES = {
   nodePower: {
     name: 'jouleflow_node_power_watts',
     type: 'gauge',
-    help: 'Power per component and device, in watts: the mean over the last sampling interval, or the latest sample for devices that report power rather than energy.',
+    help: "Power this node draws per component and device, in watts: the mean over the last sampling interval (a shared cooling meter: this node's share), or the latest sample for devices that report power rather than energy; absent for a device that did not report in that interval.",
   },
   jobEnergy: {
     name: 'jouleflow_job_energy_joules_total',
@@ -71,12 +71,12 @@ export const FAMILIES = {
   sourceUp: {
     name: 'jouleflow_source_up',
     type: 'gauge',
-    help: 'Whether the last read of a source (and device) succeeded: 1 up, 0 down or absent.',
+    help: 'Whether the last read of each reader (and device) succeeded: 1 up, 0 down or absent. reader names the source that reads (rapl, nvml, snmp:crac-1...).',
   },
   sourceErrors: {
     name: 'jouleflow_source_errors_total',
     type: 'counter',
-    help: 'Failed or discarded reads per source and reason (timeout, read, permission, counter_reset...).',
+    help: "Failed or discarded reads per reader and reason (timeout, read, permission, counter_reset...); reader is a source, or the exporter's own jobs, ledger or sampler.",
   },
   jobsRejected: {
     name: 'jouleflow_jobs_rejected_total',
@@ -199,13 +199,13 @@ export class ExpositionRenderer {
 
     const up: string[] = [];
     for (const s of snap.sources) {
-      for (const [device, v] of s.devices) up.push(`${FAMILIES.sourceUp.name}${labelText({ source: s.name, device })} ${v}\n`);
+      for (const [device, v] of s.devices) up.push(`${FAMILIES.sourceUp.name}${labelText({ reader: s.name, device })} ${v}\n`);
     }
     family(FAMILIES.sourceUp, up);
     const errors: string[] = [];
     for (const [key, n] of snap.errors) {
-      const [source, reason] = key.split('\u0000');
-      errors.push(`${FAMILIES.sourceErrors.name}${labelText({ source, reason })} ${n}\n`);
+      const [reader, reason] = key.split('\u0000');
+      errors.push(`${FAMILIES.sourceErrors.name}${labelText({ reader, reason })} ${n}\n`);
     }
     family(FAMILIES.sourceErrors, errors);
     family(

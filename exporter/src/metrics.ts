@@ -36,7 +36,7 @@ export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1
 export class Metrics {
   /** Operational metrics only; energy lives in the snapshot. */
   readonly registry = new Registry();
-  readonly sampleDuration: Histogram<'source'>;
+  readonly sampleDuration: Histogram<'reader'>;
   readonly carbon: Gauge<'zone'>;
   readonly scrapeCacheHits: Counter;
   private snap: TickSnapshot = EMPTY_SNAPSHOT;
@@ -57,8 +57,8 @@ export class Metrics {
     });
     this.sampleDuration = new Histogram({
       name: 'jouleflow_sample_duration_seconds',
-      help: 'Time taken to read each source, in seconds.',
-      labelNames: ['source'],
+      help: 'Time taken by each reader (source) to read, in seconds.',
+      labelNames: ['reader'],
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers,
     });

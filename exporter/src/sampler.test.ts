@@ -93,11 +93,11 @@ test('a failing and a hanging source are reported down while the others keep sam
   }
   expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'rapl' })).toBe(200);
   expect(await value(metrics, 'jouleflow_node_power_watts', { source: 'rapl' })).toBe(50);
-  expect(await value(metrics, 'jouleflow_source_up', { source: 'rapl', device: '' })).toBe(1);
-  expect(await value(metrics, 'jouleflow_source_up', { source: 'broken', device: '' })).toBe(0);
-  expect(await value(metrics, 'jouleflow_source_up', { source: 'hanging', device: '' })).toBe(0);
-  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'broken', reason: 'read' })).toBe(5);
-  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'hanging', reason: 'timeout' })).toBe(5);
+  expect(await value(metrics, 'jouleflow_source_up', { reader: 'rapl', device: '' })).toBe(1);
+  expect(await value(metrics, 'jouleflow_source_up', { reader: 'broken', device: '' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_up', { reader: 'hanging', device: '' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'broken', reason: 'read' })).toBe(5);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'hanging', reason: 'timeout' })).toBe(5);
   // A hanging read is not restarted while it is still in flight.
   expect(hanging.calls).toBe(1);
   // Cooling from the PUE model: (1.5 − 1) × IT, all unattributed without jobs.
@@ -166,13 +166,13 @@ test('a tick that throws is counted and sampling goes on; a vanished device is r
   now += 1000;
   fail = true;
   await expect(sampler.tick()).resolves.toBeUndefined();
-  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'sampler', reason: 'tick' })).toBe(1);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'sampler', reason: 'tick' })).toBe(1);
   fail = false;
   devices = ['eth0'];
   now += 1000;
   await sampler.tick();
   expect(sampler.tickCount).toBe(3);
-  expect(await value(metrics, 'jouleflow_source_up', { source: 'netdev', device: 'eth1' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_up', { reader: 'netdev', device: 'eth1' })).toBe(0);
   expect(await value(metrics, 'jouleflow_node_power_watts', { device: 'eth1' })).toBeUndefined();
   expect(await value(metrics, 'jouleflow_node_power_watts', { device: 'eth0' })).toBeCloseTo(1 + 1000 * 1e-9, 12);
 });
@@ -198,9 +198,9 @@ test('a failing jobs tracker costs neither the node its energy nor the tick its 
   }
   expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'rapl' })).toBe(200);
   expect(sampler.tickCount).toBe(5);
-  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'jobs', reason: 'read' })).toBe(2);
-  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'jobs', reason: 'record' })).toBe(5);
-  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'sampler', reason: 'tick' })).toBeUndefined();
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'jobs', reason: 'read' })).toBe(2);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'jobs', reason: 'record' })).toBe(5);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'sampler', reason: 'tick' })).toBeUndefined();
 });
 
 test('a source whose init() hangs is down with init_timeout while the others sample; it joins when ready', async () => {
@@ -216,8 +216,8 @@ test('a source whose init() hangs is down with init_timeout while the others sam
     now += 1000;
   }
   expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'rapl' })).toBe(100);
-  expect(await value(metrics, 'jouleflow_source_up', { source: 'late', device: '' })).toBe(0);
-  expect(await value(metrics, 'jouleflow_source_errors_total', { source: 'late', reason: 'init_timeout' })).toBe(1);
+  expect(await value(metrics, 'jouleflow_source_up', { reader: 'late', device: '' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'late', reason: 'init_timeout' })).toBe(1);
   expect(sampler.statuses.find((s) => s.name === 'late')?.lastError).toBe('init_timeout');
   ready(true);
   await new Promise((r) => setImmediate(r));
@@ -225,7 +225,7 @@ test('a source whose init() hangs is down with init_timeout while the others sam
     await sampler.tick();
     now += 1000;
   }
-  expect(await value(metrics, 'jouleflow_source_up', { source: 'late', device: '' })).toBe(1);
+  expect(await value(metrics, 'jouleflow_source_up', { reader: 'late', device: '' })).toBe(1);
   expect(await value(metrics, 'jouleflow_node_energy_joules_total', { source: 'late' })).toBe(7);
 });
 

@@ -240,7 +240,7 @@ export class Sampler {
       const res = await read.catch((err: unknown) => {
         throw err instanceof DeadlineError ? new SourceError('timeout', err.message) : err;
       });
-      metrics.sampleDuration.observe({ source: name }, Number(process.hrtime.bigint() - t0) / 1e9);
+      metrics.sampleDuration.observe({ reader: name }, Number(process.hrtime.bigint() - t0) / 1e9);
       const recovered = !st.status.up && st.status.lastError !== undefined;
       if (!st.status.up) log.info('source up', { source: name });
       st.status.up = true;
@@ -300,7 +300,7 @@ export class Sampler {
     // Between phases the tick lets waiting scrapes through (a big node spends ms in each).
     await yieldToLoop();
     const readings = results.flatMap((r) => r.readings);
-    // Errors are counted under the Source's name, the one jouleflow_source_up uses.
+    // Errors are counted under the Source's name: the `reader` label of jouleflow_source_up.
     const origin = new Map<string, string>();
     results.forEach((r, i) => r.readings.forEach((x) => origin.set(`${x.source}\u0000${x.device}`, this.states[i].source.name)));
     const gpu = results.flatMap((r) => r.gpu);

@@ -52,7 +52,7 @@ export interface TickSnapshot {
   /** (IT + cooling) / IT over the last interval with IT energy; absent until known. */
   readonly pue?: number;
   readonly sources: readonly SourceView[];
-  /** Failed or discarded reads per "source\0reason". */
+  /** Failed or discarded reads per "reader\0reason" (reader: a Source's name, or jobs, ledger, sampler). */
   readonly errors: ReadonlyMap<string, number>;
   /** Jobs refused per reason. */
   readonly jobsRejected: ReadonlyMap<string, number>;

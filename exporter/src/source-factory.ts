@@ -1,5 +1,4 @@
 import type { Config } from './config';
-import { defaultSampleTimeout } from './config';
 import { DRAM_DEFAULT_WATTS_PER_GIB } from './inventory/choices';
 import type { Hardware } from './inventory';
 import type { Logger } from './util/log';
@@ -7,7 +6,6 @@ import { AmdSmiSource } from './sources/amdsmi';
 import { CpuModelSource } from './sources/cpu-model';
 import { DiskstatsSource } from './sources/diskstats';
 import { DramModelSource } from './sources/dram-model';
-import { defaultCop } from './sources/meters/common';
 import { IpmiMeterSource } from './sources/meters/ipmi';
 import { ModbusMeterSource } from './sources/meters/modbus';
 import { RedfishMeterSource } from './sources/meters/redfish';
@@ -74,21 +72,18 @@ export async function createSources(cfg: Config, log: Logger, hardware?: Hardwar
 
 /** One source per configured meter (docs/meters.md). */
 export function createMeterSources(cfg: Config, log: Logger): Source[] {
-  const cop = defaultCop(cfg.cooling.supplyAirCelsius);
-  const sampleTimeout = cfg.sample.timeout ?? defaultSampleTimeout(cfg.sample.interval);
+  // Each meter's timeout is resolved by parseConfig (below the sampler's per-source timeout).
   return cfg.meters.map((m) => {
-    // Below the sampler's per-source timeout, so the meter reports its own, clearer error first.
-    const timeout = Math.max(1, Math.min(m.timeout ?? Math.floor(cfg.sample.interval * 0.7), Math.floor(sampleTimeout * 0.9)));
     const l = log.child({ source: `${m.protocol}:${m.name}` });
     switch (m.protocol) {
       case 'snmp':
-        return new SnmpMeterSource(m, timeout, cop, l);
+        return new SnmpMeterSource(m, m.timeout, l);
       case 'modbus':
-        return new ModbusMeterSource(m, timeout, cop, l);
+        return new ModbusMeterSource(m, m.timeout, l);
       case 'redfish':
-        return new RedfishMeterSource(m, timeout, cop, l);
+        return new RedfishMeterSource(m, m.timeout, l);
       case 'ipmi':
-        return new IpmiMeterSource(m, timeout, cop, l);
+        return new IpmiMeterSource(m, m.timeout, l);
     }
   });
 }
@@ -99,5 +94,6 @@ export function coolingMeters(cfg: Config): CoolingMeters {
     cooling: cfg.meters.filter((m) => m.role === 'cooling').map((m) => m.name),
     it: cfg.meters.filter((m) => m.role === 'it').map((m) => m.name),
     share: cfg.cooling.share,
+    cop: Object.fromEntries(cfg.meters.flatMap((m) => (m.cop === undefined ? [] : [[m.name, m.cop] as const]))),
   };
 }

@@ -48,7 +48,7 @@ test.each([
   try {
     await exp.sampler.tick();
     expect(exp.sampler.statuses.find((s) => s.name === 'amdsmi')?.present).toBe(false);
-    expect(await metricSum(exp.metrics.sourceUp, { source: 'amdsmi', device: '' })).toBe(0);
+    expect(await metricSum(exp.metrics.sourceUp, { reader: 'amdsmi', device: '' })).toBe(0);
     const mine = lines.filter((l) => l.includes('source=amdsmi'));
     expect(mine.filter((l) => l.includes(message))).toHaveLength(1);
     expect(mine.filter((l) => /level=(warn|error)/.test(l))).toHaveLength(0);
@@ -69,7 +69,7 @@ test('RESET_AT: the interval with the reset is dropped and counted, the rest is 
   const T = amdDuration(matmul.gpus[0]);
   await replay.run(1, T + 1.5);
   const { metrics } = replay.exp;
-  expect(await metricSum(metrics.sourceErrors, { source: 'amdsmi', reason: 'counter_reset' })).toBe(1);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'amdsmi', reason: 'counter_reset' })).toBe(1);
   const exported = await metricSum(metrics.nodeEnergy, { source: 'amdsmi', device: 'gpu0' });
   const whole = amdEnergyBetween(matmul, 0, 0, T);
   // At most the whole delta; at least the whole minus the dropped interval around the reset: one
@@ -92,9 +92,9 @@ test('LOST_AT on one of two GPUs: that GPU goes down, the other keeps counting',
   const T = amdDuration(two.gpus[0]);
   await replay.run(1, T + 1.5);
   const { metrics, sampler } = replay.exp;
-  expect(await metricSum(metrics.sourceUp, { source: 'amdsmi', device: 'gpu0' })).toBe(1);
-  expect(await metricSum(metrics.sourceUp, { source: 'amdsmi', device: 'gpu1' })).toBe(0);
-  expect(await metricSum(metrics.sourceErrors, { source: 'amdsmi', reason: 'gpu_lost' })).toBeGreaterThan(0);
+  expect(await metricSum(metrics.sourceUp, { reader: 'amdsmi', device: 'gpu0' })).toBe(1);
+  expect(await metricSum(metrics.sourceUp, { reader: 'amdsmi', device: 'gpu1' })).toBe(0);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'amdsmi', reason: 'gpu_lost' })).toBeGreaterThan(0);
   expect(sampler.statuses.find((s) => s.name === 'amdsmi')?.devicesDown).toEqual(['gpu1']);
   const gpu0 = await metricSum(metrics.nodeEnergy, { source: 'amdsmi', device: 'gpu0' });
   expect(Math.abs(gpu0 - amdEnergyBetween(two, 0, 0, T))).toBeLessThanOrEqual(1);
@@ -121,9 +121,9 @@ test('HANG_MS: AMD SMI times out and is reported down while the other sources ke
   await replay.run(0.1, 1.0);
   const { metrics } = replay.exp;
   expect(ticks).toEqual(new Array(11).fill(true));
-  expect(await metricSum(metrics.sourceUp, { source: 'amdsmi', device: '' })).toBe(0);
-  expect(await metricSum(metrics.sourceErrors, { source: 'amdsmi', reason: 'timeout' })).toBeGreaterThanOrEqual(2);
-  expect(await metricSum(metrics.sourceUp, { source: 'steady', device: '' })).toBe(1);
+  expect(await metricSum(metrics.sourceUp, { reader: 'amdsmi', device: '' })).toBe(0);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'amdsmi', reason: 'timeout' })).toBeGreaterThanOrEqual(2);
+  expect(await metricSum(metrics.sourceUp, { reader: 'steady', device: '' })).toBe(1);
   await expectSaneEnergy(replay);
 });
 

@@ -43,8 +43,8 @@ test('energy counter: exported joules over the replay equal the accumulator delt
   const exported = await metricSum(metrics.nodeEnergy, { component: 'compute', source: 'amdsmi', device: 'gpu0' });
   expect(Math.abs(exported - counterJ)).toBeLessThanOrEqual(1);
   expect(await metricValues(metrics.nodeEnergy, { source: 'amdsmi-power' })).toHaveLength(0);
-  expect(await metricSum(metrics.sourceUp, { source: 'amdsmi', device: 'gpu0' })).toBe(1);
-  expect(await metricSum(metrics.sourceErrors, { source: 'amdsmi', reason: 'counter_reset' })).toBe(0);
+  expect(await metricSum(metrics.sourceUp, { reader: 'amdsmi', device: 'gpu0' })).toBe(1);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'amdsmi', reason: 'counter_reset' })).toBe(0);
 });
 
 test('NO_ENERGY: whole-watt socket power sampled each second integrates to within 3 % of the counter delta', async () => {

@@ -266,4 +266,29 @@ describe('docker-compose.yml', () => {
     expect(am.route.receiver).toBeTruthy();
     walk(am.route);
   });
+
+  test('Alertmanager: inhibit rules compare labels both alerts carry (as the promtool tests show them firing)', () => {
+    interface Inhibit {
+      source_matchers: string[];
+      target_matchers: string[];
+      equal: string[];
+    }
+    const am = readYaml<{ inhibit_rules?: Inhibit[] }>(join(REPO, 'deploy/alertmanager/alertmanager.yml'));
+    interface RuleTest {
+      tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: Array<{ exp_labels: Record<string, unknown> }> }> }>;
+    }
+    const labels = new Map<string, Set<string>>();
+    for (const t of readYaml<RuleTest>(join(REPO, 'dashboards/alerts/jouleflow.rules.test.yml')).tests)
+      for (const a of t.alert_rule_test ?? [])
+        for (const e of a.exp_alerts)
+          for (const k of Object.keys(e.exp_labels)) labels.set(a.alertname, (labels.get(a.alertname) ?? new Set()).add(k));
+    const alertname = (matchers: string[]) => /alertname="([^"]+)"/.exec(matchers.join(','))?.[1] ?? '';
+    expect(am.inhibit_rules?.length).toBeGreaterThan(0);
+    for (const rule of am.inhibit_rules ?? []) {
+      for (const name of [alertname(rule.source_matchers), alertname(rule.target_matchers)]) {
+        const carried = [...(labels.get(name) ?? [])];
+        expect([name, rule.equal.filter((l) => !carried.includes(l))]).toEqual([name, []]);
+      }
+    }
+  });
 });

@@ -78,7 +78,7 @@ describe('npm run demo (scripts/demo.mjs)', () => {
     const info = new RegExp(`^jouleflow_job_info\\{job_id="${JOB}",job_name="GPT-2 small training[^"]*"`, 'm');
     let text = await metrics();
     for (const end = Date.now() + 15_000; !info.test(text) && Date.now() < end; text = await metrics()) await sleep(200);
-    expect(text).toMatch(/^jouleflow_source_up\{source="nvml",device="gpu0"\} 1$/m);
+    expect(text).toMatch(/^jouleflow_source_up\{reader="nvml",device="gpu0"\} 1$/m);
     expect(text).toMatch(info);
   });
 

@@ -97,8 +97,8 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
       expect(jobs).toBeCloseTo(node, 6);
     }
     expect(sumSeries(after, 'jouleflow_source_errors_total', { reason: 'counter_reset' })).toBe(0);
-    expect(after.get('jouleflow_source_up{source="rapl",device=""}')).toBe(1);
-    expect(after.get('jouleflow_source_up{source="rapl",device="package-1"}')).toBe(1);
+    expect(after.get('jouleflow_source_up{reader="rapl",device=""}')).toBe(1);
+    expect(after.get('jouleflow_source_up{reader="rapl",device="package-1"}')).toBe(1);
   });
 
   test('exposition: HELP and TYPE for every metric, promtool check metrics is clean', async () => {
@@ -157,7 +157,7 @@ describe('jouleflow serve without RAPL (a VM): models, labelled as such', () => 
       0,
     );
     expect(sumSeries(samples, 'jouleflow_node_energy_joules_total', { component: 'cooling', source: 'model' })).toBeCloseTo(it / cop, 6);
-    expect(samples.get('jouleflow_source_up{source="rapl",device=""}')).toBeUndefined();
+    expect(samples.get('jouleflow_source_up{reader="rapl",device=""}')).toBeUndefined();
   });
 });
 

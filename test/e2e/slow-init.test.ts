@@ -26,10 +26,10 @@ test('a hung NVML init: /metrics answers, nvml is down with init_timeout, the ot
   let samples = new Map<string, number>();
   for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
     samples = parseExposition(await fetch(`${s.url}/metrics`).then((r) => r.text()));
-    if (sumSeries(samples, 'jouleflow_source_errors_total', { source: 'nvml', reason: 'init_timeout' }) >= 1) break;
+    if (sumSeries(samples, 'jouleflow_source_errors_total', { reader: 'nvml', reason: 'init_timeout' }) >= 1) break;
   }
-  expect(sumSeries(samples, 'jouleflow_source_errors_total', { source: 'nvml', reason: 'init_timeout' })).toBe(1);
-  expect(samples.get('jouleflow_source_up{source="nvml",device=""}')).toBe(0);
-  expect(samples.get('jouleflow_source_up{source="diskstats",device=""}')).toBe(1);
+  expect(sumSeries(samples, 'jouleflow_source_errors_total', { reader: 'nvml', reason: 'init_timeout' })).toBe(1);
+  expect(samples.get('jouleflow_source_up{reader="nvml",device=""}')).toBe(0);
+  expect(samples.get('jouleflow_source_up{reader="diskstats",device=""}')).toBe(1);
   expect(sumSeries(samples, 'jouleflow_node_energy_joules_total', { source: 'diskstats' })).toBeGreaterThan(0);
 }, 60_000);

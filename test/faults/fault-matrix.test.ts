@@ -30,7 +30,7 @@ import { FixtureTree } from '../helpers/fixture';
 type Fault = 'hang' | 'error' | 'lost' | 'reset' | 'wrap' | 'glitch' | 'garbage';
 
 interface Target {
-  /** The `source` name of jouleflow_source_up. */
+  /** The reader: the `reader` label of jouleflow_source_up (here also its method, the `source` of its energy). */
   source: string;
   /** The file the fault hits, and the text it holds at the start. */
   file: string;
@@ -137,7 +137,7 @@ function sources(tree: FixtureTree): Source[] {
 interface Run {
   /** Energy exported per source name at the end. */
   energy: Map<string, number>;
-  /** Errors counted per source name (all reasons). */
+  /** Errors counted per reader (all reasons). */
   errors: Map<string, number>;
   up: Map<string, number>;
 }
@@ -202,16 +202,17 @@ async function run(target: Target, fault: Fault | undefined): Promise<Run> {
       }
       before = after;
     }
-    const by = async (metric: 'nodeEnergy' | 'sourceErrors') => {
+    // Node energy by method (`source`), errors by the reader that failed (`reader`).
+    const by = async (metric: 'nodeEnergy' | 'sourceErrors', label: 'source' | 'reader') => {
       const out = new Map<string, number>();
       for (const v of (await metrics[metric].get()).values)
-        out.set(String(v.labels.source), (out.get(String(v.labels.source)) ?? 0) + v.value);
+        out.set(String(v.labels[label]), (out.get(String(v.labels[label])) ?? 0) + v.value);
       return out;
     };
     const up = new Map(
-      (await metrics.sourceUp.get()).values.filter((v) => v.labels.device === '').map((v) => [String(v.labels.source), v.value]),
+      (await metrics.sourceUp.get()).values.filter((v) => v.labels.device === '').map((v) => [String(v.labels.reader), v.value]),
     );
-    return { energy: await by('nodeEnergy'), errors: await by('sourceErrors'), up };
+    return { energy: await by('nodeEnergy', 'source'), errors: await by('sourceErrors', 'reader'), up };
   } finally {
     if (hung) releaseFifo(fifo);
     await sampler.stop();

@@ -71,7 +71,7 @@ describe('cardinality budget (README: What 1 000 nodes cost in series)', () => {
   test('series per GPU (every series labelled with one GPU device) and unattributed series per node', async () => {
     const eight = await gpuServe(8);
     running.push(eight);
-    const up = (lines: string[]) => lines.filter((l) => l.startsWith('jouleflow_source_up{source="nvml",device="gpu')).length;
+    const up = (lines: string[]) => lines.filter((l) => l.startsWith('jouleflow_source_up{reader="nvml",device="gpu')).length;
     await waitFor(async () => (up(await metrics(eight)) === 8 ? true : undefined), 'the GPUs on /metrics', 15_000);
     const m8 = await metrics(eight);
     for (const gpu of ['gpu0', 'gpu7']) expect(m8.filter((l) => l.includes(`device="${gpu}"`)).length).toBe(budget('per GPU'));

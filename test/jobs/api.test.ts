@@ -166,7 +166,8 @@ describe('jobs API', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ pids: [100] }, /name/],
       [{ name: 'x' }, /at least one of pids, cgroup or gpus/],
-      [{ name: 'x', gpus: ['GPU-5e7c1a2b-0000-4000-8000-000000000000'] }, /GPU UUIDs are not supported/],
+      [{ name: 'x', gpus: ['MIG-5e7c1a2b-0000-4000-8000-000000000000'] }, /gpus: MIG instance UUIDs are not supported/],
+      [{ name: 'x', gpus: ['GPU-not-a-uuid'] }, /gpus: an index \(0\), a device label \(gpu0\) or a GPU UUID/],
       [{ name: 'x', pids: [-4] }, /pids/],
       [{ name: 'x', pids: [100], extra: 1 }, /extra|Unrecognized/],
       [{ name: 'x', id: 'has space', pids: [100] }, /id/],
@@ -184,6 +185,8 @@ describe('jobs API', () => {
     expect((await call(ctx, 'GET', '/jobs/nope')).status).toBe(404);
     expect((await call(ctx, 'POST', '/jobs/nope/end')).status).toBe(404);
     expect((await call(ctx, 'GET', '/nothing-here')).status).toBe(404);
+    const byUuid = await call(ctx, 'POST', '/jobs', { id: 'by-uuid', name: 'u', gpus: ['GPU-5E7C1A2B-0000-4000-8000-000000000000', 1] });
+    expect([byUuid.status, byUuid.body.error]).toEqual([201, undefined]);
     expect((await call(ctx, 'POST', '/jobs', { id: 'dup', name: 'a', pids: [100] })).status).toBe(201);
     const dup = await call(ctx, 'POST', '/jobs', { id: 'dup', name: 'b', pids: [101] });
     expect(dup.status).toBe(409);
@@ -259,7 +262,7 @@ describe('jobs API', () => {
       expect(ended.status).toBe(200);
       expect(ended.body.state).toBe('ended');
       expect((ended.body.total as { joules: number }).joules).toBeCloseTo(15, 9);
-      expect(await exposition(ctx)).toMatch(/^jouleflow_source_errors_total\{source="ledger",reason="write"\} [1-9]/m);
+      expect(await exposition(ctx)).toMatch(/^jouleflow_source_errors_total\{reader="ledger",reason="write"\} [1-9]/m);
     } finally {
       spy.mockRestore();
     }

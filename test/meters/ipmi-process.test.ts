@@ -23,7 +23,7 @@ function tool(name: string, body: string): string {
 
 function meter(command: string, timeoutMs: number): IpmiMeterSource {
   const cfg = parseConfig({ cooling: { share: 1 }, meters: [{ name: 'bmc', protocol: 'ipmi', tool: 'ipmitool', command }] }).meters[0];
-  return new IpmiMeterSource(cfg as never, timeoutMs, 3, silentLogger);
+  return new IpmiMeterSource(cfg as never, timeoutMs, silentLogger);
 }
 
 test('the tool gets a minimal environment: PATH and LC_ALL, never the jobs token', async () => {

@@ -44,7 +44,7 @@ function source(port: number): RedfishMeterSource {
       { name: 'bmc', protocol: 'redfish', url: `http://127.0.0.1:${port}`, username: 'u', password: 'sekrit-pass', minInterval: '1ms' },
     ],
   }).meters[0];
-  return new RedfishMeterSource(cfg as never, 5000, 3, silentLogger);
+  return new RedfishMeterSource(cfg as never, 5000, silentLogger);
 }
 
 const json = (res: http.ServerResponse, body: unknown) => {

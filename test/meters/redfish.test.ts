@@ -195,7 +195,6 @@ describe('Redfish meters against the DMTF mockups', () => {
         meters: [meter('slow-bmc', pdu, { resource: '/redfish/v1/PowerEquipment/RackPDUs/1', minInterval: '1h' })],
       }).meters[0] as never,
       500,
-      cop20,
       silentLogger,
     );
     await src.init();
@@ -274,7 +273,6 @@ describe('Redfish meters against the DMTF mockups', () => {
         meters: [meter('refusing-bmc', pdu, { password: 'nope', resource: '/redfish/v1/PowerEquipment/RackPDUs/1', minInterval: '1h' })],
       }).meters[0] as never,
       500,
-      cop20,
       silentLogger,
     );
     await src.init();

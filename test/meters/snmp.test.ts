@@ -16,6 +16,8 @@ const GEIST_POWER = '1.3.6.1.4.1.21239.5.2.3.1.1.9.1';
 const GEIST_ENERGY = '1.3.6.1.4.1.21239.5.2.3.1.1.12.1';
 const UPS_POWER = '1.3.6.1.2.1.33.1.4.4.1.4.1';
 const INROW_COOL = '1.3.6.1.4.1.318.1.1.13.3.2.2.2.2.0';
+/** airIRRCUnitStatusSupplyAirTempMetric.0, tenths of °C. */
+const INROW_SUPPLY_AIR = '1.3.6.1.4.1.318.1.1.13.3.2.2.2.9.0';
 const V3 = { user: 'jfmeter', auth: 'authpass-4711', priv: 'privpass-4711' };
 const STEP_S = 1;
 const NODE_IT_W = 1000;
@@ -43,8 +45,8 @@ async function tickN(exp: Exporter, clock: StepClock, n: number): Promise<void> 
 }
 
 const diffs = (xs: number[]) => xs.slice(1).map((x, i) => x - xs[i]);
-/** COP of a CRAC at supply-air T (Moore et al. 2005), written out here. */
-const cop20 = 0.0068 * 20 * 20 + 0.0008 * 20 + 0.458;
+/** COP of a CRAC at supply-air T (Moore et al. 2005), written out here: the InRow reads 21.5 °C. */
+const cop21_5 = 0.0068 * 21.5 * 21.5 + 0.0008 * 21.5 + 0.458;
 
 describe('SNMP meters against a real snmpd', () => {
   let a: SnmpPeer;
@@ -64,7 +66,7 @@ describe('SNMP meters against a real snmpd', () => {
     // Peer B: the room's IT feed (Geist PDU, Wh) and an APC InRow (thermal), v2c and v3 authPriv.
     b = new SnmpPeer(tempDir('snmpd-b'), {
       passRoots: ['1.3.6.1.4.1.21239', '1.3.6.1.4.1.318.1.1.26'],
-      overrides: { [INROW_COOL]: 125 },
+      overrides: { [INROW_COOL]: 125, [INROW_SUPPLY_AIR]: 215 },
       series: {
         [GEIST_ENERGY]: { base: 9_000_000, rate: 100 }, // Wh
         [GEIST_POWER]: { base: 360_000, rate: 0 }, // W
@@ -86,6 +88,7 @@ describe('SNMP meters against a real snmpd', () => {
     expect(Number(a.get(RPDU_ENERGY(1)))).toBeGreaterThanOrEqual(123_400);
     expect(Number(b.get(RPDU_ENERGY(2), V3))).toBeGreaterThanOrEqual(50_000);
     expect(b.get(INROW_COOL, V3)).toBe('125');
+    expect(b.get(INROW_SUPPLY_AIR, V3)).toBe('215');
     const before = { a: a.served(), b: b.served() };
     const clock = new StepClock(STEP_S * 1000);
     const exp = await exporterFor(
@@ -136,7 +139,8 @@ describe('SNMP meters against a real snmpd', () => {
     const shares = diffs(roomE).map((dwh) => (NODE_IT_W * STEP_S) / (dwh * 3600));
     const expectCrac = diffs(cracE).reduce((acc, d, i) => acc + d * 0.1 * 3.6e6 * shares[i], 0);
     const expectV3 = diffs(v3E).reduce((acc, d, i) => acc + d * 0.1 * 3.6e6 * shares[i], 0);
-    const expectInrow = shares.reduce((acc, sh) => acc + ((12.5 * 1000) / cop20) * STEP_S * sh, 0);
+    // 12.5 kW of heat removed at the 21.5 °C supply air the unit reports (not the configured 20 °C).
+    const expectInrow = shares.reduce((acc, sh) => acc + ((12.5 * 1000) / cop21_5) * STEP_S * sh, 0);
 
     const gotCrac = await exportedJoules(exp, { component: 'cooling', device: 'crac-pdu', source: 'snmp' });
     const gotV3 = await exportedJoules(exp, { component: 'cooling', device: 'crac-v3', source: 'snmp' });
@@ -268,7 +272,7 @@ describe('SNMP meters against a real snmpd', () => {
     const it = NODE_IT_W * STEP_S * 2;
     expect(await exportedJoules(exp, { component: 'cooling', source: 'model' })).toBeCloseTo(it * 0.56, 6);
     const errors = await exp.metrics.sourceErrors.get();
-    expect(errors.values.some((v) => v.labels.source === 'snmp:bad-oid' && v.labels.reason === 'bad_oid' && v.value >= 1)).toBe(true);
+    expect(errors.values.some((v) => v.labels.reader === 'snmp:bad-oid' && v.labels.reason === 'bad_oid' && v.value >= 1)).toBe(true);
   }, 60000);
 
   test('a community never shows in errors, even where net-snmp quotes it (response community mismatch)', async () => {

@@ -134,39 +134,57 @@ describe('CoolingAccounting', () => {
 });
 
 describe('meter readings', () => {
-  test('energy preferred; unsupported energy (APC −1) falls back to power; thermal only through the COP', () => {
+  test('energy preferred; unsupported energy (APC −1) falls back to power; thermal points give heat-removed readings', () => {
     const m = { name: 'pdu', role: 'cooling' as const };
     const pts = snmpProfilePoints('apc-rpdu2', 1);
-    const e = pointsToReading(
-      m,
-      'snmp',
-      [
-        { ...pts[0], label: 'p', raw: 720 },
-        { ...pts[1], label: 'e', raw: 1234 },
-      ],
-      3,
-    );
+    const e = pointsToReading(m, 'snmp', [
+      { ...pts[0], label: 'p', raw: 720 },
+      { ...pts[1], label: 'e', raw: 1234 },
+    ]);
     expect(e).toMatchObject({ kind: 'counter', joules: 1234 * 0.1 * 3.6e6, source: 'snmp', domain: 'cooling' });
-    const p = pointsToReading(
-      m,
-      'snmp',
-      [
-        { ...pts[0], label: 'p', raw: 720 },
-        { ...pts[1], label: 'e', raw: null },
-      ],
-      3,
-    );
+    const p = pointsToReading(m, 'snmp', [
+      { ...pts[0], label: 'p', raw: 720 },
+      { ...pts[1], label: 'e', raw: null },
+    ]);
     expect(p).toMatchObject({ kind: 'power', watts: 7200, source: 'snmp' });
-    const t = pointsToReading(
-      { name: 'inrow', role: 'cooling' },
-      'snmp',
-      [{ ...snmpProfilePoints('apc-inrow')[0], label: 'c', raw: 125 }],
-      4,
-    );
-    expect(t).toMatchObject({ kind: 'power', watts: 12500 / 4, source: 'snmp-cop' });
-    const it = pointsToReading({ name: 'ups', role: 'it' }, 'snmp', [{ ...pts[0], label: 'p', raw: 720 }], 3);
+    const t = pointsToReading({ name: 'inrow', role: 'cooling' }, 'snmp', [{ ...snmpProfilePoints('apc-inrow')[0], label: 'c', raw: 125 }]);
+    // Heat removed is reported as measured, in thermal watts; the cooling model applies the COP.
+    expect(t).toMatchObject({ kind: 'power', watts: 12500, source: 'snmp', heat: {} });
+    expect(e).not.toHaveProperty('heat');
+    // The InRow profile's supply air (tenths of °C) goes with the heat, to pick the COP; a missing
+    // (unsupported) or implausible temperature leaves it to the configured supply air.
+    const [cool, air] = snmpProfilePoints('apc-inrow');
+    const inrow = { name: 'inrow', role: 'cooling' as const };
+    expect(
+      pointsToReading(inrow, 'snmp', [
+        { ...cool, label: 'c', raw: 125 },
+        { ...air, label: 't', raw: 215 },
+      ]),
+    ).toMatchObject({
+      heat: { supplyAirCelsius: 21.5 },
+    });
+    expect(
+      pointsToReading(inrow, 'snmp', [
+        { ...cool, label: 'c', raw: 125 },
+        { ...air, label: 't', raw: null },
+      ]),
+    ).toMatchObject({ heat: {} });
+    expect(
+      pointsToReading(inrow, 'snmp', [
+        { ...cool, label: 'c', raw: 125 },
+        { ...air, label: 't', raw: 9999 },
+      ]),
+    ).toEqual(expect.objectContaining({ heat: {} }));
+    // Electrical readings never carry it.
+    expect(
+      pointsToReading(m, 'snmp', [
+        { ...pts[0], label: 'p', raw: 720 },
+        { ...air, label: 't', raw: 215 },
+      ]),
+    ).not.toHaveProperty('heat');
+    const it = pointsToReading({ name: 'ups', role: 'it' }, 'snmp', [{ ...pts[0], label: 'p', raw: 720 }]);
     expect(it.domain).toBe('facility');
-    expect(() => pointsToReading(m, 'snmp', [{ ...pts[0], label: 'OID x', raw: -5 }], 3)).toThrow(
+    expect(() => pointsToReading(m, 'snmp', [{ ...pts[0], label: 'OID x', raw: -5 }])).toThrow(
       /meter "pdu" \(snmp\): OID x gives an impossible value -5/,
     );
   });
@@ -238,6 +256,23 @@ describe('meters configuration', () => {
       }),
     ).toThrow(/duplicate meter name "a"/);
     expect(() => parseConfig({ cooling: { share: 1.5 } })).toThrow(/cooling\.share/);
+    // An IT meter measures the room's electrical IT energy: heat removed cannot stand for it.
+    expect(() => parseConfig({ meters: [{ name: 'x', role: 'it', protocol: 'snmp', host: 'h', profile: 'apc-inrow' }] })).toThrow(
+      /meters\.0\.profile: profile apc-inrow reads heat removed .*role: it/,
+    );
+    expect(() =>
+      parseConfig({
+        meters: [
+          {
+            name: 'x',
+            role: 'it',
+            protocol: 'modbus',
+            host: 'h',
+            registers: [{ address: 30001, numbering: 'modicon', type: 'uint16', kind: 'thermal_power', unit: 'kW' }],
+          },
+        ],
+      }),
+    ).toThrow(/meters\.0\.registers\.0\.kind: thermal_power is heat removed/);
   });
 
   test('cooling meters without a share or IT meters are refused with a clear message', () => {

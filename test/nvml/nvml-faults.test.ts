@@ -56,7 +56,7 @@ test('RESET_AT: the interval with the counter restart is dropped and counted, th
   await nv.replay.run(1, T + 1.5);
   const { metrics } = nv.replay.exp;
 
-  expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'counter_reset' })).toBe(1);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'nvml', reason: 'counter_reset' })).toBe(1);
   const exported = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: 'gpu0' });
   const delta = (energyAt(single, T) - energyAt(single, 0)) / 1000;
   // What is lost is the one interval around the reset: at most ~1 s (+ scheduling slack) of
@@ -81,7 +81,7 @@ test('POWER_LIMIT_MW: a GPU drawing above the enforced limit read at start (cap 
   const T = duration(single);
   await nv.replay.run(1, T + 1.5);
   const { metrics } = nv.replay.exp;
-  expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'counter_reset' })).toBe(0);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'nvml', reason: 'counter_reset' })).toBe(0);
   const exported = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: 'gpu0' });
   expect(Math.abs(exported - (energyAt(single, T) - energyAt(single, 0)) / 1000)).toBeLessThanOrEqual(1);
   await expectSaneEnergy(nv.replay);
@@ -101,10 +101,10 @@ test('LOST_AT on one of two GPUs: that GPU goes down, the other keeps counting',
   await nv.replay.run(1, T + 1.5);
   const { metrics, sampler } = nv.replay.exp;
 
-  expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: '' })).toBe(1);
-  expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: 'gpu0' })).toBe(1);
-  expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: 'gpu1' })).toBe(0);
-  expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'gpu_lost' })).toBeGreaterThan(0);
+  expect(await metricSum(metrics.sourceUp, { reader: 'nvml', device: '' })).toBe(1);
+  expect(await metricSum(metrics.sourceUp, { reader: 'nvml', device: 'gpu0' })).toBe(1);
+  expect(await metricSum(metrics.sourceUp, { reader: 'nvml', device: 'gpu1' })).toBe(0);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'nvml', reason: 'gpu_lost' })).toBeGreaterThan(0);
   expect(sampler.statuses.find((s) => s.name === 'nvml')?.devicesDown).toEqual(['gpu1']);
 
   const gpu0 = await metricSum(metrics.nodeEnergy, { source: 'nvml', device: 'gpu0' });
@@ -126,9 +126,9 @@ test('LOST_AT on the only GPU: the source is down, nothing breaks', async () => 
   nv.replay = await startReplay(nvmlConfig(nv.library), SPEED);
   await nv.replay.run(1, 8);
   const { metrics } = nv.replay.exp;
-  expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: '' })).toBe(0);
-  expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: 'gpu0' })).toBe(0);
-  expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'gpu_lost' })).toBeGreaterThan(0);
+  expect(await metricSum(metrics.sourceUp, { reader: 'nvml', device: '' })).toBe(0);
+  expect(await metricSum(metrics.sourceUp, { reader: 'nvml', device: 'gpu0' })).toBe(0);
+  expect(await metricSum(metrics.sourceErrors, { reader: 'nvml', reason: 'gpu_lost' })).toBeGreaterThan(0);
   await expectSaneEnergy(nv.replay);
 });
 
@@ -150,13 +150,13 @@ test('HANG_MS: NVML times out and is reported down while the other sources keep 
   const { metrics } = nv.replay.exp;
 
   expect(ticks).toEqual(new Array(11).fill(true));
-  expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: '' })).toBe(0);
+  expect(await metricSum(metrics.sourceUp, { reader: 'nvml', device: '' })).toBe(0);
   // Down while nvmlInit/discovery is still running (init_timeout), then on each slow read (timeout).
   const down =
-    (await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'timeout' })) +
-    (await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'init_timeout' }));
+    (await metricSum(metrics.sourceErrors, { reader: 'nvml', reason: 'timeout' })) +
+    (await metricSum(metrics.sourceErrors, { reader: 'nvml', reason: 'init_timeout' }));
   expect(down).toBeGreaterThanOrEqual(2);
-  expect(await metricSum(metrics.sourceUp, { source: 'steady', device: '' })).toBe(1);
+  expect(await metricSum(metrics.sourceUp, { reader: 'steady', device: '' })).toBe(1);
   expect(await metricSum(metrics.nodeEnergy, { source: 'steady' })).toBeGreaterThan(0);
   await expectSaneEnergy(nv.replay);
 });

@@ -52,8 +52,8 @@ function value(text: string, name: string, labels: Record<string, string>): numb
 /** NVML reads reported down so far (still initialising, or timed out). */
 function nvmlDownCount(text: string): number {
   return (
-    (value(text, 'jouleflow_source_errors_total', { source: 'nvml', reason: 'init_timeout' }) ?? 0) +
-    (value(text, 'jouleflow_source_errors_total', { source: 'nvml', reason: 'timeout' }) ?? 0)
+    (value(text, 'jouleflow_source_errors_total', { reader: 'nvml', reason: 'init_timeout' }) ?? 0) +
+    (value(text, 'jouleflow_source_errors_total', { reader: 'nvml', reason: 'timeout' }) ?? 0)
   );
 }
 
@@ -75,22 +75,22 @@ test('a hanging NVML (1 s per call, 8 GPUs) costs the other sources nothing', as
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     text = (await get(`${exp.url}/metrics`, false)).body;
-    const reads = others.map((s) => value(text, 'jouleflow_sample_duration_seconds_count', { source: s }) ?? 0);
+    const reads = others.map((s) => value(text, 'jouleflow_sample_duration_seconds_count', { reader: s }) ?? 0);
     if (Math.min(...reads) >= 5 && nvmlDownCount(text) >= 5) break;
     await new Promise((r) => setTimeout(r, 250));
   }
   for (const source of others) {
-    expect(value(text, 'jouleflow_sample_duration_seconds_count', { source })).toBeGreaterThanOrEqual(5);
-    expect(value(text, 'jouleflow_source_errors_total', { source, reason: 'timeout' })).toBe(0);
-    expect(value(text, 'jouleflow_source_up', { source, device: '' })).toBe(1);
+    expect(value(text, 'jouleflow_sample_duration_seconds_count', { reader: source })).toBeGreaterThanOrEqual(5);
+    expect(value(text, 'jouleflow_source_errors_total', { reader: source, reason: 'timeout' })).toBe(0);
+    expect(value(text, 'jouleflow_source_up', { reader: source, device: '' })).toBe(1);
   }
-  expect(value(text, 'jouleflow_source_up', { source: 'nvml', device: '' })).toBe(0);
+  expect(value(text, 'jouleflow_source_up', { reader: 'nvml', device: '' })).toBe(0);
   expect(nvmlDownCount(text)).toBeGreaterThanOrEqual(5);
   // gzip scrapes are served (zlib shares libuv's pool with nothing NVML holds now).
   for (let i = 0; i < 3; i++) {
     const g = await get(`${exp.url}/metrics`, true);
     expect(g.status).toBe(200);
-    expect(g.body).toContain('jouleflow_source_up{source="cpu-model"');
+    expect(g.body).toContain('jouleflow_source_up{reader="cpu-model"');
   }
   expect(exp.logs()).toMatch(/NVML did not finish initialising in time/);
 }, 90_000);

@@ -50,8 +50,8 @@ describe('NVML source replaying the shared H200 trace', () => {
     // Nothing through the power fallback, nothing negative or NaN anywhere.
     expect(await metricValues(metrics.nodeEnergy, { source: 'nvml-power' })).toHaveLength(0);
     for (const v of await metricValues(metrics.nodeEnergy)) expect(Number.isFinite(v.value) && v.value >= 0).toBe(true);
-    expect(await metricSum(metrics.sourceUp, { source: 'nvml', device: 'gpu0' })).toBe(1);
-    expect(await metricSum(metrics.sourceErrors, { source: 'nvml', reason: 'counter_reset' })).toBe(0);
+    expect(await metricSum(metrics.sourceUp, { reader: 'nvml', device: 'gpu0' })).toBe(1);
+    expect(await metricSum(metrics.sourceErrors, { reader: 'nvml', reason: 'counter_reset' })).toBe(0);
   });
 
   test('NO_ENERGY: power sampled every 1 s of trace time integrates to within 1 % of the counter delta', async () => {

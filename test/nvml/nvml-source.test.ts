@@ -29,9 +29,9 @@ test('no NVML library: init() is false after one info line, the exporter runs an
     expect(mine[0]).toMatch(/nonexistent/);
     await exp.sampler.tick();
     await exp.sampler.tick();
-    expect(await metricSum(exp.metrics.sourceUp, { source: 'nvml', device: '' })).toBe(0);
+    expect(await metricSum(exp.metrics.sourceUp, { reader: 'nvml', device: '' })).toBe(0);
     expect(nvmlLines(lines)).toHaveLength(1); // not polled again, nothing more logged
-    expect(await metricSum(exp.metrics.sourceErrors, { source: 'nvml' })).toBe(0);
+    expect(await metricSum(exp.metrics.sourceErrors, { reader: 'nvml' })).toBe(0);
   } finally {
     await exp.close();
   }

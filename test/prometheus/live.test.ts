@@ -142,7 +142,7 @@ async function reportWork(url: string): Promise<void> {
   workTimer = setInterval(() => void post().catch((err: Error) => (promLog += `work report failed: ${err.message}\n`)), 500);
 }
 
-/** Tries the jobs API (design §4); absent → the job expressions may be empty, and we say so. */
+/** Tries the jobs API (docs/design.md, section 4); absent → the job expressions may be empty, and we say so. */
 async function registerJob(url: string): Promise<void> {
   burner = spawn(process.execPath, ['-e', 'setInterval(() => { const e = Date.now() + 40; while (Date.now() < e); }, 100)'], {
     stdio: 'ignore',
@@ -436,7 +436,7 @@ describe('dashboards and rules against a real Prometheus scraping the real expor
     expect(Number(nodePower.value)).toBeGreaterThan(0);
     // Sources missing from this machine (no RAPL on a VM) report up 0 but must not alert;
     // only sources the exporter itself reports down may.
-    const sourceDown = alerts.filter((a) => a.labels.alertname === 'JouleflowSourceDown').map((a) => a.labels.source);
+    const sourceDown = alerts.filter((a) => a.labels.alertname === 'JouleflowSourceDown').map((a) => a.labels.reader);
     for (const s of sourceDown) expect(downSources).toContain(s);
     for (const s of absentSources) expect(sourceDown).not.toContain(s);
     expect(alertRules(loadRules()).length).toBe(7);

@@ -4,6 +4,7 @@ import type { Logger } from '../util/log';
 import type { Caller, Denial, JobAccess } from '../web/job-access';
 import { isDenial } from '../web/job-access';
 import { JOB_ID_RE } from './discovery';
+import { GPU_UUID } from './gpu-shares';
 import type { JobTracker } from './tracker';
 import { JobError, type JobErrorKind } from './errors';
 import { applyWorkBody } from './work';
@@ -22,6 +23,21 @@ import { applyWorkBody } from './work';
 
 const LABEL_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 
+/**
+ * A GPU by name: an index, a device label, or an NVIDIA GPU UUID (matched against the UUID NVML
+ * reports with each process). MIG instance UUIDs are refused rather than never matched: a MIG
+ * GPU's energy is read on the whole GPU and split by the memory each process holds.
+ */
+const GpuName = z.string().superRefine((s, ctx) => {
+  if (/^(\d+|[A-Za-z][A-Za-z_-]*\d+)$/.test(s) || GPU_UUID.test(s)) return;
+  ctx.addIssue({
+    code: 'custom',
+    message: /^MIG-/i.test(s)
+      ? "gpus: MIG instance UUIDs are not supported (a MIG GPU is measured whole); give the GPU's index, device label or GPU- UUID"
+      : 'gpus: an index (0), a device label (gpu0) or a GPU UUID (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)',
+  });
+});
+
 export const JobBody = z
   .object({
     id: z.string().regex(JOB_ID_RE, 'id: 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit').optional(),
@@ -29,13 +45,7 @@ export const JobBody = z
     pids: z.array(z.number().int().positive()).max(4096).optional(),
     cgroup: z.string().startsWith('/', 'cgroup: an absolute cgroup path such as /slurm/uid_1000/job_42').max(4096).optional(),
     gpus: z
-      // An index or a device label: GPU UUIDs are not resolved to devices, so they are refused rather than never matched.
-      .array(
-        z.union([
-          z.number().int().nonnegative(),
-          z.string().regex(/^(\d+|[A-Za-z][A-Za-z_-]*\d+)$/, 'gpus: an index (0) or a device label (gpu0); GPU UUIDs are not supported'),
-        ]),
-      )
+      .array(z.union([z.number().int().nonnegative(), GpuName]))
       .max(256)
       .optional(),
     labels: z

@@ -60,8 +60,15 @@ describe('GPU shares per tick', () => {
   });
 });
 
-test('GPU specs: an index names gpuN; other text must match the device label', () => {
-  expect(gpuMatches('0', 'gpu0')).toBe(true);
-  expect(gpuMatches('1', 'gpu10')).toBe(false);
-  expect(gpuMatches('gpu2', 'gpu2')).toBe(true);
+test('GPU specs: an index names gpuN, a GPU UUID the GPU its source reported it for; other text must match the device label', () => {
+  expect(gpuMatches('0', { device: 'gpu0' })).toBe(true);
+  expect(gpuMatches('1', { device: 'gpu10' })).toBe(false);
+  expect(gpuMatches('gpu2', { device: 'gpu2' })).toBe(true);
+  // A UUID names the GPU whose source reported that UUID with the process (any case), nothing else.
+  const h200 = { device: 'gpu1', gpuUuid: 'GPU-d3794cbd-2e1b-a281-8629-0886034accb7' };
+  expect(gpuMatches('GPU-d3794cbd-2e1b-a281-8629-0886034accb7', h200)).toBe(true);
+  expect(gpuMatches('GPU-D3794CBD-2E1B-A281-8629-0886034ACCB7', h200)).toBe(true);
+  expect(gpuMatches('GPU-d3794cbd-2e1b-a281-8629-0886034accb8', h200)).toBe(false);
+  expect(gpuMatches('GPU-d3794cbd-2e1b-a281-8629-0886034accb7', { device: 'gpu1' })).toBe(false); // UUID unknown
+  expect(gpuMatches('1', h200)).toBe(true);
 });

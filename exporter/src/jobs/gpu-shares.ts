@@ -43,9 +43,18 @@ export function gpuShares(processes: readonly GpuProcess[], jobOf: (pid: number)
   return out;
 }
 
-/** Whether a GPU given by the user ("0", "gpu0", a UUID...) names the device label `device`. */
-export function gpuMatches(spec: string, device: string): boolean {
+/** An NVIDIA GPU UUID as NVML reports it (nvidia-smi -L, CUDA_VISIBLE_DEVICES): "GPU-" and a UUID. */
+export const GPU_UUID = /^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Whether a GPU given by the user (an index "0", a device label "gpu0", a UUID "GPU-…") names the
+ * GPU a process runs on. A UUID is resolved against the UUID the GPU source reported with the
+ * process (GpuProcess.gpuUuid), never by asking the driver from here.
+ */
+export function gpuMatches(spec: string, gpu: Pick<GpuProcess, 'device' | 'gpuUuid'>): boolean {
+  const { device } = gpu;
   if (spec === device) return true;
+  if (GPU_UUID.test(spec)) return gpu.gpuUuid !== undefined && gpu.gpuUuid.toLowerCase() === spec.toLowerCase();
   if (/^\d+$/.test(spec)) return device === `gpu${spec}` || device === spec || new RegExp(`(^|[^0-9])${spec}$`).test(device);
   return false;
 }

@@ -190,7 +190,7 @@ export class JobTracker {
     const gpuJobs = this.running().filter((j) => j.gpus.length > 0);
     for (const g of gpuJobs.length ? gpuProcesses : []) {
       const p = this.table.procs.get(g.pid) ?? this.table.add(g.pid);
-      const j = p && gpuJobs.find((job) => job.gpus.some((s) => gpuMatches(s, g.device)));
+      const j = p && gpuJobs.find((job) => job.gpus.some((s) => gpuMatches(s, g)));
       if (p && j && p.gpuJob !== j.id) {
         p.gpuJob = j.id;
         toClassify.push(p);

@@ -4,7 +4,7 @@ import type { SeriesDelta } from './energy';
 import { COMPONENTS } from '../core';
 
 /**
- * Conservation (design §2) as a property: for random node series, random jobs with random
+ * Conservation (docs/design.md, section 3) as a property: for random node series, random jobs with random
  * loads (including over-subscribed CPU, GPU shares summing above 1, I/O above the device's
  * bytes, own-namespace traffic), over random intervals: Σ jobs + unattributed = node, per
  * component; nothing negative; every job's estimated/measured method is well-formed.

@@ -1,4 +1,5 @@
-import type { SeriesDelta } from './energy';
+import type { SeriesDelta, SeriesId } from './energy';
+import { seriesKey } from './energy';
 
 /**
  * Cooling energy where no cooling meter answers: a model, always labelled source="model".
@@ -26,6 +27,23 @@ export function coolingFactor(cfg: CoolingModelConfig): number {
 
 export const COOLING_MODEL_DEVICE = 'facility';
 
+/**
+ * The `source` label of electrical cooling energy estimated from a meter's heat removed: the
+ * meter's method plus "-cop" ("snmp-cop"), so it is never mistaken for a measured electrical value.
+ */
+export function copSource(meterSource: string): string {
+  return `${meterSource}-cop`;
+}
+
+/**
+ * A thermal series (heat removed over the interval) as the electrical energy the cooling unit drew
+ * to remove it: thermal J / COP (dimensionless) = electrical J, and thermal W / COP = electrical W.
+ */
+export function electricalFromHeat(s: SeriesDelta, cop: number): SeriesDelta {
+  const { heat: _thermal, ...rest } = s;
+  return { ...rest, source: copSource(s.source), joules: s.joules / cop, watts: s.watts / cop };
+}
+
 export function modelCooling(itJoules: number, dtSeconds: number, cfg: CoolingModelConfig): SeriesDelta {
   const joules = itJoules * coolingFactor(cfg);
   return {
@@ -50,6 +68,11 @@ export function modelCooling(itJoules: number, dtSeconds: number, cfg: CoolingMo
  * all down) or the share cannot be known, the PUE/COP model stands in, labelled source="model",
  * and notices() says so for the landing page.
  *
+ * Heat removed: a meter that reports heat (thermal J or W, `heat` set) is differenced by the energy
+ * model like any other counter or power series (resets, wraps and impossible jumps are judged on
+ * the thermal values), and each interval's thermal joules are turned into electrical ones here:
+ * ÷ the meter's configured COP, else copAt(the supply air it read, else the configured one).
+ *
  * Outages: a counter meter that comes back covers the gap with its own delta (the energy did
  * flow), but a power meter must not integrate one trapezoid across the outage, so its series is
  * forgotten before the step and restarts from a new baseline. A cooling meter that was down
@@ -63,17 +86,16 @@ export interface CoolingMeters {
   cooling: string[];
   it: string[];
   share?: CoolingShare;
+  /** COP configured per meter (`device` → COP) for its heat-removed readings; others use copAt(supply air). */
+  cop?: Readonly<Record<string, number>>;
 }
 
-interface SeriesLike {
-  component: string;
+interface SeriesLike extends SeriesId {
   domain: string;
-  device: string;
-  source: string;
 }
 
 interface Forgetter {
-  forget(r: { component: string; device: string; source: string }): void;
+  forget(r: SeriesId): void;
 }
 
 interface MeterReadingLike extends SeriesLike {
@@ -127,6 +149,15 @@ export class CoolingAccounting {
    * cooling meters (or the model's cooling) and returns the share used (undefined under the model).
    */
   apply(series: SeriesDelta[], itJoules: number, dtSeconds: number, model: Forgetter): number | undefined {
+    // Thermal series become electrical first; the model's own series (for forget) are kept apart.
+    const asModelKeysIt = new Map<SeriesDelta, SeriesDelta>();
+    for (let i = 0; i < series.length; i++) {
+      const s = series[i];
+      if (!s.heat) continue;
+      const e = electricalFromHeat(s, this.copFor(s));
+      asModelKeysIt.set(e, s);
+      series[i] = e;
+    }
     const cooling: SeriesDelta[] = [];
     const facility: SeriesDelta[] = [];
     const rest: SeriesDelta[] = [];
@@ -140,7 +171,10 @@ export class CoolingAccounting {
     }
     this.baselined.clear();
     const present = new Set([...cooling, ...fresh, ...facility].map((s) => s.device));
-    for (const s of [...cooling, ...fresh, ...facility]) this.known.set(`${s.device}\u0000${s.source}`, s);
+    for (const e of [...cooling, ...fresh, ...facility]) {
+      const s = asModelKeysIt.get(e) ?? e;
+      this.known.set(seriesKey(s), s);
+    }
     const share = this.computeShare(facility, present, itJoules, dtSeconds);
     this.prevPresent = present;
     series.length = 0;
@@ -203,6 +237,11 @@ export class CoolingAccounting {
       this.accRoom = 0;
     }
     return this.lastShare;
+  }
+
+  /** The COP for a meter's heat removed: configured for that meter, else the CRAC curve at its supply air. */
+  private copFor(s: SeriesDelta): number {
+    return this.meters.cop?.[s.device] ?? copAt(s.heat?.supplyAirCelsius ?? this.cfg.supplyAirCelsius);
   }
 
   /** Lines for the landing page: which cooling method is in use and why. */

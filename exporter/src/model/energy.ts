@@ -1,4 +1,4 @@
-import type { Component, CounterReading, Domain, Reading } from '../core';
+import type { Component, CounterReading, Domain, HeatRemoved, Reading } from '../core';
 import { COMPONENTS } from '../core';
 
 /**
@@ -18,6 +18,8 @@ export interface SeriesDelta {
   joules: number;
   /** Mean power over this interval (W); for power readings, the latest sample. */
   watts: number;
+  /** Set while the joules are heat removed (thermal J), until model/cooling.ts turns them into electrical J. */
+  heat?: HeatRemoved;
   /** Activity readings: the part of `joules` caused by activity (not idle), and the units moved. */
   activeJoules?: number;
   activityUnits?: number;
@@ -54,8 +56,17 @@ interface SeriesState extends Sample {
   changedAt?: number;
 }
 
-export function seriesKey(r: { component: string; device: string; source: string }): string {
-  return `${r.component}\u0000${r.device}\u0000${r.source}`;
+/** What names a series in the model; a meter's thermal series is kept apart from its electrical one. */
+export interface SeriesId {
+  component: string;
+  device: string;
+  source: string;
+  heat?: HeatRemoved;
+}
+
+export function seriesKey(r: SeriesId): string {
+  const key = `${r.component}\u0000${r.device}\u0000${r.source}`;
+  return r.heat ? `${key}\u0000heat` : key;
 }
 
 export interface EnergyModelOptions {
@@ -76,7 +87,7 @@ export class EnergyModel {
   constructor(private readonly opts: EnergyModelOptions = {}) {}
 
   /** Forgets a series (a device that disappeared), so that its next reading starts a new baseline. */
-  forget(r: { component: string; device: string; source: string }): void {
+  forget(r: SeriesId): void {
     this.state.delete(seriesKey(r));
   }
 
@@ -86,7 +97,13 @@ export class EnergyModel {
     const series: SeriesDelta[] = [];
     const events: ModelEvent[] = [];
     for (const r of readings) {
-      const out = (d: Delta) => series.push({ component: r.component, domain: r.domain, device: r.device, source: r.source, ...d });
+      const heat = r.kind === 'counter' || r.kind === 'power' ? r.heat : undefined;
+      const out = (d: Delta) =>
+        series.push(
+          heat
+            ? { component: r.component, domain: r.domain, device: r.device, source: r.source, heat, ...d }
+            : { component: r.component, domain: r.domain, device: r.device, source: r.source, ...d },
+        );
       if (!isFinite(r)) {
         events.push({ source: r.source, device: r.device, reason: 'invalid_value' });
         out({ joules: 0, watts: 0 });

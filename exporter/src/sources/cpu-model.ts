@@ -1,5 +1,6 @@
 import type { Logger } from '../util/log';
 import { readProcStat, type CpuTimes } from '../util/procfs';
+import type { CpuModelSettings } from './schema';
 import type { SampleResult, Source } from './types';
 import { SourceError } from './types';
 
@@ -9,13 +10,8 @@ import { SourceError } from './types';
  * linearly interpolated). An estimate, published as source="model".
  */
 
-export interface CpuModelConfig {
-  tdpWatts?: number;
-  /** Where tdpWatts came from, for the log (the inventory's table entry); absent: the configuration. */
-  tdpFrom?: string;
-  tdpWattsPerVcpu: number;
-  curve: Array<[number, number]>;
-}
+/** The `cpu:` settings, and where tdpWatts came from for the log (the inventory's table entry; absent: the configuration). */
+export type CpuModelConfig = CpuModelSettings & { tdpFrom?: string };
 
 /** Piecewise-linear interpolation of the curve at utilisation u in percent (clamped to its ends). */
 export function curveFactor(curve: ReadonlyArray<readonly [number, number]>, uPercent: number): number {

@@ -1,6 +1,7 @@
 import type { Logger } from '../util/log';
 import { exists, join, readText, readTrimmed } from '../util/fs';
 import { SourceError } from './types';
+import type { DiskstatsConfig } from './schema';
 import type { ActivityReading, SampleResult, Source } from './types';
 
 /**
@@ -25,12 +26,7 @@ export const DISK_DEFAULTS: Record<DiskClass, DiskParams> = {
   hdd: { idleWatts: 7, readJoulesPerByte: 10e-9, writeJoulesPerByte: 12e-9 },
 };
 
-export interface DiskstatsConfig {
-  exclude: string;
-  ssd: Partial<DiskParams>;
-  hdd: Partial<DiskParams>;
-  devices: Record<string, Partial<DiskParams>>;
-}
+export type { DiskstatsConfig };
 
 export interface DiskLine {
   name: string;

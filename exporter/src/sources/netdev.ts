@@ -3,6 +3,7 @@ import { exists, join, listDir, readNumber, readText } from '../util/fs';
 import { parseProcNetDev } from '../util/procfs';
 
 export { parseProcNetDev };
+import type { NetdevConfig } from './schema';
 import type { ActivityReading, SampleResult, Source } from './types';
 
 /**
@@ -22,12 +23,7 @@ const ARPHRD_INFINIBAND = 32;
 
 export const NIC_DEFAULTS: NicParams = { idleWatts: 1, joulesPerBit: 5e-12 };
 
-export interface NetdevConfig {
-  include?: string;
-  exclude: string;
-  defaults: Partial<NicParams>;
-  devices: Record<string, Partial<NicParams>>;
-}
+export type { NetdevConfig };
 
 /**
  * Whether a network interface is a physical port whose traffic is its own: it has a device, and

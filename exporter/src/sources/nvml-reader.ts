@@ -19,7 +19,7 @@ import { SourceError } from './types';
  *
  * MIG: energy and power are whole-GPU values read on the parent device, which is what is
  * reported; per-process SM utilisation is not available in MIG mode, so its processes carry only
- * their memory (attribution then falls back to memory, design §2).
+ * their memory (attribution then falls back to memory: docs/design.md, section 3).
  */
 
 /** What the source knows about one GPU (for the landing page, job GPU matching by UUID, tests). */
@@ -277,6 +277,7 @@ export class NvmlReader {
     samples: NvmlResult<NvmlProcessSample[]> | undefined,
   ): GpuProcess[] {
     const device = g.info.device;
+    const gpu = g.info.uuid ? { device, gpuUuid: g.info.uuid } : { device };
     let sm: Map<number, number> | undefined;
     if (samples?.ret === NVML.SUCCESS && samples.value && samples.value.length > 0) {
       sm = smUtilByPid(samples.value);
@@ -296,7 +297,7 @@ export class NvmlReader {
       }
       // With fresh samples, a running process without one had no SM activity in the window;
       // without any (NOT_FOUND, MIG, unsupported) its share is unknown and left out.
-      byPid.set(p.pid, { device, pid: p.pid, usedMemoryBytes: mem, smUtilPercent: sm ? (sm.get(p.pid) ?? 0) : undefined });
+      byPid.set(p.pid, { ...gpu, pid: p.pid, usedMemoryBytes: mem, smUtilPercent: sm ? (sm.get(p.pid) ?? 0) : undefined });
     }
     return [...byPid.values()];
   }

@@ -10,7 +10,17 @@ import type { GpuProcess, Reading } from '../core';
 
 // The vocabulary moved to core.ts (every layer may import it); re-exported here for sources.
 export { COMPONENTS, JOULES_PER_KWH } from '../core';
-export type { ActivityReading, Component, CounterReading, Domain, GpuProcess, MeanPowerReading, PowerReading, Reading } from '../core';
+export type {
+  ActivityReading,
+  Component,
+  CounterReading,
+  Domain,
+  GpuProcess,
+  HeatRemoved,
+  MeanPowerReading,
+  PowerReading,
+  Reading,
+} from '../core';
 
 /** A device the source failed to read this tick while others of the same source succeeded. */
 export interface DeviceError {
@@ -35,7 +45,7 @@ export interface SampleContext {
 }
 
 export interface Source {
-  /** The `source` label of jouleflow_source_up and friends. */
+  /** The `reader` label of jouleflow_source_up and friends (the `source` label of readings names the method). */
   readonly name: string;
   /**
    * Called once at start-up. Return false (after logging why, once) when the source cannot

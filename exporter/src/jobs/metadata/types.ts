@@ -1,5 +1,5 @@
 /**
- * Display metadata of a discovered job (design §4): discovery only knows an id and a scheduler
+ * Display metadata of a discovered job (docs/design.md, section 4): discovery only knows an id and a scheduler
  * (`slurm` job 42, `kubernetes` pod <uid>); the scheduler knows its name, user, account, namespace.
  * A resolver asks the scheduler once per job, off the sampling path, and the registry applies the
  * answer (jouleflow_job_info, the ledger row) when it comes. A resolver that is slow, failing or

@@ -1,8 +1,7 @@
 import { promises as fsp } from 'fs';
-import { copAt } from '../../model/cooling';
 import { untilAborted } from '../../util/async';
 import type { Logger } from '../../util/log';
-import type { CounterReading, PowerReading, Reading, SampleContext, SampleResult, Source } from '../types';
+import type { CounterReading, HeatRemoved, PowerReading, Reading, SampleContext, SampleResult, Source } from '../types';
 import { JOULES_PER_KWH, SourceError } from '../types';
 import type { PointKind, Unit } from './schema';
 
@@ -11,15 +10,19 @@ import type { PointKind, Unit } from './schema';
  *
  * - Energy counters are preferred over power: a meter with a working energy point gives a
  *   `counter` reading (joules); only when no energy point works is its power integrated.
- * - Thermal points (heat removed, such as APC InRow CoolOutput) are not electrical energy: they
- *   are divided by the COP and carry the source "<protocol>-cop", never the measured label.
+ * - Thermal points (heat removed, such as APC InRow CoolOutput) are not electrical energy: their
+ *   reading carries `heat` (thermal J or W, as measured) and the cooling model turns it into
+ *   electrical energy through the COP (model/cooling.ts), labelled "<protocol>-cop".
  * - Cooling meters give component "cooling", domain "cooling". IT meters give domain "facility":
  *   the sampler keeps them out of node totals and uses them only for the room's IT share.
  */
 
 export type Protocol = 'snmp' | 'modbus' | 'redfish' | 'ipmi';
 
-const UNIT_FACTOR: Record<Unit, number> = { W: 1, kW: 1000, Wh: 3600, kWh: JOULES_PER_KWH };
+const UNIT_FACTOR: Record<Unit, number> = { W: 1, kW: 1000, Wh: 3600, kWh: JOULES_PER_KWH, C: 1 };
+
+/** Supply-air readings outside this range (°C) are not a cooling unit's: not used for the COP. */
+const SUPPLY_AIR_RANGE: readonly [number, number] = [-40, 80];
 
 /** A point read from the meter: the raw number, or null when the device says it is unsupported. */
 export interface PointValue {
@@ -31,13 +34,14 @@ export interface PointValue {
   raw: number | null;
 }
 
-/** raw × scale × unit factor: W for power kinds, J for energy kinds. */
+/** raw × scale × unit factor: W for power kinds, J for energy kinds, °C for temperature. */
 export function toSI(p: Pick<PointValue, 'raw' | 'scale' | 'unit'>): number | null {
   return p.raw === null ? null : p.raw * p.scale * UNIT_FACTOR[p.unit];
 }
 
-/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh). */
+/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh, temperature ↔ C). */
 export function unitFitsKind(kind: PointKind, unit: Unit): boolean {
+  if (kind === 'supply_air_temperature' || unit === 'C') return kind === 'supply_air_temperature' && unit === 'C';
   const energy = kind === 'energy' || kind === 'thermal_energy';
   return energy ? unit === 'Wh' || unit === 'kWh' : unit === 'W' || unit === 'kW';
 }
@@ -69,15 +73,15 @@ export interface MeterIdentity {
   name: string;
   role: 'cooling' | 'it';
   maxPowerWatts?: number;
-  cop?: number;
 }
 
 /**
  * Builds the meter's one reading from its points: electrical energy, else electrical power, else
- * thermal energy / COP, else thermal power / COP. Points of the same kind are summed (phases,
+ * heat removed as energy, else heat removed as power (thermal J or W, marked `heat`, with the
+ * supply-air temperature when the meter reads one). Points of the same kind are summed (phases,
  * lines, PSUs). Throws a SourceError naming the meter when no point is usable.
  */
-export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points: readonly PointValue[], defaultCop: number): Reading {
+export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points: readonly PointValue[]): Reading {
   const base = {
     component: 'cooling' as const,
     domain: meter.role === 'it' ? ('facility' as const) : ('cooling' as const),
@@ -100,23 +104,33 @@ export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points
     }
     return sum;
   };
-  const cop = meter.cop ?? defaultCop;
-  const counter = (joules: number, source: string): CounterReading => ({
+  const counter = (joules: number, heat?: HeatRemoved): CounterReading => ({
     ...base,
     kind: 'counter',
-    source,
+    source: protocol,
     joules,
     maxPowerWatts: meter.maxPowerWatts,
+    ...(heat && { heat }),
   });
-  const power = (watts: number, source: string): PowerReading => ({ ...base, kind: 'power', source, watts });
+  const power = (watts: number, heat?: HeatRemoved): PowerReading => ({
+    ...base,
+    kind: 'power',
+    source: protocol,
+    watts,
+    ...(heat && { heat }),
+  });
   const e = usable('energy');
-  if (e !== undefined) return counter(e, protocol);
+  if (e !== undefined) return counter(e);
   const p = usable('power');
-  if (p !== undefined) return power(p, protocol);
+  if (p !== undefined) return power(p);
+  const heat = (): HeatRemoved => {
+    const celsius = supplyAirCelsius(points);
+    return celsius === undefined ? {} : { supplyAirCelsius: celsius };
+  };
   const te = usable('thermal_energy');
-  if (te !== undefined) return counter(te / cop, `${protocol}-cop`);
+  if (te !== undefined) return counter(te, heat());
   const tp = usable('thermal_power');
-  if (tp !== undefined) return power(tp / cop, `${protocol}-cop`);
+  if (tp !== undefined) return power(tp, heat());
   const unsupported = points.filter((p) => p.raw === null).map((p) => p.label);
   throw new SourceError(
     'unsupported',
@@ -124,9 +138,18 @@ export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points
   );
 }
 
-/** The COP used for thermal points when the meter sets none: the cooling model's COP at the supply-air temperature. */
-export function defaultCop(supplyAirCelsius: number): number {
-  return copAt(supplyAirCelsius);
+/**
+ * The mean of the meter's supply-air temperature points (°C), or undefined when it has none that
+ * answered with a plausible value: the cooling model then uses the configured supply air. A bad
+ * temperature never costs the meter its energy reading.
+ */
+export function supplyAirCelsius(points: readonly PointValue[]): number | undefined {
+  const [lo, hi] = SUPPLY_AIR_RANGE;
+  const values = points
+    .filter((p) => p.kind === 'supply_air_temperature')
+    .map(toSI)
+    .filter((v): v is number => v !== null && Number.isFinite(v) && v >= lo && v <= hi);
+  return values.length ? values.reduce((a, v) => a + v, 0) / values.length : undefined;
 }
 
 /** Rejects when the signal aborts (the sampler's timeout), so a hung library call never holds a read. */
@@ -151,7 +174,6 @@ export abstract class MeterSource implements Source {
     protected readonly meter: MeterIdentity,
     /** Timeout of one read, ms (below the sampler's per-source timeout). */
     protected readonly timeoutMs: number,
-    protected readonly cop: number,
     protected readonly log: Logger,
   ) {
     this.name = `${protocol}:${meter.name}`;
@@ -185,7 +207,7 @@ export abstract class MeterSource implements Source {
   async sample(ctx: SampleContext): Promise<SampleResult> {
     try {
       const points = await abortable(this.readPoints(ctx.signal), ctx.signal, `meter "${this.meter.name}"`);
-      return { readings: [pointsToReading(this.meter, this.protocol, points, this.cop)] };
+      return { readings: [pointsToReading(this.meter, this.protocol, points)] };
     } catch (err) {
       if (err instanceof Error) {
         const message = this.redact(err.message);

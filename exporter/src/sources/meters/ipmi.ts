@@ -70,10 +70,9 @@ export class IpmiMeterSource extends MeterSource {
   constructor(
     private readonly cfg: IpmiMeterConfig,
     timeoutMs: number,
-    cop: number,
     log: Logger,
   ) {
-    super('ipmi', cfg, timeoutMs, cop, log);
+    super('ipmi', cfg, timeoutMs, log);
   }
 
   private args(): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {

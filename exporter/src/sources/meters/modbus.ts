@@ -63,10 +63,9 @@ export class ModbusMeterSource extends MeterSource {
   constructor(
     private readonly cfg: ModbusMeterConfig,
     timeoutMs: number,
-    cop: number,
     log: Logger,
   ) {
-    super('modbus', cfg, timeoutMs, cop, log);
+    super('modbus', cfg, timeoutMs, log);
     this.registers = [...(cfg.profile ? modbusProfileRegisters(cfg.profile) : []), ...cfg.registers];
     this.target = `${cfg.host}:${cfg.port} unit ${cfg.unitId}`;
     for (const r of this.registers) resolveRegister(r);

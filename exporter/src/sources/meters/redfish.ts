@@ -61,10 +61,9 @@ export class RedfishMeterSource extends MeterSource {
   constructor(
     private readonly cfg: RedfishMeterConfig,
     timeoutMs: number,
-    cop: number,
     log: Logger,
   ) {
-    super('redfish', cfg, timeoutMs, cop, log);
+    super('redfish', cfg, timeoutMs, log);
     this.base = new URL(cfg.url);
     this.agent =
       this.base.protocol === 'https:'

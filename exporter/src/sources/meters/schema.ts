@@ -12,9 +12,14 @@ import { zodDuration } from '../../util/duration';
 
 const durationMs = zodDuration(1);
 
-export const POINT_KINDS = ['power', 'energy', 'thermal_power', 'thermal_energy'] as const;
+/**
+ * Electrical power and energy; heat removed (thermal power and energy); the unit's supply-air
+ * temperature (°C), which selects the COP the cooling model applies to the heat removed.
+ */
+export const POINT_KINDS = ['power', 'energy', 'thermal_power', 'thermal_energy', 'supply_air_temperature'] as const;
 export type PointKind = (typeof POINT_KINDS)[number];
-export const UNITS = ['W', 'kW', 'Wh', 'kWh'] as const;
+/** C: degrees Celsius (temperature points only). */
+export const UNITS = ['W', 'kW', 'Wh', 'kWh', 'C'] as const;
 export type Unit = (typeof UNITS)[number];
 
 const numericOid = z
@@ -28,11 +33,14 @@ const common = {
   /** The `device` label of the meter's series; unique among meters. */
   name: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-" only'),
   role: z.enum(['cooling', 'it']).default('cooling'),
-  /** Timeout of one read; defaults to 70 % of the sampling interval (always below the sampler's). */
+  /** Timeout of one read; parseConfig resolves it: 70 % of the sampling interval by default, always below the sampler's. */
   timeout: durationMs.optional(),
-  /** Counter deltas above this power × Δt × 2 are glitches, dropped as resets. */
+  /**
+   * Counter deltas above this power × Δt × 2 are glitches, dropped as resets. In the unit of what the
+   * meter reads: electrical W, or thermal W (the unit's rated cooling capacity) for heat removed.
+   */
   maxPowerWatts: z.number().positive().optional(),
-  /** COP used to turn thermal points (heat removed) into electrical energy; default: the cooling model's COP. */
+  /** COP the cooling model uses to turn this meter's heat removed into electrical energy; default: the COP curve at the supply air it reads, else at cooling.supplyAirCelsius. */
   cop: z.number().positive().optional(),
 };
 
@@ -197,9 +205,21 @@ export type IpmiMeterConfig = z.output<typeof IpmiMeterSchema>;
 
 const MeterSchema = z.discriminatedUnion('protocol', [SnmpMeterSchema, ModbusMeterSchema, RedfishMeterSchema, IpmiMeterSchema]);
 
+/** Profiles whose only point is heat removed: a cooling unit, never the room's IT feed. */
+const THERMAL_ONLY_PROFILES: readonly string[] = ['apc-inrow'];
+
 function checkMeter(m: z.output<typeof MeterSchema>, ctx: z.RefinementCtx, i: number): void {
   const issue = (message: string, ...path: Array<string | number>) =>
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, ...path], message });
+  if (m.role === 'it' && (m.protocol === 'snmp' || m.protocol === 'modbus')) {
+    // The room's IT energy is electrical: heat removed is not a measure of it.
+    if (m.profile !== undefined && THERMAL_ONLY_PROFILES.includes(m.profile))
+      issue(`profile ${m.profile} reads heat removed (a cooling unit): an IT meter (role: it) needs electrical points`, 'profile');
+    const [key, points] = m.protocol === 'snmp' ? ['points', m.points] : ['registers', m.registers];
+    points.forEach((p, j) => {
+      if (p.kind.startsWith('thermal_')) issue(`${p.kind} is heat removed: an IT meter (role: it) reads power or energy`, key, j, 'kind');
+    });
+  }
   if (m.protocol === 'snmp') {
     if (!m.profile && m.points.length === 0) issue('give a profile or at least one point');
     if (m.version === '3') {

@@ -50,8 +50,12 @@ export function snmpProfilePoints(profile: NonNullable<SnmpMeterConfig['profile'
         },
       ];
     case 'apc-inrow':
-      // PowerNet-MIB airIRRCUnitStatusCoolOutput.0: heat removed, tenths of kW (thermal, converted through the COP).
-      return [pt(`${APC}.1.1.13.3.2.2.2.2.0`, 'thermal_power', 'kW', 0.1)];
+      // PowerNet-MIB airIRRCUnitStatusCoolOutput.0: heat removed, tenths of kW (thermal, converted through the COP);
+      // airIRRCUnitStatusSupplyAirTempMetric.0: supply air, tenths of °C (selects the COP).
+      return [
+        pt(`${APC}.1.1.13.3.2.2.2.2.0`, 'thermal_power', 'kW', 0.1),
+        pt(`${APC}.1.1.13.3.2.2.2.9.0`, 'supply_air_temperature', 'C', 0.1),
+      ];
   }
 }
 
@@ -88,10 +92,9 @@ export class SnmpMeterSource extends MeterSource {
   constructor(
     private readonly cfg: SnmpMeterConfig,
     timeoutMs: number,
-    cop: number,
     log: Logger,
   ) {
-    super('snmp', cfg, timeoutMs, cop, log);
+    super('snmp', cfg, timeoutMs, log);
     this.points = [...(cfg.profile ? snmpProfilePoints(cfg.profile, cfg.index) : []), ...cfg.points];
     this.target = `v${cfg.version} ${cfg.host}:${cfg.port}`;
   }
@@ -164,6 +167,10 @@ export class SnmpMeterSource extends MeterSource {
     return this.points.map((p): PointValue => {
       const vb = byOid.get(p.oid);
       const label = `OID ${p.oid}`;
+      // A supply-air temperature only refines the COP: one the agent lacks is unknown, not an error.
+      const optional = p.kind === 'supply_air_temperature';
+      if (optional && (!vb || snmp.isVarbindError(vb) || !Number.isFinite(varbindNumber(vb) ?? NaN)))
+        return { label, kind: p.kind, unit: p.unit, scale: p.scale, raw: null };
       if (!vb || snmp.isVarbindError(vb)) {
         throw this.fail(
           'bad_oid',
