@@ -10,7 +10,8 @@ import { silentLogger } from './util/log';
 
 /**
  * Rendering is lazy and shared: a tick nobody scrapes costs nothing, and the first scrape of a
- * tick renders it once per format for every later scrape, compressed or not. Observed over real
+ * tick renders it once per format for every later scrape, compressed or not; only while every
+ * tick is scraped is the next one rendered as it is published. Observed over real
  * HTTP, counting renderings with a prom-client collect() hook (prom-client calls it each time the
  * registry is written).
  */
@@ -32,6 +33,13 @@ async function turns(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
 }
 
+/** Waits (a bounded time) for a condition that a rendering in the background makes true. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  expect(condition()).toBe(true);
+}
+
 const LABELS = Object.freeze({ component: 'compute' as const, device: 'package-0', source: 'rapl' });
 
 function snapshot(version: number, joules: number): TickSnapshot {
@@ -39,7 +47,7 @@ function snapshot(version: number, joules: number): TickSnapshot {
   return { ...EMPTY_SNAPSHOT, version, node };
 }
 
-test('a tick nobody scrapes is never rendered; one rendering per tick and format serves gzip and identity scrapes', async () => {
+test('a tick nobody scrapes is never rendered; one rendering per tick and format serves every scrape of it; ticks scraped in a row are rendered ahead', async () => {
   const metrics = new Metrics('normal', { processMetrics: false });
   let renderings = 0;
   new Gauge({
@@ -99,6 +107,20 @@ test('a tick nobody scrapes is never rendered; one rendering per tick and format
       );
     expect(energy(om)).toEqual(energy(next));
     expect(om.endsWith('# EOF\n')).toBe(true);
+
+    // Snapshots 5 and 6 were both scraped: someone scrapes every tick, so the next one is rendered
+    // as it is published (in the last scrape's format) and its first scrape does not render...
+    metrics.publish(snapshot(7, 700));
+    await until(() => renderings === 4);
+    const seven = (await get(port, { accept: 'application/openmetrics-text' })).body.toString('utf8');
+    expect(seven).toMatch(/^test_renderings 4$/m);
+    expect(renderings).toBe(4);
+    metrics.publish(snapshot(8, 800));
+    await until(() => renderings === 5);
+    // ...until a tick goes unscraped (8): from then on, rendering waits for a scrape again.
+    metrics.publish(snapshot(9, 900));
+    await turns();
+    expect(renderings).toBe(5);
   } finally {
     await new Promise((r) => server.close(r));
   }

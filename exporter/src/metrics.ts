@@ -14,7 +14,9 @@ import { VERSION } from './version';
  * Publishing a snapshot is one assignment, so a scrape sees one whole tick or the one before.
  * Rendering is lazy: the first scrape after a tick renders (and gzips) it, later scrapes of that
  * tick share the result, and a tick nobody scrapes costs nothing (at a 15 s scrape interval and
- * 1 s ticks, one rendering in fifteen ticks).
+ * 1 s ticks, one rendering in fifteen ticks). Only while someone scrapes every tick (the last two
+ * snapshots were both scraped) is a new snapshot rendered as it is published, so that its first
+ * scrape does not wait.
  */
 
 const gzipAsync = promisify(gzip);
@@ -48,6 +50,8 @@ export class Metrics {
   private readonly cache = new Map<string, CacheEntry>();
   /** The latest finished rendering per format and encoding. */
   private readonly ready = new Map<string, Promise<Rendered>>();
+  /** The last scrape's format, and the versions of the last two snapshots scraped (newest first). */
+  private lastScrape = { openMetrics: false, gzip: false, versions: [-1, -1] };
 
   constructor(mode: 'normal' | 'demo' = 'normal', opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -85,9 +89,12 @@ export class Metrics {
     return this.snap;
   }
 
-  /** Makes a tick's snapshot the one every renderer shows (rendered when first scraped). */
+  /** Makes a tick's snapshot the one every renderer shows; renders it now only while every tick is scraped. */
   publish(snap: TickSnapshot): void {
     this.snap = snap;
+    const { openMetrics, gzip, versions } = this.lastScrape;
+    if (versions[0] === snap.version - 1 && versions[1] === snap.version - 2)
+      void this.render(openMetrics, gzip, false).catch(() => undefined);
   }
 
   /**
@@ -96,6 +103,10 @@ export class Metrics {
    */
   render(openMetrics: boolean, gzip: boolean, scrape = true): Promise<Rendered> {
     const snap = this.snap;
+    if (scrape) {
+      const versions = this.lastScrape.versions;
+      this.lastScrape = { openMetrics, gzip, versions: versions[0] === snap.version ? versions : [snap.version, versions[0]] };
+    }
     const key = `${openMetrics ? 'om' : 'prom'}:${gzip ? 'gz' : 'id'}`;
     const hit = this.cache.get(key);
     if (hit && hit.version === snap.version) {
