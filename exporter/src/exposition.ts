@@ -125,7 +125,8 @@ class JobLines {
   readonly info: Buffer;
   readonly start: SeriesLine;
   readonly end: SeriesLine;
-  private readonly energyLines = new Map<string, Map<string, SeriesLine>>();
+  /** Per component, a line per method: one or two, so a scan beats hashing. */
+  private readonly energyLines = {} as Record<Component, Array<readonly [method: string, line: SeriesLine]>>;
   private readonly workLines = new Map<string, SeriesLine>();
 
   constructor(private readonly labels: JobLabels) {
@@ -137,13 +138,10 @@ class JobLines {
   }
 
   energy(component: Component, method: string): SeriesLine {
-    let byMethod = this.energyLines.get(component);
-    if (!byMethod) this.energyLines.set(component, (byMethod = new Map()));
-    let l = byMethod.get(method);
-    if (!l) {
-      l = new SeriesLine(`${FAMILIES.jobEnergy.name}${labelText({ job_id: this.labels.job_id, component, method })} `);
-      byMethod.set(method, l);
-    }
+    const lines = (this.energyLines[component] ??= []);
+    for (const [m, l] of lines) if (m === method) return l;
+    const l = new SeriesLine(`${FAMILIES.jobEnergy.name}${labelText({ job_id: this.labels.job_id, component, method })} `);
+    lines.push([method, l]);
     return l;
   }
 
