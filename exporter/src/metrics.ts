@@ -51,7 +51,7 @@ export class Metrics {
   /** The latest finished rendering per format and encoding. */
   private readonly ready = new Map<string, Promise<Rendered>>();
   /** The last scrape's format, and the versions of the last two snapshots scraped (newest first). */
-  private lastScrape = { openMetrics: false, gzip: false, versions: [-1, -1] };
+  private lastScrape = { openMetrics: false, gzip: false, versions: [NaN, NaN] };
 
   constructor(mode: 'normal' | 'demo' = 'normal', opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
