@@ -57,25 +57,43 @@ test('formatValue: every double parses back to itself (-0 as 0) in the shortest 
   );
 });
 
-test('lines written through one SeriesLine, with repeated values reused, are exactly prefix + value + newline in UTF-8', () => {
+const text = (v: number) => (Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v));
+
+test('each tick, lines written (new, reused, or copied in runs from the last tick) are exactly prefix + value + newline in UTF-8', () => {
   const prefix = fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `m{l="${s}"} `);
-  // Runs of equal values exercise the reuse of last tick's text; a small first buffer, its growth.
-  const ticks = fc.array(fc.tuple(value, fc.integer({ min: 1, max: 3 })), { maxLength: 30 });
+  // Per tick: which lines, in which order, each with a value from a small set (so that many stay
+  // the same); whether the writer continues last tick's (copies) or starts afresh; a constant line
+  // written between them at times (breaking runs); runs of a long family grow the buffer.
+  const tick = fc.record({
+    order: fc.array(fc.nat(), { maxLength: 12 }),
+    values: fc.array(fc.oneof(fc.constantFrom(0, 1, 2.5, NaN, -Infinity), value), { minLength: 12, maxLength: 12 }),
+    chained: fc.boolean(),
+    breaks: fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+  });
   fc.assert(
-    fc.property(fc.array(prefix, { minLength: 1, maxLength: 4 }), ticks, fc.integer({ min: 0, max: 100 }), (prefixes, values, hint) => {
+    fc.property(fc.array(prefix, { minLength: 1, maxLength: 8 }), fc.array(tick, { minLength: 1, maxLength: 12 }), (prefixes, ticks) => {
       const lines = prefixes.map((p) => new SeriesLine(p));
-      for (const [v, times] of values) {
-        for (let k = 0; k < times; k++) {
-          const out = new ByteWriter(hint);
-          for (const l of lines) l.write(out, v);
-          const text = Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v);
-          const expected = Buffer.from(prefixes.map((p) => `${p}${text}\n`).join(''), 'utf8');
-          expect(out.result().equals(expected)).toBe(true);
-          expect(out.length).toBe(expected.length);
+      const separator = Buffer.from('# between\n');
+      let last: ByteWriter | undefined;
+      for (const t of ticks) {
+        const out = new ByteWriter(t.chained ? last : undefined);
+        let expected = '';
+        for (const [k, i] of t.order.entries()) {
+          const which = i % lines.length;
+          lines[which].write(out, t.values[which]);
+          expected += `${prefixes[which]}${text(t.values[which])}\n`;
+          if (t.breaks[k]) {
+            out.bytes(separator);
+            expected += '# between\n';
+          }
         }
+        expect(out.length).toBe(Buffer.byteLength(expected));
+        expect(out.result().toString('utf8')).toBe(Buffer.from(expected, 'utf8').toString('utf8'));
+        expect(out.result().equals(Buffer.from(expected, 'utf8'))).toBe(true);
+        last = out;
       }
     }),
-    { numRuns: 500 },
+    { numRuns: 1000 },
   );
 });
 

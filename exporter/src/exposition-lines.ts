@@ -15,14 +15,31 @@ export function formatValue(v: number): string {
   return String(v);
 }
 
-/** Bytes appended to a buffer that grows as needed; `result()` views what was written. */
+let writers = 0;
+
+/**
+ * Bytes appended to a buffer that grows as needed; `result()` views what was written. A writer
+ * may continue the one its family had the last time (`previous`, finished): lines that did not
+ * change since are copied from it, a run of consecutive ones in one copy.
+ */
 export class ByteWriter {
+  /** Names this writer in the lines it wrote (a number, so that no line keeps an old buffer alive). */
+  readonly id = ++writers;
+  readonly previousId: number;
+  private previous: Buffer | undefined;
   private buf: Buffer;
   private at = 0;
+  /** A run of the previous bytes [runFrom, runTo) to be copied to runAt (copied when the run ends). */
+  private runFrom = 0;
+  private runTo = 0;
+  private runAt = 0;
 
-  /** `sizeHint`: the bytes expected (last time's size); a sixteenth more is allocated so that a few more digits fit. */
-  constructor(sizeHint = 256) {
-    this.buf = Buffer.allocUnsafe(Math.max(64, sizeHint + (sizeHint >> 4)));
+  /** Allocates a sixteenth more than the previous size, so that a few more digits fit. */
+  constructor(previous?: ByteWriter) {
+    this.previous = previous?.result();
+    this.previousId = previous?.id ?? 0;
+    const size = this.previous?.length ?? 192;
+    this.buf = Buffer.allocUnsafe(size + (size >> 4) + 64);
   }
 
   get length(): number {
@@ -49,28 +66,53 @@ export class ByteWriter {
     this.at = at;
   }
 
-  /** The bytes written so far (a view, not a copy). */
+  /** Appends the previous writer's bytes [from, to): extends the pending run when they follow it. */
+  copyPrevious(from: number, to: number): void {
+    if (from !== this.runTo || this.runAt + (this.runTo - this.runFrom) !== this.at) {
+      this.flushRun();
+      this.runFrom = from;
+      this.runAt = this.at;
+    }
+    this.runTo = to;
+    this.reserve(to - from);
+    this.at += to - from;
+  }
+
+  /** The bytes written (a view, not a copy); the writer is finished and lets go of the previous bytes. */
   result(): Buffer {
+    this.flushRun();
+    this.previous = undefined;
     return this.buf.subarray(0, this.at);
+  }
+
+  private flushRun(): void {
+    if (this.runTo > this.runFrom && this.previous) this.buf.set(this.previous.subarray(this.runFrom, this.runTo), this.runAt);
+    this.runFrom = this.runTo = 0;
   }
 
   private reserve(n: number): void {
     if (this.at + n <= this.buf.length) return;
     const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));
+    // The pending run's bytes are not there yet: they are copied into the grown buffer when it ends.
     this.buf.copy(grown, 0, 0, this.at);
     this.buf = grown;
   }
 }
 
 /**
- * One series' line: its prefix, encoded once per series lifetime, and its last value with that
- * value's text, reused while the value does not change (info, start and end times, idle devices,
- * ended jobs, source states), so a tick formats only the numbers that moved.
+ * One series' line: its prefix, encoded once per series lifetime, its last value with that value's
+ * text, and where it was last written. While the value does not change (info, start and end times,
+ * idle devices, ended jobs, source states) the line is copied from the family's previous rendering,
+ * so a tick formats and writes only the numbers that moved.
  */
 export class SeriesLine {
   readonly prefix: Buffer;
   private value = NaN;
   private text = 'NaN';
+  /** The writer that last wrote this line, and where: bytes [from, to) of its result. */
+  private writer = 0;
+  private from = 0;
+  private to = 0;
 
   /** `prefix` is the series' `name{labels} `, up to and including the space before the value. */
   constructor(prefix: string) {
@@ -78,12 +120,19 @@ export class SeriesLine {
   }
 
   write(out: ByteWriter, v: number): void {
+    const from = out.length;
     // 0 and -0 are equal here and print alike ("0"); NaN never equals itself, so it is formatted each time.
-    if (v !== this.value) {
-      this.value = v;
-      this.text = formatValue(v);
+    if (v === this.value && this.writer === out.previousId && this.writer !== 0) out.copyPrevious(this.from, this.to);
+    else {
+      if (v !== this.value) {
+        this.value = v;
+        this.text = formatValue(v);
+      }
+      out.line(this.prefix, this.text);
     }
-    out.line(this.prefix, this.text);
+    this.writer = out.id;
+    this.from = from;
+    this.to = out.length;
   }
 }
 

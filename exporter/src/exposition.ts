@@ -175,8 +175,8 @@ export class ExpositionRenderer {
   private readonly jobLines = new WeakMap<JobLabels, JobLines>();
   /** Each source's devices' lines (source_up), by position in its device list. */
   private readonly deviceLines = new Map<string, ByPosition<string, SeriesLine>>();
-  /** Each family's size the last time, so its buffer is allocated once. */
-  private readonly sizes = new Map<string, number>();
+  /** Each family's last finished writer: the next one copies unchanged lines from it. */
+  private readonly writers = new Map<string, ByteWriter>();
   /** The latest snapshot's samples: both formats (and concurrent scrapes) share one writing. */
   private latest: { snap: TickSnapshot; samples: Promise<FamilySamples[]> } | undefined;
 
@@ -228,12 +228,13 @@ export class ExpositionRenderer {
   /** Writes each family's samples into `out`, pausing (yield) every SLICE series. */
   private *write(snap: TickSnapshot, out: FamilySamples[]): Generator<void> {
     let n = 0;
-    const sizes = this.sizes;
-    const writer = (f: Family) => new ByteWriter(sizes.get(f.name));
+    const writers = this.writers;
+    const writer = (f: Family) => new ByteWriter(writers.get(f.name));
     const family = (f: Family, samples: ByteWriter | string[]) => {
-      const bytes = samples instanceof ByteWriter ? samples.result() : Buffer.from(samples.join(''));
-      sizes.set(f.name, bytes.length);
-      out.push([f, bytes]);
+      if (samples instanceof ByteWriter) {
+        out.push([f, samples.result()]);
+        writers.set(f.name, samples);
+      } else out.push([f, Buffer.from(samples.join(''))]);
     };
 
     const energy = writer(FAMILIES.nodeEnergy);
