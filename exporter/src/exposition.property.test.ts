@@ -165,4 +165,4 @@ test('every rendering equals the reference, in both formats, however series come
     }),
     { numRuns: 300 },
   );
-});
+}, 120_000);
