@@ -1,14 +1,17 @@
 import type { Metric, Registry } from 'prom-client';
-import type { JobLabels } from './core';
+import type { Component, JobLabels } from './core';
 import { COMPONENTS } from './core';
 import type { NodeSeriesLabels, TickSnapshot } from './snapshot';
+import { ByPosition, ByteWriter, SeriesLine, formatValue } from './exposition-lines';
 import { yieldToLoop } from './util/async';
 
 /**
  * The exposition of a TickSnapshot, in the Prometheus text format or OpenMetrics, written
- * directly (neither derived from the other). A pure function of the snapshot plus a cache of
- * each series' `name{labels} ` prefix, made once per series lifetime (keyed by the series'
- * label object, which lives as long as the series), so a tick only formats numbers.
+ * directly as UTF-8 bytes (neither format derived from the other; they differ only in HELP/TYPE
+ * lines, so both share one writing of the samples per snapshot). A pure function of the snapshot
+ * plus caches of each series' line (exposition-lines.ts): the `name{labels} ` prefix made once per
+ * series lifetime (keyed by the series' label object, which lives as long as the series) and the
+ * last value's text, so a tick formats only the numbers that changed.
  *
  * The few families that are not energy (the sample-duration histogram, build info, process_*)
  * live in a small prom-client registry and are written from its public `get()` data.
@@ -94,12 +97,6 @@ export function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-export function formatValue(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
-  return String(v);
-}
-
 function labelText(labels: Record<string, string>): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(labels)) parts.push(`${k}="${escapeLabel(v)}"`);
@@ -117,77 +114,166 @@ function header(f: Family, format: Format): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${f.type}\n`;
 }
 
-interface JobPrefixes {
-  energy: Map<string, string>;
-  power: Record<string, string>;
-  info: string;
-  start: string;
-  end: string;
+interface NodeLines {
+  energy: SeriesLine;
+  power: SeriesLine;
 }
 
+/** A job's series lines, made when the job first appears and dropped with its labels object. */
+class JobLines {
+  readonly power = {} as Record<Component, SeriesLine>;
+  readonly info: Buffer;
+  readonly start: SeriesLine;
+  readonly end: SeriesLine;
+  /** Per component, a line per method: one or two, so a scan beats hashing. */
+  private readonly energyLines = {} as Record<Component, Array<readonly [method: string, line: SeriesLine]>>;
+  private readonly workLines = new Map<string, SeriesLine>();
+
+  constructor(private readonly labels: JobLabels) {
+    const id = `job_id="${escapeLabel(labels.job_id)}"`;
+    for (const c of COMPONENTS) this.power[c] = new SeriesLine(`${FAMILIES.jobPower.name}{${id},component="${c}"} `);
+    this.info = Buffer.from(`${FAMILIES.jobInfo.name}${labelText({ ...labels })} 1\n`);
+    this.start = new SeriesLine(`${FAMILIES.jobStart.name}{${id}} `);
+    this.end = new SeriesLine(`${FAMILIES.jobEnd.name}{${id}} `);
+  }
+
+  energy(component: Component, method: string): SeriesLine {
+    const lines = (this.energyLines[component] ??= []);
+    for (const [m, l] of lines) if (m === method) return l;
+    const l = new SeriesLine(`${FAMILIES.jobEnergy.name}${labelText({ job_id: this.labels.job_id, component, method })} `);
+    lines.push([method, l]);
+    return l;
+  }
+
+  work(unit: string): SeriesLine {
+    let l = this.workLines.get(unit);
+    if (!l) this.workLines.set(unit, (l = new SeriesLine(`${FAMILIES.jobWork.name}${labelText({ job_id: this.labels.job_id, unit })} `)));
+    return l;
+  }
+}
+
+/** A family and its sample lines in UTF-8, the same in both formats. */
+type FamilySamples = readonly [family: Family, samples: Buffer];
+
+/** Each family's HELP and TYPE lines in UTF-8, per format. */
+const HEADERS = { prometheus: new WeakMap<Family, Buffer>(), openmetrics: new WeakMap<Family, Buffer>() };
+
+function headerBytes(f: Family, format: Format): Buffer {
+  let b = HEADERS[format].get(f);
+  if (!b) HEADERS[format].set(f, (b = Buffer.from(header(f, format))));
+  return b;
+}
+
+const NEWLINE = Buffer.from('\n');
+const EOF = Buffer.from('# EOF\n');
 const UNATTRIBUTED_LABELS: JobLabels = Object.freeze({ job_id: 'unattributed', job_name: '', user: '', scheduler: '' });
 
 export class ExpositionRenderer {
-  private readonly nodePrefixes = new WeakMap<NodeSeriesLabels, [energy: string, power: string]>();
-  private readonly jobPrefixes = new WeakMap<JobLabels, JobPrefixes>();
+  private readonly nodeLines = new WeakMap<NodeSeriesLabels, NodeLines>();
+  /** Node series keep their order from tick to tick: their lines by position spare most lookups. */
+  private readonly nodeAt = new ByPosition<NodeSeriesLabels, NodeLines>();
+  private readonly jobLines = new WeakMap<JobLabels, JobLines>();
+  /** Each source's devices' lines (source_up), by position in its device list. */
+  private readonly deviceLines = new Map<string, ByPosition<string, SeriesLine>>();
+  /** Each family's last finished writer: the next one copies unchanged lines from it. */
+  private readonly writers = new Map<string, ByteWriter>();
+  /** The latest snapshot's samples: both formats (and concurrent scrapes) share one writing. */
+  private latest: { snap: TickSnapshot; samples: Promise<FamilySamples[]> } | undefined;
 
-  /** The snapshot's families, then the registry's; ends with `# EOF` in OpenMetrics. */
+  /**
+   * The snapshot's families, then the registry's, in UTF-8 (what /metrics sends); ends with
+   * `# EOF` in OpenMetrics. Only the HELP and TYPE lines differ between the formats.
+   */
+  async renderBytes(snap: TickSnapshot, registry: Registry | undefined, format: Format): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    // The text format puts a blank line between families; OpenMetrics none.
+    const separate = () => (parts.length && format === 'prometheus' ? parts.push(NEWLINE) : 0);
+    for (const [f, samples] of await this.samplesOf(snap)) {
+      separate();
+      parts.push(headerBytes(f, format), samples);
+    }
+    for (const family of registry ? await registryFamilies(registry, format) : []) {
+      separate();
+      parts.push(Buffer.from(family));
+    }
+    if (format === 'openmetrics') parts.push(EOF);
+    return Buffer.concat(parts);
+  }
+
+  /** `renderBytes` as a string (tests and diagnostics). */
   async render(snap: TickSnapshot, registry: Registry | undefined, format: Format): Promise<string> {
-    // The snapshot never changes, so the text can be written in slices, letting scrapes and the
-    // sampler through between them (20 000 series take tens of ms on a loaded 2-core machine).
-    const families: string[] = [];
-    for (const step = this.write(snap, format, families); !step.next().done;) await yieldToLoop();
-    if (registry) families.push(...(await registryFamilies(registry, format)));
-    return format === 'prometheus' ? families.join('\n') : families.join('') + '# EOF\n';
+    return (await this.renderBytes(snap, registry, format)).toString('utf8');
   }
 
   /** Each family's text, ending in a newline. */
   snapshotFamilies(snap: TickSnapshot, format: Format): string[] {
-    const out: string[] = [];
-    for (const step = this.write(snap, format, out); !step.next().done;);
-    return out;
+    const out: FamilySamples[] = [];
+    for (const step = this.write(snap, out); !step.next().done;);
+    return out.map(([f, samples]) => header(f, format) + samples.toString('utf8'));
   }
 
-  /** Writes the families into `out`, pausing (yield) every SLICE series. */
-  private *write(snap: TickSnapshot, format: Format, out: string[]): Generator<void> {
-    let n = 0;
-    const family = (f: Family, samples: string[]) => out.push(header(f, format) + samples.join(''));
+  private samplesOf(snap: TickSnapshot): Promise<FamilySamples[]> {
+    if (this.latest?.snap === snap) return this.latest.samples;
+    // The snapshot never changes, so its samples can be written in slices, letting scrapes and the
+    // sampler through between them (20 000 series take milliseconds on a loaded 2-core machine).
+    const samples = (async () => {
+      const out: FamilySamples[] = [];
+      for (const step = this.write(snap, out); !step.next().done;) await yieldToLoop();
+      return out;
+    })();
+    this.latest = { snap, samples };
+    return samples;
+  }
 
-    const energy: string[] = [];
-    const power: string[] = [];
-    for (const s of snap.node) {
-      const [e, p] = this.nodePrefix(s.labels);
-      energy.push(e + formatValue(s.joules) + '\n');
-      if (s.watts !== undefined) power.push(p + formatValue(s.watts) + '\n');
+  /** Writes each family's samples into `out`, pausing (yield) every SLICE series. */
+  private *write(snap: TickSnapshot, out: FamilySamples[]): Generator<void> {
+    let n = 0;
+    const writers = this.writers;
+    const writer = (f: Family) => new ByteWriter(writers.get(f.name));
+    const family = (f: Family, samples: ByteWriter | string[]) => {
+      if (samples instanceof ByteWriter) {
+        out.push([f, samples.result()]);
+        writers.set(f.name, samples);
+      } else out.push([f, Buffer.from(samples.join(''))]);
+    };
+
+    const energy = writer(FAMILIES.nodeEnergy);
+    const power = writer(FAMILIES.nodePower);
+    const nodeLinesOf = (l: NodeSeriesLabels) => this.nodeLinesOf(l);
+    for (let i = 0; i < snap.node.length; i++) {
+      const s = snap.node[i];
+      const lines = this.nodeAt.get(i, s.labels, nodeLinesOf);
+      lines.energy.write(energy, s.joules);
+      if (s.watts !== undefined) lines.power.write(power, s.watts);
       if (++n % SLICE === 0) yield;
     }
+    this.nodeAt.truncate(snap.node.length);
     family(FAMILIES.nodeEnergy, energy);
     family(FAMILIES.nodePower, power);
 
-    const jobEnergy: string[] = [];
-    const jobPower: string[] = [];
-    const info: string[] = [];
-    const start: string[] = [];
-    const end: string[] = [];
-    const work: string[] = [];
+    const jobEnergy = writer(FAMILIES.jobEnergy);
+    const jobPower = writer(FAMILIES.jobPower);
+    const info = writer(FAMILIES.jobInfo);
+    const start = writer(FAMILIES.jobStart);
+    const end = writer(FAMILIES.jobEnd);
+    const work = writer(FAMILIES.jobWork);
     for (const j of snap.jobs) {
-      const px = this.jobPrefix(j.labels);
+      const lines = this.jobLinesOf(j.labels);
       for (const c of COMPONENTS) {
-        for (const [method, joules] of Object.entries(j.joules[c]))
-          jobEnergy.push(energyPrefix(px, j.labels, c, method) + formatValue(joules) + '\n');
+        const joules = j.joules[c];
+        for (const method in joules) lines.energy(c, method).write(jobEnergy, joules[method]);
       }
-      if (j.watts && j.endMs === undefined) for (const c of COMPONENTS) jobPower.push(px.power[c] + formatValue(j.watts[c]) + '\n');
-      info.push(px.info);
-      start.push(px.start + formatValue(j.startMs / 1000) + '\n');
-      if (j.endMs !== undefined) end.push(px.end + formatValue(j.endMs / 1000) + '\n');
-      for (const [unit, total] of Object.entries(j.work ?? {}))
-        work.push(`${FAMILIES.jobWork.name}${labelText({ job_id: j.labels.job_id, unit })} ${formatValue(total)}\n`);
+      if (j.watts && j.endMs === undefined) for (const c of COMPONENTS) lines.power[c].write(jobPower, j.watts[c]);
+      info.bytes(lines.info);
+      lines.start.write(start, j.startMs / 1000);
+      if (j.endMs !== undefined) lines.end.write(end, j.endMs / 1000);
+      if (j.work) for (const unit in j.work) lines.work(unit).write(work, j.work[unit]);
       if (++n % (SLICE / 8) === 0) yield;
     }
-    const un = this.jobPrefix(UNATTRIBUTED_LABELS);
+    const un = this.jobLinesOf(UNATTRIBUTED_LABELS);
     for (const c of COMPONENTS) {
-      jobEnergy.push(energyPrefix(un, UNATTRIBUTED_LABELS, c, 'measured') + formatValue(snap.unattributed.joules[c]) + '\n');
-      jobPower.push(un.power[c] + formatValue(snap.unattributed.watts[c]) + '\n');
+      un.energy(c, 'measured').write(jobEnergy, snap.unattributed.joules[c]);
+      un.power[c].write(jobPower, snap.unattributed.watts[c]);
     }
     family(FAMILIES.jobEnergy, jobEnergy);
     family(FAMILIES.jobPower, jobPower);
@@ -197,9 +283,16 @@ export class ExpositionRenderer {
     family(FAMILIES.jobWork, work);
     family(FAMILIES.pue, snap.pue === undefined ? [] : [`${FAMILIES.pue.name} ${formatValue(snap.pue)}\n`]);
 
-    const up: string[] = [];
+    const up = writer(FAMILIES.sourceUp);
     for (const s of snap.sources) {
-      for (const [device, v] of s.devices) up.push(`${FAMILIES.sourceUp.name}${labelText({ reader: s.name, device })} ${v}\n`);
+      const devices = this.devicesOf(s.name);
+      const line = (device: string) => new SeriesLine(`${FAMILIES.sourceUp.name}${labelText({ reader: s.name, device })} `);
+      for (let i = 0; i < s.devices.length; i++) {
+        const [device, v] = s.devices[i];
+        devices.get(i, device, line).write(up, v);
+        if (++n % SLICE === 0) yield;
+      }
+      devices.truncate(s.devices.length);
     }
     family(FAMILIES.sourceUp, up);
     const errors: string[] = [];
@@ -219,43 +312,30 @@ export class ExpositionRenderer {
     ]);
   }
 
-  private nodePrefix(l: NodeSeriesLabels): [string, string] {
-    let p = this.nodePrefixes.get(l);
-    if (!p) {
+  private nodeLinesOf(l: NodeSeriesLabels): NodeLines {
+    let lines = this.nodeLines.get(l);
+    if (!lines) {
       const labels = labelText({ component: l.component, device: l.device, source: l.source });
-      p = [`${FAMILIES.nodeEnergy.name}${labels} `, `${FAMILIES.nodePower.name}${labels} `];
-      this.nodePrefixes.set(l, p);
-    }
-    return p;
-  }
-
-  private jobPrefix(l: JobLabels): JobPrefixes {
-    let p = this.jobPrefixes.get(l);
-    if (!p) {
-      const id = `job_id="${escapeLabel(l.job_id)}"`;
-      const power: Record<string, string> = {};
-      for (const c of COMPONENTS) power[c] = `${FAMILIES.jobPower.name}{${id},component="${c}"} `;
-      p = {
-        energy: new Map(),
-        power,
-        info: `${FAMILIES.jobInfo.name}${labelText({ ...l })} 1\n`,
-        start: `${FAMILIES.jobStart.name}{${id}} `,
-        end: `${FAMILIES.jobEnd.name}{${id}} `,
+      lines = {
+        energy: new SeriesLine(`${FAMILIES.nodeEnergy.name}${labels} `),
+        power: new SeriesLine(`${FAMILIES.nodePower.name}${labels} `),
       };
-      this.jobPrefixes.set(l, p);
+      this.nodeLines.set(l, lines);
     }
-    return p;
+    return lines;
   }
-}
 
-function energyPrefix(px: JobPrefixes, l: JobLabels, component: string, method: string): string {
-  const key = `${component}\u0000${method}`;
-  let p = px.energy.get(key);
-  if (p === undefined) {
-    p = `${FAMILIES.jobEnergy.name}${labelText({ job_id: l.job_id, component, method })} `;
-    px.energy.set(key, p);
+  private jobLinesOf(l: JobLabels): JobLines {
+    let lines = this.jobLines.get(l);
+    if (!lines) this.jobLines.set(l, (lines = new JobLines(l)));
+    return lines;
   }
-  return p;
+
+  private devicesOf(source: string): ByPosition<string, SeriesLine> {
+    let d = this.deviceLines.get(source);
+    if (!d) this.deviceLines.set(source, (d = new ByPosition()));
+    return d;
+  }
 }
 
 /** A prom-client registry's families in either format, from the metrics' public `get()` data. */

@@ -12,14 +12,20 @@ import { VERSION } from './version';
  * and format (docs/design.md, section 1), plus a small prom-client registry for the exporter's own
  * operation (sample durations, build info, scrape cache hits, process_*).
  * Publishing a snapshot is one assignment, so a scrape sees one whole tick or the one before.
+ * Rendering is lazy: the first scrape after a tick renders (and gzips) it, later scrapes of that
+ * tick share the result, and a tick nobody scrapes costs nothing (at a 15 s scrape interval and
+ * 1 s ticks, one rendering in fifteen ticks). Only while someone scrapes every tick (the last two
+ * snapshots were both scraped) is a new snapshot rendered as it is published, so that its first
+ * scrape does not wait.
  */
 
 const gzipAsync = promisify(gzip);
-/** Snapshots are rendered ahead only while someone scraped in this window. */
-const PRERENDER_WINDOW_MS = 60_000;
 
 export interface Rendered {
-  text: string;
+  /** The exposition in UTF-8, rendered once per snapshot and format (what an uncompressed scrape sends). */
+  body: Buffer;
+  /** `body` as a string, decoded when first read (tests and diagnostics; scrapes send the bytes). */
+  readonly text: string;
   gzip?: Buffer;
   contentType: string;
 }
@@ -40,12 +46,12 @@ export class Metrics {
   readonly carbon: Gauge<'zone'>;
   readonly scrapeCacheHits: Counter;
   private snap: TickSnapshot = EMPTY_SNAPSHOT;
-  /** The last scrape's format: the next snapshot is rendered in it before anyone asks. */
-  private lastScrape: { at: number; openMetrics: boolean; gzip: boolean } | undefined;
   private readonly renderer = new ExpositionRenderer();
   private readonly cache = new Map<string, CacheEntry>();
   /** The latest finished rendering per format and encoding. */
   private readonly ready = new Map<string, Promise<Rendered>>();
+  /** The last scrape's format, and the versions of the last two snapshots scraped (newest first). */
+  private lastScrape = { openMetrics: false, gzip: false, versions: [NaN, NaN] };
 
   constructor(mode: 'normal' | 'demo' = 'normal', opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -83,11 +89,12 @@ export class Metrics {
     return this.snap;
   }
 
-  /** Makes a tick's snapshot the one every renderer shows; while someone scrapes, renders it ahead. */
+  /** Makes a tick's snapshot the one every renderer shows; renders it now only while every tick is scraped. */
   publish(snap: TickSnapshot): void {
     this.snap = snap;
-    const last = this.lastScrape;
-    if (last && Date.now() - last.at < PRERENDER_WINDOW_MS) void this.render(last.openMetrics, last.gzip, false).catch(() => undefined);
+    const { openMetrics, gzip, versions } = this.lastScrape;
+    if (versions[0] === snap.version - 1 && versions[1] === snap.version - 2)
+      void this.render(openMetrics, gzip, false).catch(() => undefined);
   }
 
   /**
@@ -96,7 +103,10 @@ export class Metrics {
    */
   render(openMetrics: boolean, gzip: boolean, scrape = true): Promise<Rendered> {
     const snap = this.snap;
-    if (scrape) this.lastScrape = { at: Date.now(), openMetrics, gzip };
+    if (scrape) {
+      const versions = this.lastScrape.versions;
+      this.lastScrape = { openMetrics, gzip, versions: versions[0] === snap.version ? versions : [snap.version, versions[0]] };
+    }
     const key = `${openMetrics ? 'om' : 'prom'}:${gzip ? 'gz' : 'id'}`;
     const hit = this.cache.get(key);
     if (hit && hit.version === snap.version) {
@@ -107,10 +117,14 @@ export class Metrics {
     }
     const entry: CacheEntry = { version: snap.version, ready: false, value: Promise.resolve() as unknown as Promise<Rendered> };
     entry.value = (async (): Promise<Rendered> => {
-      const text = await this.text(snap, openMetrics);
+      const body = await this.body(snap, openMetrics);
+      let text: string | undefined;
       return {
-        text,
-        gzip: gzip ? await gzipAsync(text, { level: 1 }) : undefined,
+        body,
+        get text() {
+          return (text ??= body.toString('utf8'));
+        },
+        gzip: gzip ? await gzipAsync(body, { level: 1 }) : undefined,
         contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE,
       };
     })();
@@ -125,17 +139,17 @@ export class Metrics {
     return entry.value;
   }
 
-  /** One text per snapshot and format: the gzip and identity variants share it. */
-  private text(snap: TickSnapshot, openMetrics: boolean): Promise<string> {
+  /** One exposition per snapshot and format: the gzip and identity variants share it. */
+  private body(snap: TickSnapshot, openMetrics: boolean): Promise<Buffer> {
     const key = openMetrics ? 'om:text' : 'prom:text';
-    const hit = this.texts.get(key);
+    const hit = this.bodies.get(key);
     if (hit && hit.version === snap.version) return hit.value;
-    const value = this.renderer.render(snap, this.registry, openMetrics ? 'openmetrics' : 'prometheus');
-    this.texts.set(key, { version: snap.version, value });
+    const value = this.renderer.renderBytes(snap, this.registry, openMetrics ? 'openmetrics' : 'prometheus');
+    this.bodies.set(key, { version: snap.version, value });
     return value;
   }
 
-  private readonly texts = new Map<string, { version: number; value: Promise<string> }>();
+  private readonly bodies = new Map<string, { version: number; value: Promise<Buffer> }>();
 
   /** One snapshot family's samples, as exposed (diagnostics and tests read what a scrape would). */
   samples(family: keyof typeof FAMILIES): Sample[] {

@@ -70,7 +70,7 @@ export function createApp(opts: ServerOptions): Express {
         res.setHeader('Content-Encoding', 'gzip');
         res.end(out.gzip);
       } else {
-        res.end(out.text);
+        res.end(out.body);
       }
     } catch (err) {
       opts.log.error('rendering metrics failed', { err: (err as Error).message });
