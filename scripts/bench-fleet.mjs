@@ -73,6 +73,7 @@ function dashboardQueries(qstep) {
       __rate_interval: rate,
       node: d.uid === 'jouleflow-node' ? 'node-0001:10042' : '.*',
       job_id: '.+',
+      unit: '.+', // the synthetic fleet reports no work: the efficiency panels read their energy side only
     };
     for (const p of d.panels.flatMap((x) => [x, ...(x.panels ?? [])])) {
       for (const t of p.targets ?? []) {
@@ -172,10 +173,9 @@ try {
   let recorded = readMarker('rules.json');
   const hash = rulesHash();
   if (recorded?.hash !== hash || recorded?.END !== END) {
-    if (recorded) {
-      log('the rule files changed since their backfill: recording them again');
-      await deleteRecorded(prom.url, vm.url);
-    }
+    // what changed rule files, or a rule backfill cut short, recorded before: none of it stays
+    if (recorded) log('the rule files changed since their backfill: recording them again');
+    await deleteRecorded(prom.url, vm.url);
     rmSync(join(work, 'rules.json'), { force: true });
     const done = await backfillRules({ work, prom, vmUrl: vm.url, ruleFiles: RULE_FILES, BEGIN, END, STEP, log });
     prom = done.prom;
