@@ -2,8 +2,10 @@
 // families, labels and label values, with energy counters that conserve (Σ jobs + unattributed =
 // node), generated 2 h at a time and backfilled into Prometheus (promtool) and VictoriaMetrics.
 import { spawn } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 // ---------------------------------------------------------------- the synthetic fleet
 // Job slot s runs on nodes [s·N/J, (s+1)·N/J), one job after another, each JOB_HOURS long.
@@ -13,8 +15,11 @@ import { join } from 'node:path';
 // unattributed, so Σ jobs + unattributed = node exactly, as the exporter guarantees.
 const RETENTION = 900; // --jobs.retention 15m: ended jobs stay on /metrics that long
 
-export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS }) {
-  const END = Math.floor(Date.now() / 1000 / 3600) * 3600 - 3600; // an hour back: nothing in the future
+/** Bumped whenever the generated series or values change: a kept backfill of another version is redone. */
+export const DATA_VERSION = 1;
+
+/** The fleet over [END - HOURS, END]; END defaults to an hour back (nothing in the future), on the hour. */
+export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS, END = Math.floor(Date.now() / 1000 / 3600) * 3600 - 3600 }) {
   const BEGIN = END - HOURS * 3600;
   const STEPS = Math.floor((HOURS * 3600) / STEP);
   const inst = (n) => `node-${String(n).padStart(4, '0')}:10042`;
@@ -106,55 +111,111 @@ export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS }) {
     for (const s of ['nvml', 'rapl', 'infiniband', 'diskstats', 'model']) out.push(`jouleflow_source_up{${L},reader="${s}",device=""} 1`);
   }
 
-  /** Generates and backfills both stores, 2 h of data at a time (one Prometheus block each). */
+  /**
+   * Generates and backfills both stores, 2 h of data at a time (one Prometheus block each), in
+   * bounded memory whatever the fleet's size: each step's lines go straight to the chunk's
+   * OpenMetrics file (a write stream) and into a VictoriaMetrics import batch of ≤ IMPORT_LINES,
+   * sent while the next batch is generated; promtool turns the previous chunk into a block while
+   * the next one is generated (the machine has 2 cores).
+   */
   async function backfill(vmUrl, blocksDir, work, log) {
     const nodes = Array.from({ length: NODES }, (_, n) => nodeState(n));
     const perChunk = Math.max(1, Math.floor(7200 / STEP));
+    const progress = progressLog(log, STEPS);
+    const importer = vmImporter(vmUrl);
     let series = 0;
     let samples = 0;
-    const pending = [];
+    let promtool = Promise.resolve();
     for (let i0 = 0; i0 < STEPS; i0 += perChunk) {
       const file = join(work, `chunk-${i0}.om`);
-      const prom = [];
-      const vm = [];
+      const out = createWriteStream(file);
+      const failed = new Promise((_, rej) => out.once('error', rej));
+      failed.catch(() => {}); // raced below; an unobserved rejection would end the process first
       for (let i = i0; i < Math.min(STEPS, i0 + perChunk); i++) {
         const t = BEGIN + (i + 1) * STEP;
         const lines = [];
         for (const st of nodes) stepLines(st, t, i, lines);
         if (i === 0) series = lines.length;
         samples += lines.length;
-        for (const l of lines) {
-          prom.push(`${l} ${t}`);
-          vm.push(`${l} ${t}000`);
-        }
+        const seconds = ` ${t}\n`; // OpenMetrics timestamps are in seconds, the import API's in ms
+        const ms = ` ${t}000\n`;
+        if (!out.write(lines.join(seconds) + seconds)) await Promise.race([once(out, 'drain'), failed]);
+        await importer.add(lines.join(ms) + ms, lines.length);
+        progress(i + 1, samples);
       }
-      prom.push('# EOF');
-      writeFileSync(file, prom.join('\n') + '\n');
-      // ≤ 100 000 lines (~15 MB) per request: VictoriaMetrics closes bigger ones on a busy machine
-      for (let k = 0; k < vm.length; k += 100_000) {
-        const res = await fetch(`${vmUrl}/api/v1/import/prometheus`, { method: 'POST', body: vm.slice(k, k + 100_000).join('\n') + '\n' });
-        if (!res.ok) throw new Error(`VictoriaMetrics import: ${res.status} ${await res.text()}`);
-      }
-      // promtool on this chunk while the next one is generated (the machine has 2 cores)
-      if (pending.length) await pending.shift();
-      pending.push(
-        new Promise((res2, rej) => {
-          const p = spawn('promtool', ['tsdb', 'create-blocks-from', 'openmetrics', '-q', file, blocksDir], {
-            stdio: ['ignore', 'ignore', 'pipe'],
-          });
-          let err = '';
-          p.stderr.on('data', (x) => (err += x));
-          p.once('exit', (code) => {
-            rmSync(file, { force: true });
-            code === 0 ? res2() : rej(new Error(`promtool create-blocks-from openmetrics: ${err.slice(-2000)}`));
-          });
-        }),
-      );
-      log(`backfilled ${Math.min(STEPS, i0 + perChunk)}/${STEPS} steps (${samples.toLocaleString('en')} samples)`);
+      out.end('# EOF\n');
+      await Promise.race([once(out, 'finish'), failed]);
+      await promtool; // one promtool at a time: it and this generator each have a core
+      promtool = promtoolBlocks(file, blocksDir);
+      promtool.catch(() => {}); // awaited at the next chunk or at the end
     }
-    await Promise.all(pending);
+    await importer.flush();
+    await promtool;
     return { series, samples };
   }
 
   return { BEGIN, END, backfill };
+}
+
+// ≤ 100 000 lines (~15 MB) per request: VictoriaMetrics closes bigger ones on a busy machine
+const IMPORT_LINES = 100_000;
+
+/** VictoriaMetrics /api/v1/import/prometheus in batches, one request in flight while the next fills. */
+function vmImporter(vmUrl) {
+  let parts = [];
+  let lines = 0;
+  let inFlight = Promise.resolve();
+  const send = async () => {
+    const body = parts.join('');
+    parts = [];
+    lines = 0;
+    await inFlight;
+    inFlight = fetch(`${vmUrl}/api/v1/import/prometheus`, { method: 'POST', body }).then(async (res) => {
+      if (!res.ok) throw new Error(`VictoriaMetrics import: ${res.status} ${await res.text()}`);
+    });
+    inFlight.catch(() => {}); // awaited before the next request or by flush()
+  };
+  return {
+    async add(text, n) {
+      parts.push(text);
+      lines += n;
+      if (lines >= IMPORT_LINES) await send();
+    },
+    async flush() {
+      if (lines) await send();
+      await inFlight;
+    },
+  };
+}
+
+/** promtool tsdb create-blocks-from openmetrics FILE DIR; removes FILE when done. */
+function promtoolBlocks(file, blocksDir) {
+  return new Promise((res, rej) => {
+    const p = spawn('promtool', ['tsdb', 'create-blocks-from', 'openmetrics', '-q', file, blocksDir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    p.stderr.on('data', (x) => (err = (err + x).slice(-4000)));
+    p.once('error', rej);
+    p.once('exit', (code) => {
+      rmSync(file, { force: true });
+      code === 0 ? res() : rej(new Error(`promtool create-blocks-from openmetrics: ${err.slice(-2000)}`));
+    });
+  });
+}
+
+/** Logs steps done, samples/s and the time left, at most every 30 s and at the end. */
+function progressLog(log, total) {
+  const t0 = performance.now();
+  let last = t0;
+  return (done, samples) => {
+    const now = performance.now();
+    if (now - last < 30_000 && done < total) return;
+    last = now;
+    const s = (now - t0) / 1000;
+    const eta = done < total ? `, ${(((s / done) * (total - done)) / 60).toFixed(1)} min left` : '';
+    log(
+      `generated ${done}/${total} steps, ${samples.toLocaleString('en')} samples, ${Math.round(samples / s).toLocaleString('en')} samples/s${eta}`,
+    );
+  };
 }

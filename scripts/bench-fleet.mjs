@@ -9,18 +9,24 @@
 // over the 24 h on both stores; it prints a table of query time and series touched, worst first.
 //
 //   node scripts/bench-fleet.mjs [--nodes 1000] [--gpus 8] [--jobs 10] [--hours 24]
-//                                [--interval 30] [--job-hours 6] [--keep DIR]
+//                                [--interval 30] [--job-hours 6] [--reuse DIR]
+//
+// --reuse DIR (or --keep DIR) keeps both stores in DIR. A DIR that already holds a complete
+// backfill of the same fleet (DIR/backfill.json, written last) goes straight to the queries; the
+// recording rules are backfilled again only when the rule files changed (DIR/rules.json holds
+// their hash), so the query phase can be re-run alone, later, on a quieter machine.
 //
 // Needs Debian's `prometheus` and `victoria-metrics` packages. Everything listens on 127.0.0.1.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { fleet } from './bench-fleet-data.mjs';
+import { DATA_VERSION, fleet } from './bench-fleet-data.mjs';
+import { backfillRules } from './bench-fleet-rules.mjs';
+import { deleteRecorded, run, startPrometheus, startVictoriaMetrics, stopAll, waitCompacted } from './bench-fleet-stores.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -34,7 +40,7 @@ const JOBS = Number(flag('jobs', 10));
 const HOURS = Number(flag('hours', 24));
 const STEP = Number(flag('interval', 30)); // seconds between samples: a scrape interval; the 1m rules need ≤ 30 s
 const JOB_HOURS = Number(flag('job-hours', 6));
-const KEEP = flag('keep', '');
+const KEEP = flag('reuse', '') || flag('keep', '');
 for (const [k, v] of Object.entries({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS })) {
   if (!(v > 0) || (k === 'JOBS' && v > NODES)) {
     process.stderr.write(`bench-fleet: invalid --${k.toLowerCase().replace('_', '-')}: ${v}\n`);
@@ -43,59 +49,14 @@ for (const [k, v] of Object.entries({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS 
 }
 
 const log = (m) => process.stderr.write(`[bench:fleet ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-const work = KEEP || mkdtempSync(join(tmpdir(), 'jouleflow-bench-fleet-'));
-const children = [];
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-function start(cmd, argv) {
-  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  c.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
-  c.logs = () => err;
-  children.push(c);
-  return c;
-}
-function run(cmd, argv) {
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed:\n${r.stdout}${r.stderr}`.slice(-4000));
-  return r.stdout;
-}
-async function waitHttp(url, child, what) {
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`${what} exited:\n${child.logs()}`);
-    if (
-      await fetch(url).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what} not ready at ${url}`);
-}
-async function stop(c) {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const done = new Promise((r) => c.once('exit', r));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 20_000);
-  await done;
-  clearTimeout(t);
-}
+const work = KEEP ? resolve(KEEP) : mkdtempSync(join(tmpdir(), 'jouleflow-bench-fleet-'));
+mkdirSync(work, { recursive: true });
 async function cleanup() {
-  for (const c of children) await stop(c);
+  await stopAll();
   if (!KEEP) rmSync(work, { recursive: true, force: true });
 }
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
+process.on('SIGTERM', () => cleanup().then(() => process.exit(143)));
 
 // ---------------------------------------------------------------- what is queried
 const VAR = /\$\{?(\w+)\}?/g;
@@ -112,6 +73,7 @@ function dashboardQueries(qstep) {
       __rate_interval: rate,
       node: d.uid === 'jouleflow-node' ? 'node-0001:10042' : '.*',
       job_id: '.+',
+      unit: '.+', // the synthetic fleet reports no work: the efficiency panels read their energy side only
     };
     for (const p of d.panels.flatMap((x) => [x, ...(x.panels ?? [])])) {
       for (const t of p.targets ?? []) {
@@ -124,9 +86,7 @@ function dashboardQueries(qstep) {
   return out;
 }
 function ruleQueries() {
-  return readdirSync(join(ROOT, 'dashboards/alerts'))
-    .filter((f) => f.endsWith('.rules.yml'))
-    .flatMap((f) => parseYaml(readFileSync(join(ROOT, 'dashboards/alerts', f), 'utf8')).groups.flatMap((g) => g.rules))
+  return RULE_FILES.flatMap((f) => parseYaml(readFileSync(f, 'utf8')).groups.flatMap((g) => g.rules))
     .filter((r) => r.record && !r.record.startsWith('jouleflow:threshold:'))
     .map((r) => ({ what: `rule: ${r.record}`, expr: r.expr.trim(), range: false }));
 }
@@ -157,106 +117,96 @@ async function seriesTouched(base, expr, end) {
 }
 
 // ---------------------------------------------------------------- the run
-const model = fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS });
-const BEGIN = model.BEGIN;
-const END = model.END;
+const PARAMS = { nodes: NODES, gpus: GPUS, jobs: JOBS, hours: HOURS, interval: STEP, jobHours: JOB_HOURS, data: DATA_VERSION };
+const RULE_FILES = readdirSync(join(ROOT, 'dashboards/alerts'))
+  .filter((f) => f.endsWith('.rules.yml'))
+  .sort()
+  .map((f) => join(ROOT, 'dashboards/alerts', f));
+/** The rule files as they are now (read when their backfill starts: they may change during a long run). */
+function rulesHash() {
+  const h = createHash('sha256');
+  for (const f of RULE_FILES) h.update(`${f.slice(ROOT.length)}\0${readFileSync(f, 'utf8')}\0`);
+  return h.digest('hex');
+}
+const readMarker = (name) => {
+  try {
+    return JSON.parse(readFileSync(join(work, name), 'utf8'));
+  } catch {
+    return undefined;
+  }
+};
+const writeMarker = (name, value) => writeFileSync(join(work, name), JSON.stringify(value, null, 2) + '\n');
+const sameFleet = (m) => m && JSON.stringify(m.params) === JSON.stringify(PARAMS);
+
+const t0run = performance.now();
+const secondsSince = (t0) => Math.round((performance.now() - t0) / 1000);
+let backfilled = readMarker('backfill.json');
+if (!sameFleet(backfilled)) {
+  if (backfilled) log(`${work} holds another fleet (${JSON.stringify(backfilled.params)}): backfilling again`);
+  backfilled = undefined;
+  // only what a run writes: DIR may be any directory
+  for (const d of readdirSync(work).filter((f) => /^(vm|prom|rule-blocks|rule-levels|prometheus\.yml|rules\.json|chunk-\d+\.om)$/.test(f)))
+    rmSync(join(work, d), { recursive: true, force: true });
+}
+const model = fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS, ...(backfilled ? { END: backfilled.END } : {}) });
+const { BEGIN, END } = model;
 const QSTEP = Math.max(STEP, Math.ceil((HOURS * 3600) / 1000 / 60) * 60); // Grafana's interval for a ~1000 px panel
-const timings = {};
-const tick = (name, t0) => (timings[name] = ((performance.now() - t0) / 1000).toFixed(0));
 
 try {
   run('promtool', ['--version']);
   run('victoria-metrics', ['-version']);
   log(`fleet: ${NODES} nodes × ${GPUS} GPUs, ${JOBS} concurrent jobs of ${JOB_HOURS} h, ${HOURS} h at ${STEP} s; data in ${work}`);
-  const vmPort = await freePort();
-  const vmUrl = `http://127.0.0.1:${vmPort}`;
-  const vm = start('victoria-metrics', [
-    `-httpListenAddr=127.0.0.1:${vmPort}`,
-    `-storageDataPath=${join(work, 'vm')}`,
-    '-retentionPeriod=1y',
-    '-search.disableCache',
-    '-search.latencyOffset=0s',
-    '-search.maxUniqueTimeseries=5000000',
-    '-search.maxQueryDuration=300s',
-    '-loggerLevel=ERROR',
-  ]);
-  await waitHttp(`${vmUrl}/health`, vm, 'VictoriaMetrics');
-  const blocks = join(work, 'prom');
-  mkdirSync(blocks, { recursive: true });
-  let t0 = performance.now();
-  const { series, samples } = await model.backfill(vmUrl, blocks, work, log);
-  tick('backfill (generate, promtool, VictoriaMetrics import)', t0);
+  const vm = await startVictoriaMetrics(work);
+  if (backfilled) log(`reusing the backfill of ${backfilled.finished} (${backfilled.samples.toLocaleString('en')} samples)`);
+  else {
+    mkdirSync(join(work, 'prom'), { recursive: true });
+    const t0 = performance.now();
+    const { series, samples } = await model.backfill(vm.url, join(work, 'prom'), work, log);
+    await fetch(`${vm.url}/internal/force_flush`);
+    backfilled = { params: PARAMS, BEGIN, END, series, samples, seconds: secondsSince(t0), finished: new Date().toISOString() };
+    writeMarker('backfill.json', backfilled); // last: a backfill cut short is redone
+    log(`backfill done: ${samples.toLocaleString('en')} samples in ${backfilled.seconds} s`);
+  }
 
-  const promPort = await freePort();
-  const promUrl = `http://127.0.0.1:${promPort}`;
-  writeFileSync(join(work, 'prometheus.yml'), 'global: { scrape_interval: 1m }\n');
-  const promArgs = [
-    `--config.file=${join(work, 'prometheus.yml')}`,
-    `--storage.tsdb.path=${blocks}`,
-    `--web.listen-address=127.0.0.1:${promPort}`,
-    '--storage.tsdb.retention.time=3650d',
-    '--query.max-samples=2000000000',
-    '--query.timeout=10m',
-    '--log.level=error',
-  ];
-  let prom = start('prometheus', promArgs);
-  await waitHttp(`${promUrl}/-/ready`, prom, 'Prometheus');
-
+  let prom = await startPrometheus(work);
   // the recording rules over the whole range, on each store by its own rule engine
-  const rules = readdirSync(join(ROOT, 'dashboards/alerts'))
-    .filter((f) => f.endsWith('.rules.yml'))
-    .map((f) => join(ROOT, 'dashboards/alerts', f));
-  t0 = performance.now();
-  const ruleBlocks = join(work, 'rule-blocks');
-  run('promtool', [
-    'tsdb',
-    'create-blocks-from',
-    'rules',
-    `--start=${BEGIN}`,
-    `--end=${END}`,
-    `--url=${promUrl}`,
-    `--output-dir=${ruleBlocks}`,
-    `--eval-interval=${STEP}s`,
-    ...rules,
-  ]);
-  tick('recording rules: promtool create-blocks-from rules', t0);
-  await stop(prom);
-  for (const b of readdirSync(ruleBlocks)) renameSync(join(ruleBlocks, b), join(blocks, b));
-  prom = start('prometheus', promArgs);
-  await waitHttp(`${promUrl}/-/ready`, prom, 'Prometheus');
-  t0 = performance.now();
-  const iso = (s) => new Date(s * 1000).toISOString();
-  const replay = start('vmalert', [
-    ...rules.map((r) => `-rule=${r}`),
-    `-datasource.url=${vmUrl}`,
-    `-remoteWrite.url=${vmUrl}`,
-    `-replay.timeFrom=${iso(BEGIN)}`,
-    `-replay.timeTo=${iso(END)}`,
-    '-replay.disableProgressBar',
-    `-evaluationInterval=${STEP}s`,
-    '-loggerLevel=ERROR',
-  ]);
-  const code = await new Promise((r) => replay.once('exit', r));
-  if (code !== 0) throw new Error(`vmalert -replay failed:\n${replay.logs()}`);
-  await fetch(`${vmUrl}/internal/force_flush`);
-  tick('recording rules: vmalert -replay', t0);
+  let recorded = readMarker('rules.json');
+  const hash = rulesHash();
+  if (recorded?.hash !== hash || recorded?.END !== END) {
+    // what changed rule files, or a rule backfill cut short, recorded before: none of it stays
+    if (recorded) log('the rule files changed since their backfill: recording them again');
+    await deleteRecorded(prom.url, vm.url);
+    rmSync(join(work, 'rules.json'), { force: true });
+    const done = await backfillRules({ work, prom, vmUrl: vm.url, ruleFiles: RULE_FILES, BEGIN, END, STEP, log });
+    prom = done.prom;
+    recorded = { hash, END, seconds: done.seconds, finished: new Date().toISOString() };
+    writeMarker('rules.json', recorded);
+  } else log(`reusing the rule backfill of ${recorded.finished}`);
 
+  log('waiting for Prometheus to finish compacting the backfilled blocks');
+  const compactS = await waitCompacted(prom.url, log);
   const rows = [];
+  const loads = [loadavg()[0]];
+  const t0q = performance.now();
   for (const q of [...dashboardQueries(QSTEP), ...ruleQueries()]) {
-    await timed(promUrl, q, END, QSTEP, false); // warm the page cache; the second run is reported
-    await timed(vmUrl, q, END, QSTEP, false);
-    const p = await timed(promUrl, q, END, QSTEP, true);
-    const v = await timed(vmUrl, q, END, QSTEP, false);
-    rows.push({ ...q, p, v, series: await seriesTouched(promUrl, q.expr, END) });
+    await timed(prom.url, q, END, QSTEP, false); // warm the page cache; the second run is reported
+    await timed(vm.url, q, END, QSTEP, false);
+    const p = await timed(prom.url, q, END, QSTEP, true);
+    const v = await timed(vm.url, q, END, QSTEP, false);
+    rows.push({ ...q, p, v, series: await seriesTouched(prom.url, q.expr, END) });
+    loads.push(loadavg()[0]);
     log(`${q.what}: ${p.error ?? `${p.ms.toFixed(0)} ms`} / ${v.error ?? `${v.ms.toFixed(0)} ms`}`);
   }
   rows.sort((a, b) => Math.max(b.p.ms, b.v.ms) - Math.max(a.p.ms, a.v.ms));
   const fmt = (r) => (r.error ? `error: ${r.error}` : r.ms.toFixed(0));
   const lines = [
     `jouleflow fleet benchmark: ${NODES} nodes × ${GPUS} GPUs, ${JOBS} concurrent jobs (${JOB_HOURS} h each), ${HOURS} h at one sample per ${STEP} s`,
-    `${series.toLocaleString('en')} series at a time, ${samples.toLocaleString('en')} samples; range queries step ${QSTEP} s; times are the second of two runs`,
+    `${backfilled.series.toLocaleString('en')} series at a time, ${backfilled.samples.toLocaleString('en')} samples; range queries step ${QSTEP} s; times are the second of two runs`,
     '',
-    ...Object.entries(timings).map(([k, v]) => `${k}: ${v} s`),
+    `backfill (generate, promtool, VictoriaMetrics import): ${backfilled.seconds} s (${backfilled.finished})`,
+    `recording rules: promtool create-blocks-from rules ${recorded.seconds.promtool} s, vmalert -replay ${recorded.seconds.vmalert} s`,
+    `Prometheus compaction waited for: ${compactS} s; queries: ${secondsSince(t0q)} s; this run: ${secondsSince(t0run)} s`,
+    `load average (1 min) while measuring: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on ${availableParallelism()} cores`,
     '',
     '| query | Prometheus ms | VictoriaMetrics ms | series touched | samples (Prometheus) | kind |',
     '|---|---:|---:|---:|---:|---|',
