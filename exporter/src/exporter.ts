@@ -5,10 +5,10 @@ import { defaultSampleTimeout, isLoopbackHost, parseListenAddress } from './conf
 import { Metrics } from './metrics';
 import type { Clock, JobTracker } from './sampler';
 import { Sampler } from './sampler';
-import { createApp, listen } from './server';
-import { gpuDescriptions, measuredCpuDevices, takeInventory, type Hardware } from './inventory';
+import { gpuDescriptions, measuredCpuDevices, scanHardware, type Hardware, type HardwareScan } from './inventory';
 import { hardwareLandingLines, hardwareSeries, registerSeries } from './inventory/series';
 import { coolingMeters, createSources } from './source-factory';
+import { DramModelSource } from './sources/dram-model';
 import type { Source } from './sources/types';
 import type { Logger } from './util/log';
 import { settleWithin } from './util/async';
@@ -41,15 +41,15 @@ export interface Exporter {
   url?: string;
   /** Judged on the bound address once listening (before: on the configured host). */
   listenLoopbackOnly: boolean;
-  /** The start-up inventory and model choices, and their landing-page lines. */
+  /** The inventory and model choices (complete once `hardwareScan.complete()` has settled), and their landing-page lines. */
   hardware: Hardware;
   hardwareLines: string[];
   close(): Promise<void>;
 }
 
-/** Builds the exporter with its sources initialised (each bounded by the init timeout). */
+/** Builds the exporter with its sources initialised (each bounded by the init timeout) and the whole inventory taken. */
 export async function createExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
-  const exp = await buildExporter(config, opts);
+  const exp = await buildExporter(config, opts, 'complete');
   await exp.sampler.init();
   publishHardware(exp);
   return exp;
@@ -72,14 +72,34 @@ function publishHardware(exp: Exporter): void {
   exp.hardwareLines.splice(0, exp.hardwareLines.length, ...hardwareLandingLines(exp.hardware.inventory, exp.hardware.choices, gpus, used));
 }
 
-async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
+/**
+ * The inventory's second step (systeminformation: DIMMs, system) once it answers: the DRAM model
+ * switches to the DIMMs' figure if that is the choice, and the hardware series are published again.
+ */
+async function completeHardware(exp: Exporter, scan: HardwareScan): Promise<void> {
+  const complete = await scan.complete(true);
+  exp.hardware.inventory = complete.inventory;
+  exp.hardware.choices = complete.choices;
+  const dram = complete.choices.dram;
+  const model = exp.sampler.sources.find((s): s is DramModelSource => s instanceof DramModelSource);
+  if (model && dram.basis === 'inventory') model.useDimmWatts(dram.value);
+  publishHardware(exp);
+}
+
+/** `complete`: the sources start with the whole inventory's choices; `initial`: with the host facts' (serve). */
+async function buildExporter(
+  config: Config,
+  opts: ExporterOptions,
+  inventory: 'complete' | 'initial',
+): Promise<Exporter & { hardwareScan: HardwareScan }> {
   const mode = opts.mode ?? 'normal';
   const metrics = new Metrics(mode);
   if (config.carbon.gramsPerKwh !== undefined) metrics.carbon.set({ zone: config.carbon.zone }, config.carbon.gramsPerKwh);
   const cpuCount = await readProcStat(config.paths.procfs)
     .then((s) => s.cpus)
     .catch(() => 1);
-  const hardware = await takeInventory(config, opts.log.child({ component: 'inventory' }), cpuCount);
+  const hardwareScan = await scanHardware(config, opts.log.child({ component: 'inventory' }), cpuCount);
+  const hardware = { ...(inventory === 'complete' ? await hardwareScan.complete() : hardwareScan.initial) };
   const sources = [...(await createSources(config, opts.log, hardware)), ...(opts.extraSources ?? [])];
   const sampler = new Sampler({
     sources,
@@ -99,6 +119,7 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
     metrics,
     sampler,
     hardware,
+    hardwareScan,
     hardwareLines: [],
     listenLoopbackOnly: isLoopbackHost(host),
     async close() {
@@ -109,10 +130,14 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
 
 /**
  * Serves HTTP at once, then initialises the sources (a slow one joins later, reported down with
- * `init_timeout` meanwhile) and starts sampling.
+ * `init_timeout` meanwhile) and starts sampling. For the cold start: the sources' init (GPU
+ * libraries on their worker threads) runs while the HTTP layer loads; the first tick comes right
+ * after the init; systeminformation's part of the inventory runs after it and is published when ready.
  */
 export async function startExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
-  const exp = await buildExporter(config, opts);
+  const { hardwareScan, ...exp } = await buildExporter(config, opts, 'initial');
+  const init = exp.sampler.init();
+  const { createApp, listen } = await import('./server');
   const { host, port } = parseListenAddress(config.web.listenAddress);
   const front = opts.web ?? (await WebFront.create(undefined, serverLimits(config), opts.log));
   const app = createApp({
@@ -130,14 +155,17 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
   try {
     server = await listen(app, host, port, (handler) => front.createServer(handler));
   } catch (err) {
+    await settleWithin(init, config.sample.interval);
     await exp.sampler.stop();
     throw err;
   }
   // Sampling starts once the sources are up, or after one interval: a slow one joins later.
-  await settleWithin(exp.sampler.init(), config.sample.interval);
+  await settleWithin(init, config.sample.interval);
   publishHardware(exp);
   await exp.sampler.tick();
   exp.sampler.start();
+  // Not awaited by close(), and its worker does not hold the process open.
+  void completeHardware(exp, hardwareScan).catch((err: Error) => opts.log.error('hardware inventory failed', { err: err.message }));
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const urlHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;

@@ -8,11 +8,11 @@ import { CpuModelSource } from './sources/cpu-model';
 import { DiskstatsSource } from './sources/diskstats';
 import { DramModelSource } from './sources/dram-model';
 import { defaultCop } from './sources/meters/common';
-import { IpmiMeterSource } from './sources/meters/ipmi';
-import { ModbusMeterSource } from './sources/meters/modbus';
-import { RedfishMeterSource } from './sources/meters/redfish';
-import { SnmpMeterSource } from './sources/meters/snmp';
 import type { CoolingMeters } from './model/cooling';
+import type * as Ipmi from './sources/meters/ipmi';
+import type * as Modbus from './sources/meters/modbus';
+import type * as Redfish from './sources/meters/redfish';
+import type * as Snmp from './sources/meters/snmp';
 import { InfinibandSource } from './sources/infiniband';
 import { NIC_DEFAULTS, NetdevSource } from './sources/netdev';
 import { NvmlSource } from './sources/nvml';
@@ -80,16 +80,19 @@ export function createMeterSources(cfg: Config, log: Logger): Source[] {
     // Below the sampler's per-source timeout, so the meter reports its own, clearer error first.
     const timeout = Math.max(1, Math.min(m.timeout ?? Math.floor(cfg.sample.interval * 0.7), Math.floor(sampleTimeout * 0.9)));
     const l = log.child({ source: `${m.protocol}:${m.name}` });
+    // Each protocol's client loads only when a meter uses it (modbus-serial and net-snmp: ~30 ms of cold start).
+    /* eslint-disable @typescript-eslint/no-require-imports -- synchronous lazy loading, see above */
     switch (m.protocol) {
       case 'snmp':
-        return new SnmpMeterSource(m, timeout, cop, l);
+        return new (require('./sources/meters/snmp') as typeof Snmp).SnmpMeterSource(m, timeout, cop, l);
       case 'modbus':
-        return new ModbusMeterSource(m, timeout, cop, l);
+        return new (require('./sources/meters/modbus') as typeof Modbus).ModbusMeterSource(m, timeout, cop, l);
       case 'redfish':
-        return new RedfishMeterSource(m, timeout, cop, l);
+        return new (require('./sources/meters/redfish') as typeof Redfish).RedfishMeterSource(m, timeout, cop, l);
       case 'ipmi':
-        return new IpmiMeterSource(m, timeout, cop, l);
+        return new (require('./sources/meters/ipmi') as typeof Ipmi).IpmiMeterSource(m, timeout, cop, l);
     }
+    /* eslint-enable @typescript-eslint/no-require-imports */
   });
 }
 
