@@ -164,6 +164,9 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
   publishHardware(exp);
   await exp.sampler.tick();
   exp.sampler.start();
+  // The first scrape (Prometheus asks for gzip) finds the first tick's exposition rendered: the
+  // first render and the first gzip (JIT, zlib on the thread pool) are ~20-50 ms of a cold start.
+  void exp.metrics.render(false, true, false).catch(() => undefined);
   // Not awaited by close(), and its worker does not hold the process open.
   void completeHardware(exp, hardwareScan).catch((err: Error) => opts.log.error('hardware inventory failed', { err: err.message }));
   const addr = server.address();
