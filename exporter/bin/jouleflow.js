@@ -5,8 +5,8 @@
 //
 // --max-semi-space-size=2 (MiB; V8's default grows to 16): the exporter allocates little per 1 s
 // tick, but a burst (1 000 job registrations, a scrape of 10 000 series) makes V8 grow the young
-// generation to 2 × 16 MiB and keep it. Capped at 2 MiB, RSS with 1 000 live jobs is 90-100 MiB
-// instead of 118-137 MiB, for about 0.2 % of a core more GC at 1 s ticks (README "Performance").
+// generation to 2 × 16 MiB and keep it. Capped at 2 MiB, RSS with 1 000 live jobs is 90-101 MiB
+// instead of 118-137 MiB, for 0.3-0.8 % of a core more GC at 1 s ticks (README "Performance").
 // V8 reads the flag only at start, hence the shebang (`env -S`: GNU coreutils 8.30+, every system
 // Node 20 supports; `node dist/main.js` runs with V8's defaults, and NODE_OPTIONS still applies).
 const path = require('path');
