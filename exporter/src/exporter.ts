@@ -41,7 +41,7 @@ export interface Exporter {
   url?: string;
   /** Judged on the bound address once listening (before: on the configured host). */
   listenLoopbackOnly: boolean;
-  /** The inventory and model choices (complete once `hardwareScan.complete()` has settled), and their landing-page lines. */
+  /** The inventory and model choices (in `serve`, completed after the first tick: inventory/index.ts), and their landing-page lines. */
   hardware: Hardware;
   hardwareLines: string[];
   close(): Promise<void>;
@@ -131,8 +131,9 @@ async function buildExporter(
 /**
  * Serves HTTP at once, then initialises the sources (a slow one joins later, reported down with
  * `init_timeout` meanwhile) and starts sampling. For the cold start: the sources' init (GPU
- * libraries on their worker threads) runs while the HTTP layer loads; the first tick comes right
- * after the init; systeminformation's part of the inventory runs after it and is published when ready.
+ * libraries on their worker threads) runs while the HTTP server is set up and bound; the first tick
+ * comes right after the init; systeminformation's part of the inventory runs after it and is
+ * published when it answers.
  */
 export async function startExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
   const { hardwareScan, ...exp } = await buildExporter(config, opts, 'initial');

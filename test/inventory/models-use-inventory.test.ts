@@ -1,5 +1,5 @@
 import { parseConfig } from '../../exporter/src/config';
-import { takeInventory } from '../../exporter/src/inventory';
+import { scanHardware } from '../../exporter/src/inventory';
 import { chooseModelParameters, nicIdleWattsForSpeed } from '../../exporter/src/inventory/choices';
 import type { Inventory } from '../../exporter/src/inventory/collect';
 import { createSources } from '../../exporter/src/source-factory';
@@ -95,8 +95,8 @@ test('the configuration wins over every inventory choice', async () => {
   expect(eth0?.kind === 'activity' && eth0.idleWatts).toBe(7);
 });
 
-test('takeInventory on the tree: NIC speed from its sysfs, memory from its meminfo', async () => {
-  const hw = await takeInventory(config(), log, 4);
+test('the inventory of the tree: NIC speed from its sysfs, memory from its meminfo', async () => {
+  const hw = await (await scanHardware(config(), log, 4)).complete();
   expect(hw.inventory?.nics.find((n) => n.device === 'eth0')?.speedMbps).toBe(25_000);
   expect(hw.choices.nics.find((c) => c.device === 'eth0')).toMatchObject({ basis: 'inventory', value: nicIdleWattsForSpeed(25_000) });
   expect(hw.inventory?.nics.find((n) => n.device === 'mlx5_0:1')).toEqual({ device: 'mlx5_0:1', kind: 'infiniband', speedMbps: 200_000 });

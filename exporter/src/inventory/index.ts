@@ -64,11 +64,6 @@ export async function scanHardware(cfg: Config, log: Logger, vcpus: number): Pro
   return { initial, complete: (inBackground = false) => (full ??= complete(inBackground)) };
 }
 
-/** Both steps at once (`jouleflow run`, tests): the sources start with the complete inventory's choices. */
-export async function takeInventory(cfg: Config, log: Logger, vcpus: number): Promise<Hardware> {
-  return (await scanHardware(cfg, log, vcpus)).complete();
-}
-
 /** The GPUs the GPU sources found at init, for the device info series and the landing page. */
 export function gpuDescriptions(sources: readonly Source[]): GpuDescription[] {
   const out: GpuDescription[] = [];
