@@ -3,13 +3,16 @@ import type { Router } from 'express';
 import type { Config } from './config';
 import { defaultSampleTimeout, isLoopbackHost, parseListenAddress } from './config';
 import { Metrics } from './metrics';
-import type { Clock, JobTracker } from './sampler';
+import type { Clock, JobsView, JobTracker } from './sampler';
 import { Sampler } from './sampler';
 import { gpuDescriptions, measuredCpuDevices, scanHardware, type Hardware, type HardwareScan } from './inventory';
 import { hardwareLandingLines, hardwareSeries, registerSeries } from './inventory/series';
 import { coolingMeters, createSources } from './source-factory';
 import { DramModelSource } from './sources/dram-model';
 import type { Source } from './sources/types';
+import type { GpuProcess } from './core';
+import type { Attribution, JobUsage } from './model/attribution';
+import type { StepResult } from './model/energy';
 import type { Logger } from './util/log';
 import { settleWithin } from './util/async';
 import { readProcStat } from './util/procfs';
@@ -28,8 +31,32 @@ export interface ExporterOptions {
   jobs?: JobTracker;
   routers?: Array<{ path: string; router: Router }>;
   notices?: () => string[];
+  /**
+   * `startExporter` only, instead of `jobs`, `routers` and `notices`: builds them once the sources'
+   * init has started, so that loading the jobs API (express) and opening the ledger overlap the GPU
+   * libraries' discovery on their worker threads. Done before serving: restored totals are in the
+   * first exposition. A rejection stops the start-up.
+   */
+  jobsWhileInit?: () => Promise<Pick<ExporterOptions, 'jobs' | 'routers' | 'notices'>>;
   /** TLS, basic auth and limits from --web.config.file (serve loads it first, to fail early). */
   web?: WebFront;
+}
+
+/** The sampler's jobs tracker when it is built after the sampler (`jobsWhileInit`); set before the first tick. */
+class LateJobTracker implements JobTracker {
+  tracker?: JobTracker;
+
+  usage(now: number, dtSeconds: number, gpuProcesses: readonly GpuProcess[]): Promise<JobUsage[]> {
+    return this.tracker ? this.tracker.usage(now, dtSeconds, gpuProcesses) : Promise.resolve([]);
+  }
+
+  record(step: StepResult, attribution: Attribution): void {
+    this.tracker?.record(step, attribution);
+  }
+
+  view(): JobsView {
+    return this.tracker?.view?.() ?? { jobs: [], rejected: new Map(), errors: new Map() };
+  }
 }
 
 export interface Exporter {
@@ -91,7 +118,7 @@ async function buildExporter(
   config: Config,
   opts: ExporterOptions,
   inventory: 'complete' | 'initial',
-): Promise<Exporter & { hardwareScan: HardwareScan }> {
+): Promise<Exporter & { hardwareScan: HardwareScan; lateJobs?: LateJobTracker }> {
   const mode = opts.mode ?? 'normal';
   const metrics = new Metrics(mode);
   if (config.carbon.gramsPerKwh !== undefined) metrics.carbon.set({ zone: config.carbon.zone }, config.carbon.gramsPerKwh);
@@ -101,6 +128,7 @@ async function buildExporter(
   const hardwareScan = await scanHardware(config, opts.log.child({ component: 'inventory' }), cpuCount);
   const hardware = { ...(inventory === 'complete' ? await hardwareScan.complete() : hardwareScan.initial) };
   const sources = [...(await createSources(config, opts.log, hardware)), ...(opts.extraSources ?? [])];
+  const lateJobs = opts.jobsWhileInit ? new LateJobTracker() : undefined;
   const sampler = new Sampler({
     sources,
     metrics,
@@ -111,7 +139,7 @@ async function buildExporter(
     meters: coolingMeters(config),
     cpuCount,
     clock: opts.clock,
-    jobs: opts.jobs,
+    jobs: lateJobs ?? opts.jobs,
   });
   const { host } = parseListenAddress(config.web.listenAddress);
   return {
@@ -120,6 +148,7 @@ async function buildExporter(
     sampler,
     hardware,
     hardwareScan,
+    lateJobs,
     hardwareLines: [],
     listenLoopbackOnly: isLoopbackHost(host),
     async close() {
@@ -131,13 +160,21 @@ async function buildExporter(
 /**
  * Serves HTTP at once, then initialises the sources (a slow one joins later, reported down with
  * `init_timeout` meanwhile) and starts sampling. For the cold start: the sources' init (GPU
- * libraries on their worker threads) runs while the HTTP server is set up and bound; the first tick
- * comes right after the init; systeminformation's part of the inventory runs after it and is
- * published when it answers.
+ * libraries on their worker threads) runs while the jobs API loads (`jobsWhileInit`) and the HTTP
+ * server is set up and bound; the first tick comes right after the init; systeminformation's part
+ * of the inventory runs after it and is published when it answers.
  */
 export async function startExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
-  const { hardwareScan, ...exp } = await buildExporter(config, opts, 'initial');
+  const { hardwareScan, lateJobs, ...exp } = await buildExporter(config, opts, 'initial');
   const init = exp.sampler.init();
+  let jobs: Pick<ExporterOptions, 'jobs' | 'routers' | 'notices'> = opts;
+  try {
+    if (opts.jobsWhileInit && lateJobs) lateJobs.tracker = (jobs = await opts.jobsWhileInit()).jobs;
+  } catch (err) {
+    await settleWithin(init, config.sample.interval);
+    await exp.sampler.stop();
+    throw err;
+  }
   const { createApp, listen } = await import('./server');
   const { host, port } = parseListenAddress(config.web.listenAddress);
   const front = opts.web ?? (await WebFront.create(undefined, serverLimits(config), opts.log));
@@ -148,8 +185,8 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     telemetryPath: config.web.telemetryPath,
     intervalMs: config.sample.interval,
     mode: opts.mode ?? 'normal',
-    routers: opts.routers,
-    notices: () => [...exp.sampler.coolingNotices, ...exp.hardwareLines, ...(opts.notices?.() ?? [])],
+    routers: jobs.routers,
+    notices: () => [...exp.sampler.coolingNotices, ...exp.hardwareLines, ...(jobs.notices?.() ?? [])],
     guards: webGuards(front, config.web.telemetryPath),
   });
   let server: Server;
