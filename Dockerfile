@@ -70,6 +70,8 @@ COPY --from=deps /src/node_modules/ node_modules/
 COPY --from=deps /src/exporter/package.json exporter/
 COPY --from=deps /src/exporter/node_modules/ exporter/node_modules/
 COPY --from=build /src/exporter/dist/ exporter/dist/
+# the `jouleflow` launcher: the entrypoint, with its V8 flags (exporter/bin/jouleflow.js)
+COPY exporter/bin/ exporter/bin/
 # demo: fake NVML + a real H200 training trace + the demo runner
 COPY --from=build /src/test/fakes/nvml/build/libnvidia-ml.so.1 test/fakes/nvml/build/
 COPY test/fixtures/nvidia-h200/training-trace.json test/fixtures/nvidia-h200/
@@ -85,5 +87,5 @@ USER 10042:10042
 EXPOSE 10042
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
   CMD node -e "fetch('http://127.0.0.1:10042/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
-ENTRYPOINT ["node", "/opt/jouleflow/exporter/dist/main.js"]
+ENTRYPOINT ["/opt/jouleflow/exporter/bin/jouleflow.js"]
 CMD ["serve"]

@@ -1,5 +1,5 @@
 import { promises as fsp } from 'fs';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from './util/yaml';
 import { z } from 'zod';
 import { CoolingShareSchema, MetersSchema } from './sources/meters/schema';
 import { CpuModelSchema, DisksSchema, NicsSchema } from './sources/schema';
@@ -212,7 +212,7 @@ export async function loadConfigFile(file: string): Promise<unknown> {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
   try {
-    return parseYaml(text) ?? {};
+    return (await parseYaml(text)) ?? {};
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
   }

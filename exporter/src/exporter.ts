@@ -3,13 +3,16 @@ import type { Router } from 'express';
 import type { Config } from './config';
 import { isLoopbackHost, parseListenAddress } from './config';
 import { Metrics } from './metrics';
-import type { Clock, JobTracker } from './sampler';
+import type { Clock, JobsView, JobTracker } from './sampler';
 import { Sampler } from './sampler';
-import { createApp, listen } from './server';
-import { gpuDescriptions, measuredCpuDevices, takeInventory, type Hardware } from './inventory';
+import { gpuDescriptions, measuredCpuDevices, scanHardware, type Hardware, type HardwareScan } from './inventory';
 import { hardwareLandingLines, hardwareSeries, registerSeries } from './inventory/series';
 import { coolingMeters, createSources } from './source-factory';
+import { DramModelSource } from './sources/dram-model';
 import type { Source } from './sources/types';
+import type { GpuProcess } from './core';
+import type { Attribution, JobUsage } from './model/attribution';
+import type { StepResult } from './model/energy';
 import type { Logger } from './util/log';
 import { settleWithin } from './util/async';
 import { readProcStat } from './util/procfs';
@@ -28,8 +31,32 @@ export interface ExporterOptions {
   jobs?: JobTracker;
   routers?: Array<{ path: string; router: Router }>;
   notices?: () => string[];
+  /**
+   * `startExporter` only, instead of `jobs`, `routers` and `notices`: builds them once the sources'
+   * init has started, so that loading the jobs API (express) and opening the ledger overlap the GPU
+   * libraries' discovery on their worker threads. Done before serving: restored totals are in the
+   * first exposition. A rejection stops the start-up.
+   */
+  jobsWhileInit?: () => Promise<Pick<ExporterOptions, 'jobs' | 'routers' | 'notices'>>;
   /** TLS, basic auth and limits from --web.config.file (serve loads it first, to fail early). */
   web?: WebFront;
+}
+
+/** The sampler's jobs tracker when it is built after the sampler (`jobsWhileInit`); set before the first tick. */
+class LateJobTracker implements JobTracker {
+  tracker?: JobTracker;
+
+  usage(now: number, dtSeconds: number, gpuProcesses: readonly GpuProcess[]): Promise<JobUsage[]> {
+    return this.tracker ? this.tracker.usage(now, dtSeconds, gpuProcesses) : Promise.resolve([]);
+  }
+
+  record(step: StepResult, attribution: Attribution): void {
+    this.tracker?.record(step, attribution);
+  }
+
+  view(): JobsView {
+    return this.tracker?.view?.() ?? { jobs: [], rejected: new Map(), errors: new Map() };
+  }
 }
 
 export interface Exporter {
@@ -41,15 +68,15 @@ export interface Exporter {
   url?: string;
   /** Judged on the bound address once listening (before: on the configured host). */
   listenLoopbackOnly: boolean;
-  /** The start-up inventory and model choices, and their landing-page lines. */
+  /** The inventory and model choices (in `serve`, completed after the first tick: inventory/index.ts), and their landing-page lines. */
   hardware: Hardware;
   hardwareLines: string[];
   close(): Promise<void>;
 }
 
-/** Builds the exporter with its sources initialised (each bounded by the init timeout). */
+/** Builds the exporter with its sources initialised (each bounded by the init timeout) and the whole inventory taken. */
 export async function createExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
-  const exp = await buildExporter(config, opts);
+  const exp = await buildExporter(config, opts, 'complete');
   await exp.sampler.init();
   publishHardware(exp);
   return exp;
@@ -72,15 +99,36 @@ function publishHardware(exp: Exporter): void {
   exp.hardwareLines.splice(0, exp.hardwareLines.length, ...hardwareLandingLines(exp.hardware.inventory, exp.hardware.choices, gpus, used));
 }
 
-async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
+/**
+ * The inventory's second step (systeminformation: DIMMs, system) once it answers: the DRAM model
+ * switches to the DIMMs' figure if that is the choice, and the hardware series are published again.
+ */
+async function completeHardware(exp: Exporter, scan: HardwareScan): Promise<void> {
+  const complete = await scan.complete(true);
+  exp.hardware.inventory = complete.inventory;
+  exp.hardware.choices = complete.choices;
+  const dram = complete.choices.dram;
+  const model = exp.sampler.sources.find((s): s is DramModelSource => s instanceof DramModelSource);
+  if (model && dram.basis === 'inventory') model.useDimmWatts(dram.value);
+  publishHardware(exp);
+}
+
+/** `complete`: the sources start with the whole inventory's choices; `initial`: with the host facts' (serve). */
+async function buildExporter(
+  config: Config,
+  opts: ExporterOptions,
+  inventory: 'complete' | 'initial',
+): Promise<Exporter & { hardwareScan: HardwareScan; lateJobs?: LateJobTracker }> {
   const mode = opts.mode ?? 'normal';
   const metrics = new Metrics(mode);
   if (config.carbon.gramsPerKwh !== undefined) metrics.carbon.set({ zone: config.carbon.zone }, config.carbon.gramsPerKwh);
   const cpuCount = await readProcStat(config.paths.procfs)
     .then((s) => s.cpus)
     .catch(() => 1);
-  const hardware = await takeInventory(config, opts.log.child({ component: 'inventory' }), cpuCount);
+  const hardwareScan = await scanHardware(config, opts.log.child({ component: 'inventory' }), cpuCount);
+  const hardware = { ...(inventory === 'complete' ? await hardwareScan.complete() : hardwareScan.initial) };
   const sources = [...(await createSources(config, opts.log, hardware)), ...(opts.extraSources ?? [])];
+  const lateJobs = opts.jobsWhileInit ? new LateJobTracker() : undefined;
   const sampler = new Sampler({
     sources,
     metrics,
@@ -91,7 +139,7 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
     meters: coolingMeters(config),
     cpuCount,
     clock: opts.clock,
-    jobs: opts.jobs,
+    jobs: lateJobs ?? opts.jobs,
   });
   const { host } = parseListenAddress(config.web.listenAddress);
   return {
@@ -99,6 +147,8 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
     metrics,
     sampler,
     hardware,
+    hardwareScan,
+    lateJobs,
     hardwareLines: [],
     listenLoopbackOnly: isLoopbackHost(host),
     async close() {
@@ -109,10 +159,23 @@ async function buildExporter(config: Config, opts: ExporterOptions): Promise<Exp
 
 /**
  * Serves HTTP at once, then initialises the sources (a slow one joins later, reported down with
- * `init_timeout` meanwhile) and starts sampling.
+ * `init_timeout` meanwhile) and starts sampling. For the cold start: the sources' init (GPU
+ * libraries on their worker threads) runs while the jobs API loads (`jobsWhileInit`) and the HTTP
+ * server is set up and bound; the first tick comes right after the init; systeminformation's part
+ * of the inventory runs after it and is published when it answers.
  */
 export async function startExporter(config: Config, opts: ExporterOptions): Promise<Exporter> {
-  const exp = await buildExporter(config, opts);
+  const { hardwareScan, lateJobs, ...exp } = await buildExporter(config, opts, 'initial');
+  const init = exp.sampler.init();
+  let jobs: Pick<ExporterOptions, 'jobs' | 'routers' | 'notices'> = opts;
+  try {
+    if (opts.jobsWhileInit && lateJobs) lateJobs.tracker = (jobs = await opts.jobsWhileInit()).jobs;
+  } catch (err) {
+    await settleWithin(init, config.sample.interval);
+    await exp.sampler.stop();
+    throw err;
+  }
+  const { createApp, listen } = await import('./server');
   const { host, port } = parseListenAddress(config.web.listenAddress);
   const front = opts.web ?? (await WebFront.create(undefined, serverLimits(config), opts.log));
   const app = createApp({
@@ -122,22 +185,28 @@ export async function startExporter(config: Config, opts: ExporterOptions): Prom
     telemetryPath: config.web.telemetryPath,
     intervalMs: config.sample.interval,
     mode: opts.mode ?? 'normal',
-    routers: opts.routers,
-    notices: () => [...exp.sampler.coolingNotices, ...exp.hardwareLines, ...(opts.notices?.() ?? [])],
+    routers: jobs.routers,
+    notices: () => [...exp.sampler.coolingNotices, ...exp.hardwareLines, ...(jobs.notices?.() ?? [])],
     guards: webGuards(front, config.web.telemetryPath),
   });
   let server: Server;
   try {
     server = await listen(app, host, port, (handler) => front.createServer(handler));
   } catch (err) {
+    await settleWithin(init, config.sample.interval);
     await exp.sampler.stop();
     throw err;
   }
   // Sampling starts once the sources are up, or after one interval: a slow one joins later.
-  await settleWithin(exp.sampler.init(), config.sample.interval);
+  await settleWithin(init, config.sample.interval);
   publishHardware(exp);
   await exp.sampler.tick();
   exp.sampler.start();
+  // The first scrape (Prometheus asks for gzip) finds the first tick's exposition rendered: the
+  // first render and the first gzip (JIT, zlib on the thread pool) are ~20-50 ms of a cold start.
+  void exp.metrics.render(false, true, false).catch(() => undefined);
+  // Not awaited by close(), and its worker does not hold the process open.
+  void completeHardware(exp, hardwareScan).catch((err: Error) => opts.log.error('hardware inventory failed', { err: err.message }));
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const urlHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;

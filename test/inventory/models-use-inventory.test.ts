@@ -1,9 +1,10 @@
 import { parseConfig } from '../../exporter/src/config';
-import { takeInventory } from '../../exporter/src/inventory';
+import { scanHardware } from '../../exporter/src/inventory';
 import { chooseModelParameters, nicIdleWattsForSpeed } from '../../exporter/src/inventory/choices';
 import type { Inventory } from '../../exporter/src/inventory/collect';
 import { createSources } from '../../exporter/src/source-factory';
 import { CpuModelSource } from '../../exporter/src/sources/cpu-model';
+import { DramModelSource } from '../../exporter/src/sources/dram-model';
 import type { Reading, Source } from '../../exporter/src/sources/types';
 import { createLogger } from '../../exporter/src/util/log';
 import { FixtureTree } from '../helpers/fixture';
@@ -94,8 +95,8 @@ test('the configuration wins over every inventory choice', async () => {
   expect(eth0?.kind === 'activity' && eth0.idleWatts).toBe(7);
 });
 
-test('takeInventory on the tree: NIC speed from its sysfs, memory from its meminfo', async () => {
-  const hw = await takeInventory(config(), log, 4);
+test('the inventory of the tree: NIC speed from its sysfs, memory from its meminfo', async () => {
+  const hw = await (await scanHardware(config(), log, 4)).complete();
   expect(hw.inventory?.nics.find((n) => n.device === 'eth0')?.speedMbps).toBe(25_000);
   expect(hw.choices.nics.find((c) => c.device === 'eth0')).toMatchObject({ basis: 'inventory', value: nicIdleWattsForSpeed(25_000) });
   expect(hw.inventory?.nics.find((n) => n.device === 'mlx5_0:1')).toEqual({ device: 'mlx5_0:1', kind: 'infiniband', speedMbps: 200_000 });
@@ -121,4 +122,24 @@ test('takeInventory on the tree: NIC speed from its sysfs, memory from its memin
     )
   ).find((r) => r.device === 'mlx5_0:1');
   expect(ib?.kind === 'activity' && ib.idleWatts).toBe(nicIdleWattsForSpeed(200_000));
+});
+
+test('serve: DRAM starts on the per-GiB default while the DIMMs are unread, then takes their figure', async () => {
+  const cfg = config();
+  const facts: Inventory = { ...inventory(), dimms: [], system: undefined, partial: true };
+  const defaults = { cpuTdpWattsPerVcpu: 3.5, vcpus: 256, memoryBytes: 512 * GiB, nicDeviceIdleWatts: {}, nicFallbackIdleWatts: 1 };
+  const initial = chooseModelParameters(facts, defaults);
+  expect(initial.dram).toMatchObject({ basis: 'default', reason: expect.stringMatching(/not read yet/) });
+  const sources = await createSources(cfg, log, { inventory: facts, choices: initial });
+  const memTotalKb = Number(/^MemTotal:\s+(\d+) kB/m.exec(tree.read('proc/meminfo'))?.[1]);
+  const dramWatts = async () => {
+    const r = (await firstReadings(sources)).find((x) => x.device === 'dram');
+    return r?.kind === 'mean_power' ? r.watts : undefined;
+  };
+  expect(await dramWatts()).toBeCloseTo(((memTotalKb * 1024) / GiB) * 0.392, 9);
+  const complete = chooseModelParameters(inventory(), defaults).dram;
+  expect(complete.basis).toBe('inventory');
+  sources.find((s): s is DramModelSource => s instanceof DramModelSource)?.useDimmWatts(complete.value);
+  // init() again (firstReadings) must keep the DIMMs' figure.
+  expect(await dramWatts()).toBeCloseTo(16 * 32 * 0.375 * (1.1 / 1.2) ** 2, 9);
 });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'child_process';
-import { readFileSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
 import * as path from 'path';
 import { setTimeout as sleep } from 'timers/promises';
 import type { BenchRow } from './table';
@@ -7,9 +8,11 @@ import type { BenchRow } from './table';
 /**
  * Whole-process costs of `jouleflow serve`, measured from outside as an operator would: cold start
  * to the first full /metrics, idle background CPU (no scrapes) over a window, and RSS. The exporter
- * runs on this host's /proc and /sys with no ledger. `JOULEFLOW_BENCH_MAIN` names other builds'
- * main.js (comma-separated, e.g. the previous release's) to measure side by side in one run: cold
- * starts alternate, idle CPU is measured over the same window; `JOULEFLOW_BENCH_IDLE_S` sets it.
+ * runs on this host's /proc and /sys with no ledger (cold start also with a new one), through the
+ * build's bin/jouleflow.js launcher (its V8 flags) where it has one. `JOULEFLOW_BENCH_MAIN` names
+ * other builds' main.js (comma-separated, e.g. the previous release's) to measure side by side in
+ * one run: cold starts alternate, idle CPU is measured over the same window;
+ * `JOULEFLOW_BENCH_IDLE_S` sets it.
  */
 
 const MAINS = [path.join(__dirname, '..', 'main.js'), ...(process.env.JOULEFLOW_BENCH_MAIN?.split(',').filter(Boolean) ?? [])];
@@ -27,9 +30,16 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** The build's `jouleflow` launcher (bin/jouleflow.js: its V8 flags) where it has one, else `node main.js`. */
+function command(main: string): string[] {
+  const launcher = path.join(path.dirname(main), '..', 'bin', 'jouleflow.js');
+  return existsSync(launcher) ? [launcher] : [process.execPath, main];
+}
+
 async function startServe(main: string, args: string[]): Promise<{ child: ChildProcess; url: string; startedAt: bigint }> {
   const startedAt = process.hrtime.bigint();
-  const child = spawn(process.execPath, [main, 'serve', '--web.listen-address=127.0.0.1:0', '--jobs.ledger=', ...args], {
+  const [cmd, ...argv] = command(main);
+  const child = spawn(cmd, [...argv, 'serve', '--web.listen-address=127.0.0.1:0', '--jobs.ledger=', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
@@ -79,18 +89,28 @@ async function thousandJobs(url: string): Promise<number> {
   return scraped.split('\n').filter((l) => l && !l.startsWith('#')).length;
 }
 
-const label = (main: string) => `serve (${path.basename(path.dirname(path.resolve(main)))})`;
+const label = (main: string) =>
+  `serve (${path.relative(process.cwd(), path.dirname(path.resolve(main))) || '.'}, ${command(main).length === 1 ? 'launcher' : 'node'})`;
 
 export async function benchProcess(): Promise<BenchRow[]> {
   const colds = new Map<string, number[]>(MAINS.map((m) => [m, []]));
+  const coldsLedger = new Map<string, number[]>(MAINS.map((m) => [m, []]));
+  const dir = mkdtempSync(path.join(tmpdir(), 'jf-bench-'));
   for (let i = 0; i < 3; i++) {
     for (const main of MAINS) {
-      const { child, url, startedAt } = await startServe(main, []);
-      await firstFullMetrics(url);
-      colds.get(main)!.push(Number(process.hrtime.bigint() - startedAt) / 1e6);
-      await stop(child);
+      for (const [times, args] of [
+        [colds, []],
+        // A ledger with no jobs in it yet: opened (and restored) before the first exposition.
+        [coldsLedger, [`--jobs.ledger=${path.join(dir, `${i}-${MAINS.indexOf(main)}.db`)}`]],
+      ] as const) {
+        const { child, url, startedAt } = await startServe(main, [...args]);
+        await firstFullMetrics(url);
+        times.get(main)!.push(Number(process.hrtime.bigint() - startedAt) / 1e6);
+        await stop(child);
+      }
     }
   }
+  rmSync(dir, { recursive: true, force: true });
   const running = [];
   for (const main of MAINS) {
     const s = await startServe(main, []);
@@ -110,9 +130,11 @@ export async function benchProcess(): Promise<BenchRow[]> {
     const rssJobs = rssMiB(pid);
     await stop(r.child);
     const cold = colds.get(r.main)!.sort((a, b) => a - b)[1];
+    const coldLedger = coldsLedger.get(r.main)!.sort((a, b) => a - b)[1];
     const area = label(r.main);
     rows.push(
       { area, metric: 'cold start to first full /metrics (median of 3)', value: cold, unit: 'ms', note: 'spawn → node energy served' },
+      { area, metric: 'cold start with a (new) ledger (median of 3)', value: coldLedger, unit: 'ms', note: '--jobs.ledger=FILE' },
       {
         area,
         metric: 'idle CPU, 1 s ticks, no scrapes',

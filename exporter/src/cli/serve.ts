@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config';
 import { ConfigError, loadConfigFile, parseConfig, setPath } from '../config';
 import { startExporter } from '../exporter';
-import { createJobs } from '../jobs';
+import type * as JobsModule from '../jobs';
 import { createLogger, type LogFormat, type LogLevel } from '../util/log';
 import { formatDuration } from '../util/duration';
 import { apiCredentialsExempt, serverLimits } from '../web';
@@ -77,15 +77,22 @@ export async function serve(opts: Record<string, unknown>): Promise<void> {
   const config = await resolveConfig(opts);
   const log = createLogger(config.log.level as LogLevel, config.log.format as LogFormat);
   const web = await WebFront.create(config.web.configFile, serverLimits(config), log);
-  const jobs = createJobs(config, log);
-  web.exempt = apiCredentialsExempt(jobs.access);
   const demo = opts.demo === true || /^(1|true|yes)$/i.test(process.env.JOULEFLOW_DEMO ?? '');
+  let jobs: ReturnType<typeof JobsModule.createJobs> | undefined;
   const exp = await startExporter(config, {
     log,
     mode: demo ? 'demo' : 'normal',
-    jobs: jobs.registry,
-    routers: [{ path: '/api/v1', router: jobs.router }],
-    notices: () => [`jobs: ${jobs.registry.runningCount} running (cap ${config.jobs.liveCap})`],
+    // The jobs API (and express with it) loads while the sources initialise (cold start).
+    jobsWhileInit: async () => {
+      const { createJobs } = await import('../jobs');
+      const j = (jobs = createJobs(config, log));
+      web.exempt = apiCredentialsExempt(j.access);
+      return {
+        jobs: j.registry,
+        routers: [{ path: '/api/v1', router: j.router }],
+        notices: () => [`jobs: ${j.registry.runningCount} running (cap ${config.jobs.liveCap})`],
+      };
+    },
     web,
   });
   log.info('jouleflow exporter listening', {
@@ -103,7 +110,7 @@ export async function serve(opts: Record<string, unknown>): Promise<void> {
     force.unref();
     exp.close().then(
       () => {
-        jobs.close();
+        jobs?.close();
         process.exit(0);
       },
       (err: Error) => {

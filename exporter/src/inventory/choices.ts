@@ -82,8 +82,8 @@ function chooseCpu(inv: Inventory | undefined, d: ModelDefaults): Choice {
   });
   if (!inv?.cpu) return fallback('no CPU inventory');
   // A VM's vCPUs are a slice of a socket: the socket's TDP would bill other tenants' cores.
-  if (inv.system?.virtual)
-    return fallback(`virtual machine (${inv.system.model || 'hypervisor'}): a socket TDP would count cores outside this VM`);
+  if (inv.hypervisor || inv.system?.virtual)
+    return fallback(`virtual machine (${inv.system?.model || 'hypervisor'}): a socket TDP would count cores outside this VM`);
   const hit = lookupCpuTdp(inv.cpu.model);
   if (!hit) return fallback(`CPU model "${inv.cpu.model}" is not in the TDP table`);
   return {
@@ -111,7 +111,12 @@ function chooseDram(inv: Inventory | undefined, d: ModelDefaults): Choice {
     reason: `${why}; ${DRAM_DEFAULT_WATTS_PER_GIB} W/GiB × ${gib(d.memoryBytes).toFixed(1)} GiB`,
   });
   const dimms = inv?.dimms ?? [];
-  if (dimms.length === 0) return fallback('no DIMM list (dmidecode unavailable or not permitted)');
+  if (dimms.length === 0)
+    return fallback(
+      inv?.partial
+        ? 'DIMM list not read yet (systeminformation answers after start-up)'
+        : 'no DIMM list (dmidecode unavailable or not permitted)',
+    );
   const unknown = dimms.find((m) => !DRAM_WATTS_PER_GIB_BY_TYPE[m.type]);
   if (unknown) return fallback(`DIMM type "${unknown.type || 'unknown'}" has no per-GiB figure`);
   let watts = 0;

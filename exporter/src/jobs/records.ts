@@ -1,5 +1,4 @@
-import type { JobLabels } from '../core';
-import type { Component } from '../core';
+import type { Component, JobLabels, JobView } from '../core';
 import { safeLabelValue } from '../util/labels';
 import type { LedgerRow, Totals } from './ledger';
 import type { JobReport } from './report';
@@ -47,9 +46,14 @@ export interface JobRecord {
   watts?: Record<Component, number>;
   /** Work totals per unit the job reported (issue 15). */
   work: WorkTally;
+  /**
+   * The job as the last snapshot showed it, reused while nothing in it changed (a thousand idle
+   * jobs then cost no allocation per tick); cleared by every change to what it shows.
+   */
+  view?: JobView;
 }
 
-export type NewJob = Omit<JobRecord, 'totals' | 'hadMembers' | 'members' | 'endRequested' | 'waiters' | 'seriesLabels' | 'work'>;
+export type NewJob = Omit<JobRecord, 'totals' | 'hadMembers' | 'members' | 'endRequested' | 'waiters' | 'seriesLabels' | 'work' | 'view'>;
 
 /** A record resumed from the ledger; roots are re-checked by the caller. */
 export function recordFromRow(r: LedgerRow, retentionMs: number): JobRecord {
@@ -120,5 +124,18 @@ export function seriesLabels(id: string, name: string, user: string | undefined,
     job_name: safeLabelValue(name),
     user: safeLabelValue(user ?? ''),
     scheduler: safeLabelValue(scheduler ?? ''),
+  });
+}
+
+/** What a snapshot shows of a job: copies, frozen, so that the record may change after it is published. */
+export function viewOf(j: JobRecord): JobView {
+  const copy = (c: Component) => Object.freeze({ ...j.totals[c] });
+  return Object.freeze({
+    labels: j.seriesLabels,
+    startMs: j.start,
+    endMs: j.end,
+    joules: Object.freeze({ compute: copy('compute'), transmit: copy('transmit'), store: copy('store'), cooling: copy('cooling') }),
+    watts: j.end === undefined && j.watts ? Object.freeze({ ...j.watts }) : undefined,
+    work: Object.freeze(j.work.snapshot()),
   });
 }

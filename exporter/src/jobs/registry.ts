@@ -3,12 +3,11 @@ import type { JobView } from '../core';
 import { COMPONENTS } from '../core';
 import type { Attribution } from '../model/attribution';
 import { UNATTRIBUTED } from '../model/attribution';
-import type { Logger } from '../util/log';
 import { JOB_ID_RE, type DiscoveredJob } from './discovery';
 import { JobError } from './errors';
-import type { Ledger, LedgerRow } from './ledger';
 import { emptyTotals } from './ledger';
-import { recordFromRow, rowOf, seriesLabels, type JobRecord, type JobSource, type NewJob } from './records';
+import { JobPersistence, type PersistenceOptions } from './persistence';
+import { recordFromRow, rowOf, seriesLabels, viewOf, type JobRecord, type JobSource, type NewJob } from './records';
 import type { CarbonConfig, JobReport } from './report';
 import { buildReport } from './report';
 import { listJobs, type JobPage } from './listing';
@@ -16,7 +15,7 @@ import { WorkTally } from './work';
 
 /**
  * The jobs registry (docs/design.md, section 4): job records and their lifecycle (register, end, retain,
- * expire), their energy totals, and their persistence in the ledger. It knows nothing of
+ * expire) and their energy totals; their persistence in the ledger is jobs/persistence.ts. It knows nothing of
  * processes or metrics: the tracker tells it which jobs lost their processes, and the sampler's
  * snapshot reads view().
  */
@@ -47,28 +46,17 @@ export interface ProcessLookup {
 /** How far before its registration a job's processes may be born and count from birth (`run` registers within 5 s). */
 const BACKLOG_MS = 10_000;
 
-export interface RegistryOptions {
-  log: Logger;
-  ledger?: Ledger;
-  clock: () => number;
+export interface RegistryOptions extends PersistenceOptions {
   liveCap: number;
   /** Most ended jobs kept live (the oldest ended go first). */
   endedCap: number;
-  retentionMs: number;
-  checkpointMs: number;
-  /** Ended jobs older than this are pruned from the ledger (0 = never). */
-  ledgerRetentionMs: number;
   carbon: CarbonConfig;
 }
-
-const PRUNE_EVERY_MS = 3_600_000;
 
 export class JobRegistry {
   private readonly jobs = new Map<string, JobRecord>();
   private readonly rejected = new Map<string, number>([['cap', 0]]);
-  private ledgerWriteErrors = 0;
-  private lastCheckpoint = 0;
-  private lastPrune = -Infinity;
+  private readonly store: JobPersistence;
   /** Discovered ids refused for the cap: retried once a place is free. */
   private readonly refusedDiscovered = new Set<string>();
   /** Called for every new job (the metadata service looks up its scheduler's name, user, labels). */
@@ -76,7 +64,9 @@ export class JobRegistry {
   /** Bumped whenever the set of running jobs or their definitions change (membership must be redone). */
   generation = 0;
 
-  constructor(private readonly opts: RegistryOptions) {}
+  constructor(private readonly opts: RegistryOptions) {
+    this.store = new JobPersistence(opts);
+  }
 
   get runningCount(): number {
     let n = 0;
@@ -99,7 +89,7 @@ export class JobRegistry {
 
   /** Whether an id is taken, live or in the ledger. */
   exists(id: string): boolean {
-    return this.jobs.has(id) || this.opts.ledger?.get(id) !== undefined;
+    return this.jobs.has(id) || this.store.row(id) !== undefined;
   }
 
   /** Validates and adds a job given by the API or `run`; a PID already in a running job is a conflict. */
@@ -173,7 +163,7 @@ export class JobRegistry {
     for (const c of COMPONENTS) job.totals[c].measured = 0;
     this.jobs.set(job.id, job);
     this.generation++;
-    this.save([this.rowOf(job)]);
+    this.store.save([job]);
     this.onJobAdded?.({ id: job.id, scheduler: job.scheduler });
     return job;
   }
@@ -191,7 +181,8 @@ export class JobRegistry {
     job.scheduler = meta.scheduler ?? job.scheduler;
     if (meta.labels) job.labels = { ...meta.labels, ...job.labels };
     job.seriesLabels = seriesLabels(job.id, job.name, job.user, job.scheduler);
-    this.save([this.rowOf(job)]);
+    job.view = undefined;
+    this.store.save([job]);
     return true;
   }
 
@@ -200,7 +191,7 @@ export class JobRegistry {
     const existing = this.jobs.get(d.id);
     if (existing) return existing.end === undefined ? existing : undefined;
     if (this.refusedDiscovered.has(d.id)) return undefined;
-    if (this.opts.ledger?.get(d.id)?.end !== undefined) return undefined;
+    if (this.store.row(d.id)?.end !== undefined) return undefined;
     try {
       const job = this.add({
         id: d.id,
@@ -226,9 +217,7 @@ export class JobRegistry {
 
   /** Restores running jobs (and recently ended ones, for their retention) from the ledger. */
   resume(rootStillRunning: (pid: number, start: number) => boolean): number {
-    const { ledger } = this.opts;
-    if (!ledger) return 0;
-    const rows = [...ledger.runningJobs(), ...ledger.endedSinceMs(this.opts.clock() - this.opts.retentionMs)];
+    const rows = this.store.resumable();
     for (const r of rows) {
       const job = recordFromRow(r, this.opts.retentionMs);
       // Roots still running the same process (not a later one that got its PID) stay roots.
@@ -259,14 +248,14 @@ export class JobRegistry {
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const job = this.jobs.get(id);
     if (!job) {
-      const row = this.opts.ledger?.get(id);
+      const row = this.store.row(id);
       if (row) return Promise.resolve(buildReport(row, row.end === undefined, this.opts.clock(), this.opts.carbon));
       return Promise.reject(new JobError('not_found', `no job "${id}"`));
     }
     if (job.end !== undefined) {
       if (opts.exitCode !== undefined && job.exitCode === undefined) {
         job.exitCode = opts.exitCode;
-        this.save([this.rowOf(job)]);
+        this.store.save([job]);
       }
       return Promise.resolve(this.reportOf(job));
     }
@@ -287,21 +276,25 @@ export class JobRegistry {
   /** The work tally of a running job, for a work report; an ended job takes no more work (409). */
   workOf(id: string): WorkTally {
     const job = this.jobs.get(id);
-    if (job && job.end === undefined) return job.work;
-    if (job || this.opts.ledger?.get(id)) throw new JobError('conflict', `job "${id}" has ended: it takes no more work reports`);
+    if (job && job.end === undefined) {
+      // The caller changes the tally at once (the API's work report): the next snapshot shows it.
+      job.view = undefined;
+      return job.work;
+    }
+    if (job || this.store.row(id)) throw new JobError('conflict', `job "${id}" has ended: it takes no more work reports`);
     throw new JobError('not_found', `no job "${id}"`);
   }
 
   /** Whether a job exists, live or in the ledger, and the uid that registered it (for the API's permission check). */
   ownerUidOf(id: string): { exists: boolean; ownerUid?: number } {
-    const held = this.jobs.get(id) ?? this.opts.ledger?.get(id)?.spec;
+    const held = this.jobs.get(id) ?? this.store.row(id)?.spec;
     return held ? { exists: true, ownerUid: held.ownerUid } : { exists: false };
   }
 
   get(id: string): JobReport | undefined {
     const job = this.jobs.get(id);
     if (job) return this.reportOf(job);
-    const row = this.opts.ledger?.get(id);
+    const row = this.store.row(id);
     return row ? buildReport(row, false, this.opts.clock(), this.opts.carbon) : undefined;
   }
 
@@ -311,7 +304,7 @@ export class JobRegistry {
    */
   list(opts: { all?: boolean; limit?: number; cursor?: string } = {}): JobPage {
     const now = this.opts.clock();
-    return listJobs(this.jobs, opts.all ? this.opts.ledger : undefined, opts, {
+    return listJobs(this.jobs, opts.all ? this.store.ledger : undefined, opts, {
       live: (j) => this.reportOf(j),
       stored: (row) => buildReport(row, false, now, this.opts.carbon),
     });
@@ -319,7 +312,11 @@ export class JobRegistry {
 
   /** Adds an interval's shares to the running jobs' totals and ends, expires and checkpoints. */
   record(now: number, dt: number, attribution: Attribution): void {
-    for (const job of this.jobs.values()) if (job.end === undefined) job.watts = undefined;
+    for (const job of this.jobs.values()) {
+      if (job.end !== undefined || job.watts === undefined) continue;
+      job.watts = undefined;
+      job.view = undefined;
+    }
     for (const share of attribution.jobs) {
       const job = this.jobs.get(share.id);
       if (!job || job.end !== undefined) continue;
@@ -330,6 +327,7 @@ export class JobRegistry {
         watts[c] = dt > 0 ? share.joules[c] / dt : 0;
       }
       job.watts = watts;
+      job.view = undefined;
     }
     for (const job of [...this.jobs.values()]) {
       if (job.end === undefined && job.endRequested) {
@@ -337,15 +335,7 @@ export class JobRegistry {
       }
     }
     for (const job of [...this.jobs.values()]) if (job.retainUntil !== undefined && now >= job.retainUntil) this.jobs.delete(job.id);
-    if (this.opts.ledger && now - this.lastCheckpoint >= this.opts.checkpointMs) {
-      this.checkpoint();
-      this.lastCheckpoint = now;
-    }
-    if (this.opts.ledger && this.opts.ledgerRetentionMs > 0 && now - this.lastPrune >= PRUNE_EVERY_MS) {
-      this.lastPrune = now;
-      const pruned = this.opts.ledger.pruneEndedBefore(now - this.opts.ledgerRetentionMs);
-      if (pruned > 0) this.opts.log.info('pruned ended jobs from the ledger', { rows: pruned });
-    }
+    this.store.maintain(now, () => this.running());
   }
 
   private finish(job: JobRecord, endMs: number): void {
@@ -354,7 +344,8 @@ export class JobRegistry {
     job.endRequested = false;
     job.retainUntil = job.end + this.opts.retentionMs;
     job.watts = undefined;
-    this.save([this.rowOf(job)]);
+    job.view = undefined;
+    this.store.save([job]);
     this.generation++;
     // A place under the live-job cap is free: discovered jobs refused for the cap get another try.
     this.refusedDiscovered.clear();
@@ -375,51 +366,28 @@ export class JobRegistry {
   /** The jobs as the metrics show them (sampler snapshot). */
   view(): { jobs: JobView[]; rejected: ReadonlyMap<string, number>; errors: ReadonlyMap<string, number> } {
     const jobs: JobView[] = [];
-    for (const j of this.jobs.values()) {
-      const joules = {
-        compute: { ...j.totals.compute },
-        transmit: { ...j.totals.transmit },
-        store: { ...j.totals.store },
-        cooling: { ...j.totals.cooling },
-      };
-      const watts = j.end === undefined ? j.watts : undefined;
-      jobs.push({ labels: j.seriesLabels, startMs: j.start, endMs: j.end, joules, watts, work: j.work.snapshot() });
-    }
+    for (const j of this.jobs.values()) jobs.push((j.view ??= viewOf(j)));
     jobs.sort((a, b) => a.startMs - b.startMs);
     const errors = new Map<string, number>();
-    if (this.ledgerWriteErrors > 0) errors.set('ledger\u0000write', this.ledgerWriteErrors);
+    if (this.store.writeErrors > 0) errors.set('ledger\u0000write', this.store.writeErrors);
     return { jobs, rejected: new Map(this.rejected), errors };
   }
 
   /** Writes every running job's totals to the ledger. */
   checkpoint(): void {
-    this.save([...this.jobs.values()].filter((j) => j.end === undefined).map((j) => this.rowOf(j)));
+    this.store.save(this.running());
   }
 
   close(): void {
-    if (!this.opts.ledger) return;
-    this.checkpoint();
-    this.opts.ledger.close();
+    this.store.close(this.running());
   }
 
-  /**
-   * A failing write (disk full, I/O error) is logged and counted, never thrown: a job must still
-   * end, its waiters get their report, and the next checkpoint retries.
-   */
-  private save(rows: LedgerRow[]): void {
-    try {
-      this.opts.ledger?.save(rows);
-    } catch (err) {
-      this.ledgerWriteErrors++;
-      this.opts.log.warn('writing the jobs ledger failed', { err: (err as Error).message });
-    }
-  }
-
-  private rowOf(job: JobRecord): LedgerRow {
-    return rowOf(job, this.opts.clock());
+  private running(): JobRecord[] {
+    return [...this.jobs.values()].filter((j) => j.end === undefined);
   }
 
   reportOf(job: JobRecord): JobReport {
-    return buildReport(this.rowOf(job), job.end === undefined, this.opts.clock(), this.opts.carbon);
+    const now = this.opts.clock();
+    return buildReport(rowOf(job, now), job.end === undefined, now, this.opts.carbon);
   }
 }

@@ -16,8 +16,18 @@ export class DramModelSource implements Source {
     private readonly wattsPerGigabyte: number,
     private readonly log: Logger,
     /** Total DRAM watts chosen from the DIMMs found at start-up (inventory); replaces the per-GiB figure. */
-    private readonly totalWatts?: number,
+    private totalWatts?: number,
   ) {}
+
+  /**
+   * The DIMMs' figure once the inventory has read them (it runs after start-up: dmidecode can take
+   * seconds); from the next reading on. The energy already counted stays as it was.
+   */
+  useDimmWatts(totalWatts: number): void {
+    this.log.info('DRAM power from the DIMMs found (inventory), from now on', { was: this.watts.toFixed(2), watts: totalWatts.toFixed(2) });
+    this.totalWatts = totalWatts;
+    this.watts = totalWatts;
+  }
 
   async init(): Promise<boolean> {
     const bytes = await readMemTotalBytes(this.procfs);

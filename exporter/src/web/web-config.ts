@@ -1,7 +1,7 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { createSecureContext, type SecureContextOptions, type SecureVersion } from 'tls';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../util/yaml';
 import { z } from 'zod';
 import { ConfigError } from '../config';
 
@@ -154,7 +154,7 @@ export async function loadWebConfig(file: string): Promise<WebConfig> {
   }
   let raw: unknown;
   try {
-    raw = parseYaml(text) ?? {};
+    raw = (await parseYaml(text)) ?? {};
   } catch (err) {
     throw new ConfigError(`web configuration ${file} (${WEB_CONFIG_FLAG}) is not valid YAML: ${(err as Error).message}`);
   }
