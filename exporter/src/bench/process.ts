@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import { readFileSync } from 'fs';
 import * as path from 'path';
 import { setTimeout as sleep } from 'timers/promises';
+import { benchProcessLoad } from './process-load';
 import type { BenchRow } from './table';
 
 /**
@@ -16,7 +17,7 @@ const MAINS = [path.join(__dirname, '..', 'main.js'), ...(process.env.JOULEFLOW_
 const IDLE_S = Number(process.env.JOULEFLOW_BENCH_IDLE_S ?? 60);
 
 /** utime + stime of a process, in seconds (USER_HZ = 100). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
@@ -27,10 +28,15 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function startServe(main: string, args: string[]): Promise<{ child: ChildProcess; url: string; startedAt: bigint }> {
+export async function startServe(
+  main: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string; startedAt: bigint }> {
   const startedAt = process.hrtime.bigint();
   const child = spawn(process.execPath, [main, 'serve', '--web.listen-address=127.0.0.1:0', '--jobs.ledger=', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -45,7 +51,7 @@ async function startServe(main: string, args: string[]): Promise<{ child: ChildP
 }
 
 /** Waits (bounded) until /metrics carries node energy: the first full exposition. */
-async function firstFullMetrics(url: string): Promise<void> {
+export async function firstFullMetrics(url: string): Promise<void> {
   const until = Date.now() + 30_000;
   while (Date.now() < until) {
     const text = await fetch(url).then(
@@ -58,7 +64,7 @@ async function firstFullMetrics(url: string): Promise<void> {
   throw new Error('no node energy in /metrics within 30 s');
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
@@ -93,8 +99,10 @@ export async function benchProcess(): Promise<BenchRow[]> {
   }
   const running = [];
   for (const main of MAINS) {
+    // No /metrics before the idle window: a scrape makes the exporter render ahead of the next
+    // one for a minute (metrics.ts), which is scrape cost, not idle cost. The "listening" line that
+    // startServe waits for is logged after the first tick.
     const s = await startServe(main, []);
-    await firstFullMetrics(s.url);
     running.push({ main, ...s });
   }
   await sleep(2000);
@@ -125,5 +133,7 @@ export async function benchProcess(): Promise<BenchRow[]> {
       { area, metric: 'RSS with 1 000 live jobs', value: rssJobs, unit: 'MiB', note: `${series} series after 3 s` },
     );
   }
+  // Under load: GPUs, jobs and scrapes (this tree's build only), in windows of their own.
+  rows.push(...(await benchProcessLoad(MAINS[0], IDLE_S)));
   return rows;
 }
