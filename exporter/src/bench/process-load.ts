@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'fs
 import { createServer } from 'net';
 import * as path from 'path';
 import { setTimeout as sleep } from 'timers/promises';
-import { cpuSeconds, firstFullMetrics, startServe, stop } from './process';
+import { cpuSeconds, firstFullMetrics, serveLabel, startServe, stop } from './process';
 import type { BenchRow } from './table';
 
 /**
@@ -90,33 +90,37 @@ function ensureFakeNvml(): void {
   if (!existsSync(FAKE_NVML)) execFileSync('sh', [path.join(FAKE_NVML_DIR, 'build.sh')], { stdio: 'pipe' });
 }
 
-/** (a) 8 fake GPUs and 100 jobs on 2 000 processes, 1 s ticks, no scrapes. */
-async function gpusAndJobs(main: string, windowS: number): Promise<BenchRow> {
+/**
+ * (a) 8 fake GPUs and 100 jobs on 2 000 processes, 1 s ticks, no scrapes: every build in `mains`
+ * tracks the same processes, side by side over the same window.
+ */
+async function gpusAndJobs(mains: string[], windowS: number): Promise<BenchRow[]> {
   ensureFakeNvml();
   const trees = startTrees();
+  const running: Array<Awaited<ReturnType<typeof startServe>>> = [];
   try {
     await treesReady(trees);
     const env = { JOULEFLOW_FAKE_NVML_TRACE: TRACE, JOULEFLOW_FAKE_NVML_GPUS: String(GPUS) };
-    const s = await startServe(main, [`--nvml.library=${FAKE_NVML}`], env);
-    try {
-      // No /metrics here: a scrape makes the exporter render ahead for a minute (scrape cost).
-      await registerJobs(s.url, trees);
-      await sleep(7000); // a full scan (every 5th tick) has placed every process in its job
-      const cpu0 = cpuSeconds(s.child.pid!);
-      await sleep(windowS * 1000);
-      const cpu = cpuSeconds(s.child.pid!) - cpu0;
-      const running = await runningJobs(s.url);
-      return {
-        area: `serve (${path.basename(path.dirname(path.resolve(main)))})`,
+    for (const main of mains) running.push(await startServe(main, [`--nvml.library=${FAKE_NVML}`], env));
+    // No /metrics here: a scrape makes the exporter render ahead for a minute (scrape cost).
+    for (const s of running) await registerJobs(s.url, trees);
+    await sleep(7000); // a full scan (every 5th tick) has placed every process in its job
+    const cpu0 = running.map((s) => cpuSeconds(s.child.pid!));
+    await sleep(windowS * 1000);
+    const cpu = running.map((s, i) => cpuSeconds(s.child.pid!) - cpu0[i]);
+    const rows: BenchRow[] = [];
+    for (const [i, s] of running.entries()) {
+      rows.push({
+        area: serveLabel(mains[i]),
         metric: `idle CPU, ${GPUS} fake GPUs + ${JOBS} jobs on ${thousands(JOBS * PER_JOB)} processes, 1 s ticks`,
-        value: (100 * cpu) / windowS,
+        value: (100 * cpu[i]) / windowS,
         unit: '% of a core',
-        note: `${windowS} s, no scrapes; ${running} jobs running at the end`,
-      };
-    } finally {
-      await stop(s.child);
+        note: `${windowS} s, no scrapes; ${await runningJobs(s.url)} jobs running at the end`,
+      });
     }
+    return rows;
   } finally {
+    for (const s of running) await stop(s.child);
     killTrees(trees);
   }
 }
@@ -170,7 +174,7 @@ async function scrapedEvery15s(main: string, windowS: number): Promise<BenchRow[
   const bin = onPath(['prometheus-node-exporter', 'node_exporter']);
   const s = await startServe(main, []);
   const ne = bin ? await startNodeExporter(bin) : undefined;
-  const targets = [{ name: `serve (${path.basename(path.dirname(path.resolve(main)))})`, child: s.child, url: s.url }];
+  const targets = [{ name: serveLabel(main), child: s.child, url: s.url }];
   if (ne) targets.push({ name: `node_exporter ${ne.version}`, child: ne.child, url: ne.url });
   try {
     await firstFullMetrics(s.url);
@@ -205,6 +209,7 @@ async function scrapedEvery15s(main: string, windowS: number): Promise<BenchRow[
   }
 }
 
-export async function benchProcessLoad(main: string, windowS: number): Promise<BenchRow[]> {
-  return [await gpusAndJobs(main, windowS), ...(await scrapedEvery15s(main, windowS))];
+/** `mains[0]` is this tree's build: only it is measured beside node_exporter. */
+export async function benchProcessLoad(mains: string[], windowS: number): Promise<BenchRow[]> {
+  return [...(await gpusAndJobs(mains, windowS)), ...(await scrapedEvery15s(mains[0], windowS))];
 }

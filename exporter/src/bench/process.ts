@@ -85,7 +85,8 @@ async function thousandJobs(url: string): Promise<number> {
   return scraped.split('\n').filter((l) => l && !l.startsWith('#')).length;
 }
 
-const label = (main: string) => `serve (${path.basename(path.dirname(path.resolve(main)))})`;
+/** This tree's build, or another one by its directory (two builds are both `dist`). */
+export const serveLabel = (main: string) => (main === MAINS[0] ? 'serve (this tree)' : `serve (${path.dirname(path.resolve(main))})`);
 
 export async function benchProcess(): Promise<BenchRow[]> {
   const colds = new Map<string, number[]>(MAINS.map((m) => [m, []]));
@@ -118,7 +119,7 @@ export async function benchProcess(): Promise<BenchRow[]> {
     const rssJobs = rssMiB(pid);
     await stop(r.child);
     const cold = colds.get(r.main)!.sort((a, b) => a - b)[1];
-    const area = label(r.main);
+    const area = serveLabel(r.main);
     rows.push(
       { area, metric: 'cold start to first full /metrics (median of 3)', value: cold, unit: 'ms', note: 'spawn → node energy served' },
       {
@@ -133,7 +134,7 @@ export async function benchProcess(): Promise<BenchRow[]> {
       { area, metric: 'RSS with 1 000 live jobs', value: rssJobs, unit: 'MiB', note: `${series} series after 3 s` },
     );
   }
-  // Under load: GPUs, jobs and scrapes (this tree's build only), in windows of their own.
-  rows.push(...(await benchProcessLoad(MAINS[0], IDLE_S)));
+  // Under load: GPUs and jobs (every build), scrapes (this tree's, beside node_exporter), in windows of their own.
+  rows.push(...(await benchProcessLoad(MAINS, IDLE_S)));
   return rows;
 }
