@@ -34,6 +34,17 @@ class FailingSource implements Source {
   }
 }
 
+/** A source whose sample() throws before it returns a promise (not written as an async function). */
+class ThrowingSource implements Source {
+  readonly name = 'throwing';
+  async init() {
+    return true;
+  }
+  sample(): Promise<SampleResult> {
+    throw new Error('bad state');
+  }
+}
+
 class HangingSource implements Source {
   readonly name = 'hanging';
   calls = 0;
@@ -71,13 +82,13 @@ async function value(metrics: Metrics, name: string, labels: Record<string, stri
   ).find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
 }
 
-test('a failing and a hanging source are reported down while the others keep sampling', async () => {
+test('a failing, a throwing and a hanging source are reported down while the others keep sampling', async () => {
   const metrics = new Metrics();
   let now = 0;
   const good = new CountingSource('rapl', 50);
   const hanging = new HangingSource();
   const sampler = new Sampler({
-    sources: [good, new FailingSource(), hanging],
+    sources: [good, new FailingSource(), new ThrowingSource(), hanging],
     metrics,
     log: silentLogger,
     intervalMs: 1000,
@@ -97,6 +108,8 @@ test('a failing and a hanging source are reported down while the others keep sam
   expect(await value(metrics, 'jouleflow_source_up', { reader: 'broken', device: '' })).toBe(0);
   expect(await value(metrics, 'jouleflow_source_up', { reader: 'hanging', device: '' })).toBe(0);
   expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'broken', reason: 'read' })).toBe(5);
+  expect(await value(metrics, 'jouleflow_source_up', { reader: 'throwing', device: '' })).toBe(0);
+  expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'throwing', reason: 'read' })).toBe(5);
   expect(await value(metrics, 'jouleflow_source_errors_total', { reader: 'hanging', reason: 'timeout' })).toBe(5);
   // A hanging read is not restarted while it is still in flight.
   expect(hanging.calls).toBe(1);

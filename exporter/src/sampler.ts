@@ -10,7 +10,7 @@ import type { SourceView, TickSnapshot } from './snapshot';
 import { NodeEnergyTotals } from './snapshot';
 import type { Source } from './sources/types';
 import { SourceError } from './sources/types';
-import { DeadlineError, settleWithin, withDeadline, yieldToLoop } from './util/async';
+import { DeadlineError, settleWithin, untilAborted, withDeadline, yieldToLoop } from './util/async';
 import type { Logger } from './util/log';
 import { performance } from 'perf_hooks';
 
@@ -222,7 +222,12 @@ export class Sampler {
     return this.running;
   }
 
-  private async readSource(st: SourceState, now: number): Promise<{ readings: Reading[]; gpu: GpuProcess[]; recovered?: boolean }> {
+  /** `deadline`: the tick's one timeout signal, shared by every source read (one timer per tick, not one per source). */
+  private async readSource(
+    st: SourceState,
+    now: number,
+    deadline: AbortSignal,
+  ): Promise<{ readings: Reading[]; gpu: GpuProcess[]; recovered?: boolean }> {
     const { metrics, log, timeoutMs } = this.opts;
     const name = st.source.name;
     if (!st.ready) return { readings: [], gpu: [] };
@@ -231,11 +236,9 @@ export class Sampler {
       return { readings: [], gpu: [] };
     }
     const t0 = process.hrtime.bigint();
-    const read = withDeadline((signal) => {
-      const p = st.source.sample({ now, signal });
-      st.inFlight = p.catch(() => undefined).finally(() => (st.inFlight = undefined));
-      return p;
-    }, timeoutMs);
+    const p = sampleOf(st.source, now, deadline);
+    st.inFlight = p.catch(() => undefined).finally(() => (st.inFlight = undefined));
+    const read = untilAborted(p, deadline, () => new DeadlineError(timeoutMs));
     try {
       const res = await read.catch((err: unknown) => {
         throw err instanceof DeadlineError ? new SourceError('timeout', err.message) : err;
@@ -296,7 +299,8 @@ export class Sampler {
   private async doTick(): Promise<void> {
     const { jobs } = this.opts;
     const now = this.clock();
-    const results = await Promise.all(this.states.map((st) => this.readSource(st, now)));
+    const deadline = AbortSignal.timeout(this.opts.timeoutMs);
+    const results = await Promise.all(this.states.map((st) => this.readSource(st, now, deadline)));
     // Between phases the tick lets waiting scrapes through (a big node spends ms in each).
     await yieldToLoop();
     const readings = results.flatMap((r) => r.readings);
@@ -369,6 +373,15 @@ export class Sampler {
       jobsRejected: jobsView?.rejected ?? new Map(),
     });
     this.opts.metrics.publish(snap);
+  }
+}
+
+/** A source's read as a promise, also when sample() throws before returning one. */
+function sampleOf(source: Source, now: number, signal: AbortSignal): ReturnType<Source['sample']> {
+  try {
+    return source.sample({ now, signal });
+  } catch (err) {
+    return Promise.reject(err as Error);
   }
 }
 

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { setTimeout as sleep } from 'timers/promises';
+import { benchProcessLoad } from './process-load';
 import type { BenchRow } from './table';
 
 /**
@@ -19,7 +20,7 @@ const MAINS = [path.join(__dirname, '..', 'main.js'), ...(process.env.JOULEFLOW_
 const IDLE_S = Number(process.env.JOULEFLOW_BENCH_IDLE_S ?? 60);
 
 /** utime + stime of a process, in seconds (USER_HZ = 100). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
@@ -36,11 +37,16 @@ function command(main: string): string[] {
   return existsSync(launcher) ? [launcher] : [process.execPath, main];
 }
 
-async function startServe(main: string, args: string[]): Promise<{ child: ChildProcess; url: string; startedAt: bigint }> {
+export async function startServe(
+  main: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string; startedAt: bigint }> {
   const startedAt = process.hrtime.bigint();
   const [cmd, ...argv] = command(main);
   const child = spawn(cmd, [...argv, 'serve', '--web.listen-address=127.0.0.1:0', '--jobs.ledger=', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -55,7 +61,7 @@ async function startServe(main: string, args: string[]): Promise<{ child: ChildP
 }
 
 /** Waits (bounded) until /metrics carries node energy: the first full exposition. */
-async function firstFullMetrics(url: string): Promise<void> {
+export async function firstFullMetrics(url: string): Promise<void> {
   const until = Date.now() + 30_000;
   while (Date.now() < until) {
     const text = await fetch(url).then(
@@ -68,7 +74,7 @@ async function firstFullMetrics(url: string): Promise<void> {
   throw new Error('no node energy in /metrics within 30 s');
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
@@ -89,8 +95,9 @@ async function thousandJobs(url: string): Promise<number> {
   return scraped.split('\n').filter((l) => l && !l.startsWith('#')).length;
 }
 
-const label = (main: string) =>
-  `serve (${path.relative(process.cwd(), path.dirname(path.resolve(main))) || '.'}, ${command(main).length === 1 ? 'launcher' : 'node'})`;
+/** This tree's build, or another one by its directory (two builds are both `dist`), and how it is started. */
+export const serveLabel = (main: string) =>
+  `serve (${main === MAINS[0] ? 'this tree' : path.dirname(path.resolve(main))}, ${command(main).length === 1 ? 'launcher' : 'node'})`;
 
 export async function benchProcess(): Promise<BenchRow[]> {
   const colds = new Map<string, number[]>(MAINS.map((m) => [m, []]));
@@ -113,8 +120,10 @@ export async function benchProcess(): Promise<BenchRow[]> {
   rmSync(dir, { recursive: true, force: true });
   const running = [];
   for (const main of MAINS) {
+    // No /metrics before the idle window: a scrape makes the exporter render ahead of the next
+    // one for a minute (metrics.ts), which is scrape cost, not idle cost. The "listening" line that
+    // startServe waits for is logged after the first tick.
     const s = await startServe(main, []);
-    await firstFullMetrics(s.url);
     running.push({ main, ...s });
   }
   await sleep(2000);
@@ -131,7 +140,7 @@ export async function benchProcess(): Promise<BenchRow[]> {
     await stop(r.child);
     const cold = colds.get(r.main)!.sort((a, b) => a - b)[1];
     const coldLedger = coldsLedger.get(r.main)!.sort((a, b) => a - b)[1];
-    const area = label(r.main);
+    const area = serveLabel(r.main);
     rows.push(
       { area, metric: 'cold start to first full /metrics (median of 3)', value: cold, unit: 'ms', note: 'spawn → node energy served' },
       { area, metric: 'cold start with a (new) ledger (median of 3)', value: coldLedger, unit: 'ms', note: '--jobs.ledger=FILE' },
@@ -147,5 +156,7 @@ export async function benchProcess(): Promise<BenchRow[]> {
       { area, metric: 'RSS with 1 000 live jobs', value: rssJobs, unit: 'MiB', note: `${series} series after 3 s` },
     );
   }
+  // Under load: GPUs and jobs (every build), scrapes (this tree's, beside node_exporter), in windows of their own.
+  rows.push(...(await benchProcessLoad(MAINS, IDLE_S)));
   return rows;
 }

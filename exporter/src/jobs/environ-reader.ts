@@ -1,4 +1,4 @@
-import { promises as fsp } from 'fs';
+import { readText } from '../util/fs';
 import { pidPath } from '../util/procfs';
 
 /**
@@ -89,7 +89,7 @@ export class EnvironReader {
       if (!e || e.tick !== tick || e.done) continue; // forgotten (the process exited) meanwhile
       this.inFlight++;
       this.stuckSince ??= this.clock();
-      fsp.readFile(pidPath(this.procfs, pid, 'environ'), 'latin1').then(
+      readText(pidPath(this.procfs, pid, 'environ'), 'latin1').then(
         (text) => this.finish(pid, tick, text),
         () => this.finish(pid, tick, undefined),
       );

@@ -8,7 +8,18 @@ import type { Proc } from './process-table';
  */
 
 function proc(pid: number, p: Partial<Proc> = {}): Proc {
-  return { pid, ppid: 1, starttime: 1000, kernel: false, confirm: 0, pendingCpu: 0, pendingIo: 0, pendingAge: 0, ...p };
+  return {
+    pid,
+    dir: `/proc/${pid}/`,
+    ppid: 1,
+    starttime: 1000,
+    kernel: false,
+    confirm: 0,
+    pendingCpu: 0,
+    pendingIo: 0,
+    pendingAge: 0,
+    ...p,
+  };
 }
 
 function rules(over: Partial<MembershipRules> = {}): MembershipRules & { asked: string[] } {

@@ -1,7 +1,8 @@
 import * as path from 'path';
 import { cgroupPaths, environJobs } from './discovery';
 import { PENDING, type EnvironReader } from './environ-reader';
-import { listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUndefined } from '../util/procfs';
+import { KernelFiles } from '../util/fs';
+import { descriptorBudget, listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUndefined } from '../util/procfs';
 
 /**
  * The process table (docs/design.md, section 4): what jobs need to know of each process on the node,
@@ -12,6 +13,8 @@ import { listPids, parseProcPidStat, pidPath, readFileOrUndefined, readLinkOrUnd
 
 export interface Proc {
   pid: number;
+  /** PROCFS/PID/, the prefix of the files read every tick. */
+  dir: string;
   ppid: number;
   starttime: number;
   kernel: boolean;
@@ -45,6 +48,12 @@ export interface ScanResult {
 
 export class ProcessTable {
   readonly procs = new Map<number, Proc>();
+  /**
+   * Members' stat and io, read every tick through kept descriptors (a pread each instead of
+   * open/read/close). A kept /proc/PID descriptor stays bound to its process: once the process has
+   * exited its read fails, so a reused PID is never read through it.
+   */
+  readonly counters = new KernelFiles(descriptorBudget());
   /** Environment reads off the event loop, when the tracker prefetched them this tick. */
   envLookup: EnvironReader | undefined;
 
@@ -69,6 +78,7 @@ export class ProcessTable {
     if (!st) return undefined;
     const p: Proc = {
       pid,
+      dir: path.join(this.procfs, String(pid)) + path.sep,
       ppid: st.ppid,
       starttime: st.starttime,
       kernel: pid === 2 || st.ppid === 2,
@@ -139,6 +149,17 @@ export class ProcessTable {
       if (p) fresh.push(p);
     }
     return { exited, fresh, identityChanged };
+  }
+
+  /** Drops a process that left (the usage meter has retired it) and releases its descriptors. */
+  remove(p: Proc): void {
+    this.procs.delete(p.pid);
+    this.counters.forget(p.dir + 'stat');
+    this.counters.forget(p.dir + 'io');
+  }
+
+  close(): void {
+    this.counters.close();
   }
 
   netnsOf(p: Proc): string | undefined {

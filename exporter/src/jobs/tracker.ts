@@ -9,7 +9,7 @@ import { gpuMatches } from './gpu-shares';
 import type { Ledger } from './ledger';
 import { assignJobs, bornInJob, membershipRules } from './membership';
 import { ProcessTable, type Proc } from './process-table';
-import { parseUptimeTicks, readFileOrUndefined } from '../util/procfs';
+import { parseUptimeTicks } from '../util/procfs';
 import type { JobRecord, JobSource } from './records';
 import type { JobPage } from './listing';
 import { JobRegistry, type JobInput } from './registry';
@@ -75,10 +75,12 @@ export class JobTracker {
   private environBlockedLogged = false;
   /** The PIDs read for this tick's environ prefetch: the scan reuses them (one readdir per scan). */
   private scanPids: number[] | undefined;
+  private readonly uptimePath: string;
 
   constructor(private readonly opts: TrackerOptions) {
     this.clock = opts.clock ?? Date.now;
     this.hz = opts.ticksPerSecond ?? CLOCK_TICKS_PER_SECOND;
+    this.uptimePath = path.join(opts.procfs, 'uptime');
     this.registry = new JobRegistry({
       ...opts,
       clock: this.clock,
@@ -173,7 +175,7 @@ export class JobTracker {
     if (this.opts.discovery.hpcMappingDir) syncHpcJobs(this.opts.discovery.hpcMappingDir, this.registry);
     const full = this.fullScanDue();
     this.tick++;
-    const uptime = parseUptimeTicks(readFileOrUndefined(path.join(this.opts.procfs, 'uptime')) ?? '', this.hz);
+    const uptime = parseUptimeTicks(this.table.counters.textOrUndefined(this.uptimePath, 'latin1') ?? '', this.hz);
     for (const j of this.running()) if (j.countFromTicks === Infinity) j.countFromTicks = uptime; // resumed: count from now on
     this.meter.setReapers(this.running());
     const toClassify: Proc[] = [];
@@ -197,7 +199,9 @@ export class JobTracker {
       }
     }
     const born = (p: Proc, id: string) => bornInJob(p, this.registry.job(id), { uptime, prevUptime: this.prevUptime, now, hz: this.hz });
-    assignJobs(reclassifyAll ? undefined : toClassify, this.table.procs, membershipRules(this.registry, this.opts.discovery), born);
+    // The rules are built only when someone is to be classified (most ticks: nobody).
+    if (reclassifyAll || toClassify.length > 0)
+      assignJobs(reclassifyAll ? undefined : toClassify, this.table.procs, membershipRules(this.registry, this.opts.discovery), born);
     const usage = this.meter.measure(this.running(), gpuProcesses, this.hz);
     for (const u of usage) {
       const job = this.registry.job(u.id)!;
@@ -222,6 +226,7 @@ export class JobTracker {
   }
 
   close(): void {
+    this.table.close();
     this.registry.close();
   }
 

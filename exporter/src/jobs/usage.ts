@@ -47,7 +47,7 @@ export class UsageMeter {
    * children, is subtracted from the parent's next deltas.
    */
   retire(p: Proc): void {
-    this.table.procs.delete(p.pid);
+    this.table.remove(p);
     if (p.cpu === undefined) return;
     const parent = this.table.procs.get(p.ppid);
     const counted = p.cpu + (p.child ?? 0) + p.pendingCpu;
@@ -63,7 +63,8 @@ export class UsageMeter {
   measure(jobs: readonly UsageJob[], gpuProcesses: readonly GpuProcess[], hz: number): Array<JobUsage & { members: number }> {
     const acc = new Map<string, { cpu: number; io: number; members: number; sample?: Proc }>();
     for (const j of jobs) acc.set(j.id, { cpu: 0, io: 0, members: 0 });
-    for (const p of [...this.table.procs.values()]) {
+    // No copy of the table: retire() deletes only the entry being visited, which a Map allows.
+    for (const p of this.table.procs.values()) {
       if (p.job === undefined) continue;
       const a = acc.get(p.job);
       if (!a) continue;
@@ -120,13 +121,14 @@ export class UsageMeter {
 
   /** CPU ticks and io bytes of one member since its last reading (0 on the first). */
   private readCounters(p: Proc): { cpu: number; io: number } | undefined {
-    const st = parseProcPidStat(readFileOrUndefined(pidPath(this.table.procfs, p.pid, 'stat')) ?? '');
+    const { counters } = this.table;
+    const st = parseProcPidStat(counters.textOrUndefined(p.dir + 'stat', 'latin1') ?? '');
     if (!st || st.starttime !== p.starttime) {
       // Gone, or its PID reused since we looked: the old process is retired, a new one is found by the next scan.
       this.retire(p);
       return undefined;
     }
-    const ioNow = parseProcPidIo(readFileOrUndefined(pidPath(this.table.procfs, p.pid, 'io')) ?? '');
+    const ioNow = parseProcPidIo(counters.textOrUndefined(p.dir + 'io', 'latin1') ?? '');
     let cpu = 0;
     let io = 0;
     if (p.cpu !== undefined && p.child !== undefined) {

@@ -1,5 +1,6 @@
+import { join, KernelFiles } from '../util/fs';
 import type { Logger } from '../util/log';
-import { readProcStat, type CpuTimes } from '../util/procfs';
+import { parseProcStat, type CpuTimes } from '../util/procfs';
 import type { CpuModelSettings } from './schema';
 import type { SampleResult, Source } from './types';
 import { SourceError } from './types';
@@ -30,15 +31,20 @@ export class CpuModelSource implements Source {
   private prev: CpuTimes | undefined;
   private backwards = false;
   private tdp = 0;
+  /** /proc/stat is generated from per-CPU counters in memory: a synchronous read never waits. */
+  private readonly files = new KernelFiles();
+  private readonly statPath: string;
 
   constructor(
-    private readonly procfs: string,
+    procfs: string,
     private readonly cfg: CpuModelConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.statPath = join(procfs, 'stat');
+  }
 
   async init(): Promise<boolean> {
-    this.prev = await readProcStat(this.procfs);
+    this.prev = parseProcStat(await this.files.read(this.statPath));
     this.tdp = this.cfg.tdpWatts ?? this.cfg.tdpWattsPerVcpu * this.prev.cpus;
     this.log.info('CPU power from the utilisation model (no RAPL)', {
       tdp_watts: this.tdp,
@@ -52,8 +58,12 @@ export class CpuModelSource implements Source {
     return this.tdp;
   }
 
+  async close(): Promise<void> {
+    this.files.close();
+  }
+
   async sample(): Promise<SampleResult> {
-    const cur = await readProcStat(this.procfs);
+    const cur = parseProcStat(await this.files.read(this.statPath));
     const prev = this.prev ?? cur;
     const dTotal = cur.total - prev.total;
     const dBusy = cur.busy - prev.busy;

@@ -1,5 +1,5 @@
 import type { Logger } from '../util/log';
-import { exists, join, readText, readTrimmed } from '../util/fs';
+import { exists, join, KernelFiles, readTrimmed } from '../util/fs';
 import { SourceError } from './types';
 import type { DiskstatsConfig } from './schema';
 import type { ActivityReading, SampleResult, Source } from './types';
@@ -50,14 +50,22 @@ export class DiskstatsSource implements Source {
   private readonly exclude: RegExp;
   /** Per device: its parameters, or null when it is skipped (partition, virtual). */
   private readonly known = new Map<string, DiskParams | null>();
+  /** /proc/diskstats is printed from in-memory per-disk counters: a synchronous read never waits. */
+  private readonly files = new KernelFiles();
+  private readonly diskstatsPath: string;
 
   constructor(
-    private readonly procfs: string,
+    procfs: string,
     private readonly sysfs: string,
     private readonly cfg: DiskstatsConfig,
     private readonly log: Logger,
   ) {
     this.exclude = new RegExp(cfg.exclude);
+    this.diskstatsPath = join(procfs, 'diskstats');
+  }
+
+  async close(): Promise<void> {
+    this.files.close();
   }
 
   async init(): Promise<boolean> {
@@ -79,12 +87,13 @@ export class DiskstatsSource implements Source {
   }
 
   private async disks(): Promise<Array<DiskLine & { params: DiskParams }>> {
-    const text = await readText(join(this.procfs, 'diskstats'));
+    const text = await this.files.read(this.diskstatsPath);
     const lines = parseDiskstats(text);
     // Every kernel lists at least its block devices: text without one parseable line is garbage.
     if (lines.length === 0 && text.trim() !== '') throw new SourceError('bad_value', '/proc/diskstats has no parseable line');
     const out = [];
     for (const l of lines) {
+      // Only a device seen for the first time is classified (asynchronously, from sysfs).
       if (!this.known.has(l.name)) this.known.set(l.name, await this.classify(l.name));
       const params = this.known.get(l.name);
       if (params) out.push({ ...l, params });

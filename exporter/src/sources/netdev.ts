@@ -1,5 +1,5 @@
 import type { Logger } from '../util/log';
-import { exists, join, listDir, readNumber, readText } from '../util/fs';
+import { exists, join, KernelFiles, listDir, readText } from '../util/fs';
 import { parseProcNetDev } from '../util/procfs';
 
 export { parseProcNetDev };
@@ -45,9 +45,16 @@ export class NetdevSource implements Source {
   private readonly exclude: RegExp;
   private readonly physical = new Map<string, boolean>();
   private useSysfs = true;
+  /**
+   * Interface statistics (sysfs or /proc/net/dev) are the kernel's in-memory counters, read at once
+   * without a device round trip: synchronous reads through kept descriptors.
+   */
+  private readonly files = new KernelFiles();
+  private readonly netDevPath: string;
+  private readonly classNet: string;
 
   constructor(
-    private readonly procfs: string,
+    procfs: string,
     private readonly sysfs: string,
     private readonly cfg: NetdevConfig,
     private readonly log: Logger,
@@ -56,6 +63,12 @@ export class NetdevSource implements Source {
   ) {
     this.include = cfg.include ? new RegExp(cfg.include) : undefined;
     this.exclude = new RegExp(cfg.exclude);
+    this.netDevPath = join(procfs, 'net/dev');
+    this.classNet = join(sysfs, 'class/net');
+  }
+
+  async close(): Promise<void> {
+    this.files.close();
   }
 
   async init(): Promise<boolean> {
@@ -81,10 +94,11 @@ export class NetdevSource implements Source {
     return phys;
   }
 
+  /** The interfaces now (listed every tick: one that appears is counted from its first tick). */
   private async interfaces(): Promise<string[]> {
     const names = this.useSysfs
-      ? await listDir(join(this.sysfs, 'class/net'))
-      : parseProcNetDev(await readText(join(this.procfs, 'net/dev'))).map((d) => d.name);
+      ? await this.files.list(this.classNet)
+      : parseProcNetDev(await this.files.read(this.netDevPath)).map((d) => d.name);
     const out = [];
     for (const n of names) if (await this.counted(n)) out.push(n);
     return out;
@@ -109,12 +123,11 @@ export class NetdevSource implements Source {
     const readings: ActivityReading[] = [];
     if (this.useSysfs) {
       for (const name of await this.interfaces()) {
-        const stats = join(this.sysfs, 'class/net', name, 'statistics');
-        const [rx, tx] = await Promise.all([readNumber(join(stats, 'rx_bytes')), readNumber(join(stats, 'tx_bytes'))]);
-        readings.push(this.reading(name, rx, tx));
+        const stats = `${this.classNet}/${name}/statistics/`;
+        readings.push(this.reading(name, await this.files.readNumber(stats + 'rx_bytes'), await this.files.readNumber(stats + 'tx_bytes')));
       }
     } else {
-      for (const d of parseProcNetDev(await readText(join(this.procfs, 'net/dev')))) {
+      for (const d of parseProcNetDev(await this.files.read(this.netDevPath))) {
         if (await this.counted(d.name)) readings.push(this.reading(d.name, d.rxBytes, d.txBytes));
       }
     }

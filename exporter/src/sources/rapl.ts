@@ -1,5 +1,5 @@
 import type { Logger } from '../util/log';
-import { exists, isPermissionError, join, listDir, readNumber, readTrimmed } from '../util/fs';
+import { exists, isPermissionError, join, KernelFiles, listDir, readNumber, readTrimmed } from '../util/fs';
 import { readMemTotalBytes } from '../util/procfs';
 import type { CounterReading, Domain, SampleResult, Source } from './types';
 import { SourceError } from './types';
@@ -15,6 +15,8 @@ import { SourceError } from './types';
 
 interface Zone {
   dir: string;
+  /** DIR/energy_uj, read every tick. */
+  energyPath: string;
   device: string;
   domain: Domain;
   wrapJoules?: number;
@@ -59,6 +61,11 @@ async function zoneInfo(dir: string): Promise<{ name: string; wrapJoules?: numbe
 export class RaplSource implements Source {
   readonly name = 'rapl';
   private zones: Zone[] = [];
+  /**
+   * energy_uj is a register read (an MSR on the package's CPU, or MMIO), answered at once: read
+   * synchronously through kept descriptors, with no round trip through libuv's pool.
+   */
+  private readonly files = new KernelFiles();
 
   /** `procfs`: where /proc/meminfo is, for the DRAM zones' power bound (absent: the per-zone floor). */
   constructor(
@@ -103,6 +110,7 @@ export class RaplSource implements Source {
       const idx = e.split(':')[1];
       const zone = (device: string, domain: Domain): Zone => ({
         dir,
+        energyPath: join(dir, 'energy_uj'),
         device,
         domain,
         wrapJoules: info.wrapJoules,
@@ -116,7 +124,7 @@ export class RaplSource implements Source {
     this.zones = [...pkg, ...drams];
     await this.boundUnpublished(psys.length > 0 && pkg === psys);
     try {
-      await readNumber(join(this.zones[0].dir, 'energy_uj'));
+      await readNumber(this.zones[0].energyPath);
     } catch (err) {
       if (isPermissionError(err)) {
         this.log.warn(
@@ -149,12 +157,16 @@ export class RaplSource implements Source {
     }
   }
 
+  async close(): Promise<void> {
+    this.files.close();
+  }
+
   async sample(): Promise<SampleResult> {
     const readings: CounterReading[] = [];
     const errors = [];
     for (const z of this.zones) {
       try {
-        const uj = await readNumber(join(z.dir, 'energy_uj'));
+        const uj = await this.files.readNumber(z.energyPath);
         readings.push({
           kind: 'counter',
           component: 'compute',

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { join, readText } from './fs';
+import { join, readFdText, readText } from './fs';
 
-/** The one procfs module: /proc/stat and meminfo for sources (async), /proc/PID files for jobs (sync). */
+/** The one procfs module: /proc/stat and meminfo for sources, /proc/PID files for jobs (sync). */
 
 /** Jiffies of the aggregate "cpu" line of /proc/stat, and the number of logical CPUs. */
 export interface CpuTimes {
@@ -61,37 +61,75 @@ export interface ProcStat {
   starttime: number;
 }
 
-/** Parses /proc/PID/stat; the command name may contain spaces and parentheses. */
+/**
+ * The decimal integer in text[from, to), or NaN; parsed in place, as a tick parses thousands. Signed:
+ * the kernel prints some of these fields with %ld (cutime, cstime).
+ */
+function decimalAt(text: string, from: number, to: number): number {
+  const negative = text.charCodeAt(from) === 45; // '-'
+  if (negative) from++;
+  if (from >= to) return NaN;
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return NaN;
+    v = v * 10 + d;
+  }
+  return negative ? -v : v;
+}
+
+/**
+ * Parses /proc/PID/stat; the command name may contain spaces and parentheses. Fields are found by
+ * walking the spaces after the name, without splitting the line into fifty strings.
+ */
 export function parseProcPidStat(text: string): ProcStat | undefined {
   const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const pid = Number(text.slice(0, text.indexOf(' ')));
-  const f = text.slice(close + 2).split(' ');
-  // f[0] = field 3 (state); field N is f[N - 3].
-  if (f.length < 20) return undefined;
-  const utime = Number(f[11]);
-  const stime = Number(f[12]);
-  const cutime = Number(f[13]);
-  const cstime = Number(f[14]);
-  const starttime = Number(f[19]);
-  const ppid = Number(f[1]);
+  if (close < 0 || text.charCodeAt(close + 1) !== 32) return undefined;
+  const pid = decimalAt(text, 0, text.indexOf(' '));
+  let state = '';
+  let ppid = NaN;
+  let utime = NaN;
+  let stime = NaN;
+  let cutime = NaN;
+  let cstime = NaN;
+  let starttime = NaN;
+  // Field 3 (state) starts two characters after the name's closing parenthesis.
+  let start = close + 2;
+  for (let field = 3; field <= 22; field++) {
+    let end = text.indexOf(' ', start);
+    if (end < 0) end = text.length;
+    if (field === 3) state = text.slice(start, end);
+    else if (field === 4) ppid = decimalAt(text, start, end);
+    else if (field === 14) utime = decimalAt(text, start, end);
+    else if (field === 15) stime = decimalAt(text, start, end);
+    else if (field === 16) cutime = decimalAt(text, start, end);
+    else if (field === 17) cstime = decimalAt(text, start, end);
+    else if (field === 22) starttime = decimalAt(text, start, end);
+    if (end === text.length && field < 22) return undefined;
+    start = end + 1;
+  }
   if (![pid, ppid, utime, stime, cutime, cstime, starttime].every(Number.isFinite)) return undefined;
-  return { pid, ppid, state: f[0], cpuTicks: utime + stime, childTicks: cutime + cstime, starttime };
+  return { pid, ppid, state, cpuTicks: utime + stime, childTicks: cutime + cstime, starttime };
+}
+
+/** The number after `key` ("\nread_bytes:") up to the end of its line; undefined when absent. */
+function ioField(text: string, key: string): number | undefined {
+  let i = text.indexOf(key);
+  if (i < 0) return undefined;
+  i += key.length;
+  while (text.charCodeAt(i) === 32) i++;
+  let end = text.indexOf('\n', i);
+  if (end < 0) end = text.length;
+  return decimalAt(text, i, end);
 }
 
 /** Storage bytes from /proc/PID/io: read_bytes + write_bytes − cancelled_write_bytes (never negative). */
 export function parseProcPidIo(text: string): number | undefined {
-  let read: number | undefined;
-  let write: number | undefined;
-  let cancelled = 0;
-  for (const line of text.split('\n')) {
-    const i = line.indexOf(':');
-    if (i < 0) continue;
-    const key = line.slice(0, i);
-    if (key === 'read_bytes') read = Number(line.slice(i + 1));
-    else if (key === 'write_bytes') write = Number(line.slice(i + 1));
-    else if (key === 'cancelled_write_bytes') cancelled = Number(line.slice(i + 1));
-  }
+  // With the newline before them, "write_bytes" is not found inside "cancelled_write_bytes".
+  const lines = '\n' + text;
+  const read = ioField(lines, '\nread_bytes:');
+  const write = ioField(lines, '\nwrite_bytes:');
+  const cancelled = ioField(lines, '\ncancelled_write_bytes:') ?? 0;
   if (read === undefined || write === undefined || !Number.isFinite(read + write + cancelled)) return undefined;
   return Math.max(0, read + write - cancelled);
 }
@@ -138,10 +176,7 @@ export function environValue(environ: string, name: string): string | undefined 
   return undefined;
 }
 
-// One shared buffer: open/read/close on it costs a third of readFileSync (no fstat, no
-// allocation per file), which matters when a tick reads hundreds of small /proc files.
-const BUF = Buffer.allocUnsafe(64 * 1024);
-
+/** A /proc/PID file read once (identity, namespaces); counters read every tick go through KernelFiles. */
 export function readFileOrUndefined(file: string): string | undefined {
   let fd: number;
   try {
@@ -150,19 +185,23 @@ export function readFileOrUndefined(file: string): string | undefined {
     return undefined;
   }
   try {
-    let len = 0;
-    for (;;) {
-      const n = fs.readSync(fd, BUF, len, BUF.length - len, null);
-      if (n === 0) break;
-      len += n;
-      if (len === BUF.length) return BUF.toString('latin1', 0, len) + fs.readFileSync(fd, 'latin1');
-    }
-    return BUF.toString('latin1', 0, len);
+    return readFdText(fd, 'latin1');
   } catch {
     return undefined;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * How many descriptors the jobs tracker may keep open for its members' counters: half of what the
+ * soft RLIMIT_NOFILE leaves after a reserve for sockets, the ledger and the sources, at most 16 384
+ * (8 192 member processes, two files each). Beyond it files are opened per read.
+ */
+export function descriptorBudget(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileOrUndefined('/proc/self/limits') ?? '');
+  const soft = m === null ? 1024 : m[1] === 'unlimited' ? Infinity : Number(m[1]);
+  return Math.max(0, Math.min(16_384, Math.floor((soft - 512) / 2)));
 }
 
 export function readLinkOrUndefined(file: string): string | undefined {

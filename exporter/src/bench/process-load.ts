@@ -1,0 +1,215 @@
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'fs';
+import { createServer } from 'net';
+import * as path from 'path';
+import { setTimeout as sleep } from 'timers/promises';
+import { cpuSeconds, firstFullMetrics, serveLabel, startServe, stop } from './process';
+import type { BenchRow } from './table';
+
+/**
+ * `jouleflow serve` under load, measured from outside over a window: (a) background CPU with 8 fake
+ * GPUs (test/fakes/nvml) and 100 jobs registered by PID on 2 000 sleeping processes, no scrapes;
+ * (b) CPU at a 15 s scrape interval, beside node_exporter scraped the same way in the same window
+ * when `prometheus-node-exporter` or `node_exporter` is on PATH (Debian: apt-get install
+ * prometheus-node-exporter). The windows run one after the other, so (a)'s processes are not in (b).
+ */
+
+const ROOT = path.resolve(__dirname, '../../..');
+const FAKE_NVML_DIR = path.join(ROOT, 'test/fakes/nvml');
+const FAKE_NVML = path.join(FAKE_NVML_DIR, 'build/libnvidia-ml.so.1');
+// Two processes on every GPU, so each tick also reads per-process GPU use.
+const TRACE = path.join(ROOT, 'test/fixtures/nvidia-h200/two-gpu-trace.json');
+const GPUS = 8;
+const JOBS = 100;
+const PER_JOB = 20;
+const SCRAPE_EVERY_S = 15;
+
+const thousands = (n: number) => String(n).replace(/\B(?=(\d{3})+$)/g, ' ');
+
+/** One tree per job: a shell and its PER_JOB − 1 sleeping children, in a process group of its own. */
+function startTrees(): ChildProcess[] {
+  const script = `for i in $(seq ${PER_JOB - 1}); do sleep 3600 & done; wait`;
+  return Array.from({ length: JOBS }, () => spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }));
+}
+
+/** Processes whose parent is one of `parents` (from /proc). */
+function childrenOf(parents: ReadonlySet<number>): number {
+  let n = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      if (parents.has(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))) n++;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return n;
+}
+
+async function treesReady(trees: ChildProcess[]): Promise<void> {
+  const shells = new Set(trees.map((t) => t.pid!));
+  const until = Date.now() + 60_000;
+  while (childrenOf(shells) < JOBS * (PER_JOB - 1)) {
+    if (Date.now() > until) throw new Error(`the ${JOBS} process trees did not start within 60 s`);
+    await sleep(200);
+  }
+}
+
+function killTrees(trees: ChildProcess[]): void {
+  for (const t of trees) {
+    try {
+      process.kill(-t.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function registerJobs(url: string, trees: ChildProcess[]): Promise<void> {
+  const api = `${url.replace(/\/metrics$/, '')}/api/v1/jobs`;
+  for (const [k, t] of trees.entries()) {
+    const res = await fetch(api, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id: `tree-${k}`, name: `process tree ${k}`, pids: [t.pid] }),
+    });
+    if (res.status !== 201) throw new Error(`registering job ${k}: HTTP ${res.status} ${await res.text()}`);
+  }
+}
+
+/** Jobs still running (an API job given by PIDs ends when its processes are gone). */
+async function runningJobs(url: string): Promise<number> {
+  const page = (await fetch(`${url.replace(/\/metrics$/, '')}/api/v1/jobs?limit=1000`).then((r) => r.json())) as {
+    jobs: Array<{ state: string }>;
+  };
+  return page.jobs.filter((j) => j.state === 'running').length;
+}
+
+function ensureFakeNvml(): void {
+  if (!existsSync(FAKE_NVML)) execFileSync('sh', [path.join(FAKE_NVML_DIR, 'build.sh')], { stdio: 'pipe' });
+}
+
+/**
+ * (a) 8 fake GPUs and 100 jobs on 2 000 processes, 1 s ticks, no scrapes: every build in `mains`
+ * tracks the same processes, side by side over the same window.
+ */
+async function gpusAndJobs(mains: string[], windowS: number): Promise<BenchRow[]> {
+  ensureFakeNvml();
+  const trees = startTrees();
+  const running: Array<Awaited<ReturnType<typeof startServe>>> = [];
+  try {
+    await treesReady(trees);
+    const env = { JOULEFLOW_FAKE_NVML_TRACE: TRACE, JOULEFLOW_FAKE_NVML_GPUS: String(GPUS) };
+    for (const main of mains) running.push(await startServe(main, [`--nvml.library=${FAKE_NVML}`], env));
+    // No /metrics here: a scrape makes the exporter render ahead for a minute (scrape cost).
+    for (const s of running) await registerJobs(s.url, trees);
+    await sleep(7000); // a full scan (every 5th tick) has placed every process in its job
+    const cpu0 = running.map((s) => cpuSeconds(s.child.pid!));
+    await sleep(windowS * 1000);
+    const cpu = running.map((s, i) => cpuSeconds(s.child.pid!) - cpu0[i]);
+    const rows: BenchRow[] = [];
+    for (const [i, s] of running.entries()) {
+      rows.push({
+        area: serveLabel(mains[i]),
+        metric: `idle CPU, ${GPUS} fake GPUs + ${JOBS} jobs on ${thousands(JOBS * PER_JOB)} processes, 1 s ticks`,
+        value: (100 * cpu[i]) / windowS,
+        unit: '% of a core',
+        note: `${windowS} s, no scrapes; ${await runningJobs(s.url)} jobs running at the end`,
+      });
+    }
+    return rows;
+  } finally {
+    for (const s of running) await stop(s.child);
+    killTrees(trees);
+  }
+}
+
+function onPath(names: string[]): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    for (const n of names) {
+      const file = path.join(dir, n);
+      try {
+        accessSync(file, constants.X_OK);
+        return file;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startNodeExporter(bin: string): Promise<{ child: ChildProcess; url: string; version: string }> {
+  const version = /version (\S+)/.exec(execFileSync(bin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }))?.[1];
+  const port = await freePort();
+  const child = spawn(bin, [`--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const url = `http://127.0.0.1:${port}/metrics`;
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > until || child.exitCode !== null) throw new Error(`${bin} did not serve ${url} within 30 s`);
+    await sleep(100);
+  }
+  return { child, url, version: version ?? '?' };
+}
+
+/** (b) jouleflow and node_exporter, each scraped every 15 s over the same window. */
+async function scrapedEvery15s(main: string, windowS: number): Promise<BenchRow[]> {
+  const bin = onPath(['prometheus-node-exporter', 'node_exporter']);
+  const s = await startServe(main, []);
+  const ne = bin ? await startNodeExporter(bin) : undefined;
+  const targets = [{ name: serveLabel(main), child: s.child, url: s.url }];
+  if (ne) targets.push({ name: `node_exporter ${ne.version}`, child: ne.child, url: ne.url });
+  try {
+    await firstFullMetrics(s.url);
+    await sleep(2000);
+    const cpu0 = targets.map((t) => cpuSeconds(t.child.pid!));
+    const bytes = targets.map(() => 0);
+    const t0 = Date.now();
+    for (let k = 0; k * SCRAPE_EVERY_S < windowS; k++) {
+      await sleep(Math.max(0, t0 + k * SCRAPE_EVERY_S * 1000 - Date.now()));
+      for (const [i, t] of targets.entries()) bytes[i] = (await fetch(t.url).then((r) => r.text())).length;
+    }
+    await sleep(Math.max(0, t0 + windowS * 1000 - Date.now()));
+    const rows: BenchRow[] = targets.map((t, i) => ({
+      area: t.name,
+      metric: `CPU at a ${SCRAPE_EVERY_S} s scrape interval`,
+      value: (100 * (cpuSeconds(t.child.pid!) - cpu0[i])) / windowS,
+      unit: '% of a core',
+      note: `${windowS} s, same window${i === 0 ? ', 1 s ticks' : ', default collectors'}; ${(bytes[i] / 1024).toFixed(0)} KiB a scrape`,
+    }));
+    if (!ne)
+      rows.push({
+        area: 'node_exporter',
+        metric: 'skipped',
+        value: 0,
+        unit: '',
+        note: 'not on PATH (apt-get install prometheus-node-exporter)',
+      });
+    return rows;
+  } finally {
+    await stop(s.child);
+    if (ne) await stop(ne.child);
+  }
+}
+
+/** `mains[0]` is this tree's build: only it is measured beside node_exporter. */
+export async function benchProcessLoad(mains: string[], windowS: number): Promise<BenchRow[]> {
+  return [...(await gpusAndJobs(mains, windowS)), ...(await scrapedEvery15s(mains[0], windowS))];
+}
