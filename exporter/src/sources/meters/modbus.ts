@@ -136,6 +136,9 @@ export class ModbusMeterSource extends MeterSource {
         throw this.fail('timeout', `${label} on ${this.target}: the read took longer than ${this.timeoutMs}ms`);
       }
       client.setTimeout(left);
+      // A supply-air temperature only refines the COP: one the device lacks or garbles is unknown
+      // (raw null), never the meter's failure (as for SNMP). A lost connection still is.
+      const optional = r.kind === 'supply_air_temperature';
       let words: number[];
       try {
         const res =
@@ -145,6 +148,10 @@ export class ModbusMeterSource extends MeterSource {
         words = res.data;
       } catch (err) {
         const e = err as Error & { modbusCode?: number; errno?: string };
+        if (e.modbusCode !== undefined && optional) {
+          out.push(this.missingSupplyAir(r, label, `Modbus exception ${e.modbusCode} (${e.message})`));
+          continue;
+        }
         if (e.modbusCode !== undefined) {
           throw this.fail('bad_register', `${label} on ${this.target}: Modbus exception ${e.modbusCode} (${e.message})`);
         }
@@ -153,6 +160,10 @@ export class ModbusMeterSource extends MeterSource {
         throw this.fail(timedOut ? 'timeout' : 'read', `${label} on ${this.target}: ${e.message}`);
       }
       const raw = decodeRegisters(words, r.type, r.wordOrder);
+      if (!Number.isFinite(raw) && optional) {
+        out.push(this.missingSupplyAir(r, label, `decodes to ${raw} as ${r.type}`));
+        continue;
+      }
       if (!Number.isFinite(raw)) {
         throw this.fail(
           'bad_value',
@@ -163,6 +174,21 @@ export class ModbusMeterSource extends MeterSource {
       out.push({ label, kind: r.kind, unit: r.unit, scale: r.scale, raw: r.unsupported.includes(raw) ? null : raw });
     }
     return out;
+  }
+
+  /** Supply-air registers already reported unreadable (logged once each, not every tick). */
+  private readonly warnedSupplyAir = new Set<string>();
+
+  private missingSupplyAir(r: ModbusRegister, label: string, why: string): PointValue {
+    if (!this.warnedSupplyAir.has(label)) {
+      this.warnedSupplyAir.add(label);
+      this.log.warn('supply-air temperature unreadable; the cooling model uses the configured supply air', {
+        meter: this.cfg.name,
+        register: label,
+        reason: why,
+      });
+    }
+    return { label, kind: r.kind, unit: r.unit, scale: r.scale, raw: null };
   }
 
   async close(): Promise<void> {
