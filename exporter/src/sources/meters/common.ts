@@ -123,6 +123,15 @@ export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points
   if (e !== undefined) return counter(e);
   const p = usable('power');
   if (p !== undefined) return power(p);
+  // Heat removed is converted to electricity through the cooling COP: it is cooling energy, never
+  // the room's IT energy, so an IT meter with only thermal points has no usable reading.
+  const hasThermal = ['thermal_energy', 'thermal_power'].some((k) => points.some((p) => p.kind === k));
+  if (meter.role === 'it' && hasThermal) {
+    throw new SourceError(
+      'unsupported',
+      `meter "${meter.name}" (${protocol}): role "it" needs an electrical power or energy point; it has only heat-removed (thermal) points, which measure cooling, not IT energy`,
+    );
+  }
   const heat = (): HeatRemoved => {
     const celsius = supplyAirCelsius(points);
     return celsius === undefined ? {} : { supplyAirCelsius: celsius };
