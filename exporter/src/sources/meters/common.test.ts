@@ -1,4 +1,7 @@
 import { pointsToReading, type PointValue } from './common';
+import { modbusProfileRegisters } from './modbus';
+import { MODBUS_PROFILES, SNMP_PROFILES, unitFitsKind } from './schema';
+import { snmpProfilePoints } from './snmp';
 
 /** pointsToReading's choice of reading: heat removed is cooling energy, never an IT meter's. */
 
@@ -21,4 +24,13 @@ test('an IT meter with electrical power reads it (heat points beside it are igno
   const r = pointsToReading({ name: 'room-pdu', role: 'it' }, 'snmp', [watts, heat]);
   expect(r).toMatchObject({ kind: 'power', watts: 1234, domain: 'facility' });
   expect(r).not.toHaveProperty('heat');
+});
+
+test('every built-in profile point has a unit that fits its kind (user points are checked by the config schema)', () => {
+  const points = [
+    ...SNMP_PROFILES.flatMap((p) => snmpProfilePoints(p, p === 'liebert-flexible' ? '1.2.1.5000' : undefined)),
+    ...MODBUS_PROFILES.flatMap((p) => modbusProfileRegisters(p)),
+  ];
+  expect(points.length).toBeGreaterThan(10);
+  for (const p of points) expect(`${p.kind} ${p.unit} ${unitFitsKind(p.kind, p.unit)}`).toBe(`${p.kind} ${p.unit} true`);
 });

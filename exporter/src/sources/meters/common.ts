@@ -39,13 +39,6 @@ export function toSI(p: Pick<PointValue, 'raw' | 'scale' | 'unit'>): number | nu
   return p.raw === null ? null : p.raw * p.scale * UNIT_FACTOR[p.unit];
 }
 
-/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh, temperature ↔ C). */
-export function unitFitsKind(kind: PointKind, unit: Unit): boolean {
-  if (kind === 'supply_air_temperature' || unit === 'C') return kind === 'supply_air_temperature' && unit === 'C';
-  const energy = kind === 'energy' || kind === 'thermal_energy';
-  return energy ? unit === 'Wh' || unit === 'kWh' : unit === 'W' || unit === 'kW';
-}
-
 /** Parses unit text a device reports (Liebert "kW", Redfish "W"/"kW.h"). */
 export function parseUnitText(text: string): Unit | undefined {
   const t = text

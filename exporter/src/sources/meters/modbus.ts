@@ -1,7 +1,7 @@
 import ModbusRTU from 'modbus-serial';
 import type { Logger } from '../../util/log';
 import type { PointValue } from './common';
-import { MeterSource, unitFitsKind, withTimeout } from './common';
+import { MeterSource, withTimeout } from './common';
 import type { ModbusMeterConfig, ModbusRegister, RegisterType } from './schema';
 import { resolveRegister } from './schema';
 
@@ -170,7 +170,6 @@ export class ModbusMeterSource extends MeterSource {
           `${label} on ${this.target}: garbage value (words ${words.map((w) => '0x' + w.toString(16)).join(' ')} decode to ${raw} as ${r.type})`,
         );
       }
-      if (!unitFitsKind(r.kind, r.unit)) throw this.fail('config', `${label}: unit ${r.unit} does not fit kind ${r.kind}`);
       out.push({ label, kind: r.kind, unit: r.unit, scale: r.scale, raw: r.unsupported.includes(raw) ? null : raw });
     }
     return out;

@@ -1,8 +1,9 @@
 import * as snmp from 'net-snmp';
 import type { Logger } from '../../util/log';
 import type { PointValue } from './common';
-import { MeterSource, parseUnitText, unitFitsKind } from './common';
+import { MeterSource, parseUnitText } from './common';
 import type { SnmpMeterConfig, SnmpPoint } from './schema';
+import { unitFitsKind } from './schema';
 
 /**
  * A meter read over SNMP v2c or v3 (net-snmp), one GET per read for all its points. Numeric OIDs
