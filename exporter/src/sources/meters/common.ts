@@ -219,6 +219,25 @@ export abstract class MeterSource implements Source {
     }
   }
 
+  /** Supply-air points already reported unreadable (logged once each, not every tick). */
+  private readonly warnedSupplyAir = new Set<string>();
+
+  /**
+   * A supply-air temperature point the device lacks or garbles: only refines the COP, so it is
+   * unknown (raw null, the configured supply air is used), never the meter's failure; logged once.
+   */
+  protected missingSupplyAir(point: Pick<PointValue, 'kind' | 'unit' | 'scale'>, label: string, why: string): PointValue {
+    if (!this.warnedSupplyAir.has(label)) {
+      this.warnedSupplyAir.add(label);
+      this.log.warn('supply-air temperature unreadable; the cooling model uses the configured supply air', {
+        meter: this.meter.name,
+        point: label,
+        reason: this.redact(why),
+      });
+    }
+    return { label, kind: point.kind, unit: point.unit, scale: point.scale, raw: null };
+  }
+
   protected fail(reason: string, detail: string): SourceError {
     return new SourceError(reason, `meter "${this.meter.name}" (${this.protocol}): ${detail}`);
   }

@@ -175,21 +175,6 @@ export class ModbusMeterSource extends MeterSource {
     return out;
   }
 
-  /** Supply-air registers already reported unreadable (logged once each, not every tick). */
-  private readonly warnedSupplyAir = new Set<string>();
-
-  private missingSupplyAir(r: ModbusRegister, label: string, why: string): PointValue {
-    if (!this.warnedSupplyAir.has(label)) {
-      this.warnedSupplyAir.add(label);
-      this.log.warn('supply-air temperature unreadable; the cooling model uses the configured supply air', {
-        meter: this.cfg.name,
-        register: label,
-        reason: why,
-      });
-    }
-    return { label, kind: r.kind, unit: r.unit, scale: r.scale, raw: null };
-  }
-
   async close(): Promise<void> {
     this.drop();
   }
