@@ -3,7 +3,7 @@ import { connect } from 'net';
 import { resolve } from 'path';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
-import { silentLogger, type Logger } from '../../exporter/src/util/log';
+import { silentLogger } from '../../exporter/src/util/log';
 import {
   exportedJoules,
   freeTcpPort,
@@ -12,6 +12,7 @@ import {
   sourceError,
   sourceUp,
   StepClock,
+  warningLogger,
   stopPeer,
   waitFor,
 } from './helpers';
@@ -308,14 +309,7 @@ describe('Modbus TCP meters against a pymodbus server', () => {
 
   test('a supply-air register that raises a Modbus exception or decodes to NaN is missing, not a failure: the meter keeps counting at the configured supply air', async () => {
     const clock = new StepClock(STEP_S * 1000);
-    const warnings: string[] = [];
-    const log: Logger = {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (msg, fields) => warnings.push(`${msg} ${JSON.stringify(fields)}`),
-      error: () => undefined,
-      child: () => log,
-    };
+    const { log, warnings } = warningLogger();
     const share = 0.5;
     const cfg = parseConfig({
       sample: { interval: `${STEP_S}s` },

@@ -1,8 +1,8 @@
 import { createSocket } from 'dgram';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
-import { silentLogger, type Logger } from '../../exporter/src/util/log';
-import { exportedJoules, FixedIt, sleep, sourceError, sourceUp, StepClock, tempDir } from './helpers';
+import { silentLogger } from '../../exporter/src/util/log';
+import { exportedJoules, FixedIt, sleep, sourceError, sourceUp, StepClock, tempDir, warningLogger } from './helpers';
 import { SnmpPeer } from './snmp-peer';
 
 /**
@@ -52,6 +52,17 @@ describe('SNMP meters against a real snmpd', () => {
   let a: SnmpPeer;
   let b: SnmpPeer;
   const exps: Exporter[] = [];
+
+  /** The APC InRow on agent B, read over SNMPv3 authPriv. */
+  const inrowV3 = (name: string) => ({
+    name,
+    protocol: 'snmp' as const,
+    host: '127.0.0.1',
+    port: b.port,
+    version: '3' as const,
+    user: { name: V3.user, authKey: V3.auth, privKey: V3.priv },
+    profile: 'apc-inrow' as const,
+  });
 
   beforeAll(async () => {
     // Peer A: an APC rack PDU feeding a CRAC (cooling) and a UPS-MIB UPS feeding a CRAH (power only).
@@ -106,15 +117,7 @@ describe('SNMP meters against a real snmpd', () => {
             profile: 'apc-rpdu2',
             index: 2,
           },
-          {
-            name: 'inrow-1',
-            protocol: 'snmp',
-            host: '127.0.0.1',
-            port: b.port,
-            version: '3',
-            user: { name: V3.user, authKey: V3.auth, privKey: V3.priv },
-            profile: 'apc-inrow',
-          },
+          inrowV3('inrow-1'),
           { name: 'room-it', role: 'it', protocol: 'snmp', host: '127.0.0.1', port: b.port, profile: 'geist-pdu' },
         ],
         sample: PATIENT,
@@ -277,14 +280,7 @@ describe('SNMP meters against a real snmpd', () => {
 
   test('a supply-air OID the agent lacks is missing, not a failure: logged once, the meter keeps its reading', async () => {
     const clock = new StepClock(STEP_S * 1000);
-    const warnings: string[] = [];
-    const log: Logger = {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (msg, fields) => warnings.push(`${msg} ${JSON.stringify(fields)}`),
-      error: () => undefined,
-      child: () => log,
-    };
+    const { log, warnings } = warningLogger();
     const share = 0.5;
     const cfg = parseConfig({
       sources: quiet,
@@ -292,13 +288,7 @@ describe('SNMP meters against a real snmpd', () => {
       cooling: { share },
       meters: [
         {
-          name: 'inrow-2',
-          protocol: 'snmp',
-          host: '127.0.0.1',
-          port: b.port,
-          version: '3',
-          user: { name: V3.user, authKey: V3.auth, privKey: V3.priv },
-          profile: 'apc-inrow',
+          ...inrowV3('inrow-2'),
           points: [{ oid: '.1.3.6.1.4.1.318.1.1.13.3.2.2.2.99.0', kind: 'supply_air_temperature', unit: 'C', scale: 0.1 }],
         },
       ],
