@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 const RETENTION = 900; // --jobs.retention 15m: ended jobs stay on /metrics that long
 
 /** Bumped whenever the generated series or values change: a kept backfill of another version is redone. */
-export const DATA_VERSION = 1;
+export const DATA_VERSION = 2;
 
 /** The fleet over [END - HOURS, END]; END defaults to an hour back (nothing in the future), on the hour. */
 export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS, END = Math.floor(Date.now() / 1000 / 3600) * 3600 - 3600 }) {
@@ -40,14 +40,15 @@ export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS, END = Math.fl
       ...Array.from({ length: GPUS }, (_, g) => ({ c: 'compute', d: `gpu${g}`, s: 'nvml', busy: 640, idle: 75 })),
       { c: 'compute', d: 'package-0', s: 'rapl', busy: 190, idle: 70 },
       { c: 'compute', d: 'package-1', s: 'rapl', busy: 190, idle: 70 },
-      { c: 'compute', d: 'dram', s: 'rapl', busy: 45, idle: 45 },
-      { c: 'transmit', d: 'ib0', s: 'infiniband', busy: 40, idle: 18 },
+      { c: 'compute', d: 'dram-0', s: 'rapl', busy: 45, idle: 45 },
+      { c: 'transmit', d: 'mlx5_0:1', s: 'infiniband', busy: 40, idle: 18 },
       { c: 'store', d: 'nvme0n1', s: 'diskstats', busy: 9, idle: 9 },
     ];
     return {
       n,
       devices,
       dev: devices.map(() => 0),
+      readers: [...new Set(devices.map((d) => d.s))],
       cooling: 0,
       jobs: new Map(),
       unattr: { compute: 0, transmit: 0, store: 0, cooling: 0 },
@@ -70,8 +71,8 @@ export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS, END = Math.fl
     const itTotal = it.compute + it.transmit + it.store;
     const cool = 0.38 * itTotal;
     st.cooling += cool;
-    out.push(`jouleflow_node_energy_joules_total{${L},component="cooling",device="",source="model"} ${st.cooling.toFixed(3)}`);
-    out.push(`jouleflow_node_power_watts{${L},component="cooling",device="",source="model"} ${(cool / STEP).toFixed(2)}`);
+    out.push(`jouleflow_node_energy_joules_total{${L},component="cooling",device="facility",source="model"} ${st.cooling.toFixed(3)}`);
+    out.push(`jouleflow_node_power_watts{${L},component="cooling",device="facility",source="model"} ${(cool / STEP).toFixed(2)}`);
     // the running job, and the previous one while --jobs.retention keeps it
     if (!st.jobs.has(job.id)) st.jobs.set(job.id, { ...job, e: { compute: 0, transmit: 0, store: 0, cooling: 0 } });
     let jobIt = 0;
@@ -108,7 +109,8 @@ export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS, END = Math.fl
     out.push(`jouleflow_pue_ratio{${L}} ${itTotal ? ((itTotal + cool) / itTotal).toFixed(4) : 1}`);
     out.push(`jouleflow_grid_carbon_intensity_grams_per_kwh{${L},zone="FR"} 56`);
     out.push(`jouleflow_build_info{${L},version="0.1.0",node_version="v20",mode="normal"} 1`);
-    for (const s of ['nvml', 'rapl', 'infiniband', 'diskstats', 'model']) out.push(`jouleflow_source_up{${L},reader="${s}",device=""} 1`);
+    // One reader per source that reads a device (the cooling model is no reader: it has no source_up).
+    for (const s of st.readers) out.push(`jouleflow_source_up{${L},reader="${s}",device=""} 1`);
   }
 
   /**
@@ -154,7 +156,14 @@ export function fleet({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS, END = Math.fl
     return { series, samples };
   }
 
-  return { BEGIN, END, backfill };
+  /** Node n's lines at the first step (test/fleet/bench-data.test.ts compares them with the exporter's). */
+  function firstStep(n) {
+    const lines = [];
+    stepLines(nodeState(n), BEGIN + STEP, 0, lines);
+    return lines;
+  }
+
+  return { BEGIN, END, backfill, firstStep };
 }
 
 // ≤ 100 000 lines (~15 MB) per request: VictoriaMetrics closes bigger ones on a busy machine

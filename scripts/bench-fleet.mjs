@@ -41,9 +41,13 @@ const HOURS = Number(flag('hours', 24));
 const STEP = Number(flag('interval', 30)); // seconds between samples: a scrape interval; the 1m rules need ≤ 30 s
 const JOB_HOURS = Number(flag('job-hours', 6));
 const KEEP = flag('reuse', '') || flag('keep', '');
-for (const [k, v] of Object.entries({ NODES, GPUS, JOBS, HOURS, STEP, JOB_HOURS })) {
-  if (!(v > 0) || (k === 'JOBS' && v > NODES)) {
-    process.stderr.write(`bench-fleet: invalid --${k.toLowerCase().replace('_', '-')}: ${v}\n`);
+// Each value under the flag it came from (the variable names are not the flags: STEP is --interval).
+const given = { nodes: NODES, gpus: GPUS, jobs: JOBS, hours: HOURS, interval: STEP, 'job-hours': JOB_HOURS };
+for (const [name, v] of Object.entries(given)) {
+  if (!(v > 0) || (name === 'jobs' && v > NODES)) {
+    process.stderr.write(
+      `bench-fleet: invalid --${name}: ${flag(name, v)}${name === 'jobs' && v > NODES ? ` (more jobs than --nodes ${NODES})` : ''}\n`,
+    );
     process.exit(2);
   }
 }

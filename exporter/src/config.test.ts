@@ -79,5 +79,39 @@ describe('values that would break later are refused up front', () => {
     [{ web: { telemetryPath: '/metrics(' } }, /web\.telemetryPath: must be a plain path/],
     [{ web: { telemetryPath: '/api/v1/jobs' } }, /web\.telemetryPath: must not shadow/],
     [{ web: { listenAddress: 'localhost' } }, /web\.listenAddress: expected host:port/],
+    // A meter point whose unit does not fit its kind would fail every read.
+    [
+      {
+        meters: [
+          {
+            name: 'crac',
+            protocol: 'modbus',
+            host: 'h',
+            registers: [{ address: 1, type: 'uint16', kind: 'supply_air_temperature', unit: 'kW' }],
+          },
+        ],
+      },
+      /meters\.0\.registers\.0\.unit: unit kW does not fit kind supply_air_temperature \(.*supply_air_temperature: C\)/,
+    ],
+    [
+      { meters: [{ name: 'pdu', protocol: 'snmp', host: 'h', points: [{ oid: '1.3.6.1.4.1.1', kind: 'energy', unit: 'W' }] }] },
+      /meters\.0\.points\.0\.unit: unit W does not fit kind energy/,
+    ],
+    [
+      { meters: [{ name: 'crac', protocol: 'snmp', host: 'h', points: [{ oid: '1.3.6.1.4.1.1', kind: 'power', unit: 'C' }] }] },
+      /meters\.0\.points\.0\.unit: unit C does not fit kind power/,
+    ],
   ])('%j', (input, message) => expect(() => parseConfig(input)).toThrow(message));
+
+  test('units that fit their kinds are accepted, and an SNMP unitOid point takes its unit from the device', () => {
+    const registers = [
+      { address: 1, table: 'input', type: 'uint16', kind: 'power', unit: 'kW' },
+      { address: 2, table: 'input', type: 'uint32', kind: 'energy', unit: 'kWh' },
+      { address: 4, table: 'input', type: 'int16', kind: 'supply_air_temperature', unit: 'C' },
+    ];
+    const cooling = { share: 0.5 };
+    expect(parseConfig({ cooling, meters: [{ name: 'crac', protocol: 'modbus', host: 'h', registers }] }).meters).toHaveLength(1);
+    const points = [{ oid: '1.3.6.1.4.1.1', kind: 'power', unit: 'Wh', unitOid: '1.3.6.1.4.1.2' }];
+    expect(parseConfig({ cooling, meters: [{ name: 'flex', protocol: 'snmp', host: 'h', points }] }).meters).toHaveLength(1);
+  });
 });

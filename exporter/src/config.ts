@@ -2,14 +2,12 @@ import { promises as fsp } from 'fs';
 import { parseYaml } from './util/yaml';
 import { z } from 'zod';
 import { CoolingShareSchema, MetersSchema } from './sources/meters/schema';
-import { CpuModelSchema, DisksSchema, NicsSchema } from './sources/schema';
+import { CpuModelSchema, DisksSchema, NicsSchema, nonNeg } from './sources/schema';
 import { zodDuration } from './util/duration';
 import { LOG_LEVELS } from './util/log';
 import { isLoopbackAddress } from './web/loopback';
 
 const duration = zodDuration;
-
-const nonNeg = z.number().finite().nonnegative();
 
 export const ConfigSchema = z
   .object({

@@ -125,3 +125,27 @@ test('a tick nobody scrapes is never rendered; one rendering per tick and format
     await new Promise((r) => server.close(r));
   }
 });
+
+test('a scrape during a rendering gets the current tick, or the one before it, never an older rendering', async () => {
+  const metrics = new Metrics('normal', { processMetrics: false });
+  const power = (r: { text: string }) =>
+    parseSamples(
+      r.text
+        .split('\n')
+        .filter((l) => l.startsWith('jouleflow_node_power_watts{'))
+        .join('\n'),
+    )[0].value;
+  metrics.publish(snapshot(1, 10));
+  expect(power(await metrics.render(false, false))).toBe(1);
+  // Ticks 2..15 go unscraped (15 s scrape interval, 1 s ticks); two scrapers then arrive together.
+  for (let v = 2; v <= 15; v++) metrics.publish(snapshot(v, 10 * v));
+  const [a, b] = await Promise.all([metrics.render(false, false), metrics.render(false, false)]);
+  expect(power(a)).toBe(15);
+  expect(power(b)).toBe(15);
+
+  // The previous tick's rendering (exactly one tick old) may serve a scrape concurrent with a rendering.
+  metrics.publish(snapshot(16, 160));
+  const [c, d] = await Promise.all([metrics.render(false, false), metrics.render(false, false)]);
+  expect(power(c)).toBe(16);
+  expect([15, 16]).toContain(power(d));
+});

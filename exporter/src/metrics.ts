@@ -48,8 +48,8 @@ export class Metrics {
   private snap: TickSnapshot = EMPTY_SNAPSHOT;
   private readonly renderer = new ExpositionRenderer();
   private readonly cache = new Map<string, CacheEntry>();
-  /** The latest finished rendering per format and encoding. */
-  private readonly ready = new Map<string, Promise<Rendered>>();
+  /** The newest finished rendering per format and encoding (its version only ever grows). */
+  private readonly ready = new Map<string, { version: number; value: Promise<Rendered> }>();
   /** The last scrape's format, and the versions of the last two snapshots scraped (newest first). */
   private lastScrape = { openMetrics: false, gzip: false, versions: [NaN, NaN] };
 
@@ -111,9 +111,11 @@ export class Metrics {
     const hit = this.cache.get(key);
     if (hit && hit.version === snap.version) {
       if (scrape) this.scrapeCacheHits.inc();
-      // While this snapshot is still being written, a scrape gets the previous one (one interval old), whole.
+      // While this snapshot is still being written, a scrape gets the previous tick's text, whole, if
+      // that one was rendered (exactly one tick old); otherwise it waits for this one (a few ms).
+      // An older rendering is never served: ticks nobody scraped leave it many ticks behind.
       const ready = hit.ready || !scrape ? undefined : this.ready.get(key);
-      return ready ?? hit.value;
+      return ready && ready.version === snap.version - 1 ? ready.value : hit.value;
     }
     const entry: CacheEntry = { version: snap.version, ready: false, value: Promise.resolve() as unknown as Promise<Rendered> };
     entry.value = (async (): Promise<Rendered> => {
@@ -131,7 +133,9 @@ export class Metrics {
     void entry.value.then(
       () => {
         entry.ready = true;
-        this.ready.set(key, entry.value);
+        // A rendering that finishes late never replaces a newer one.
+        if ((this.ready.get(key)?.version ?? -Infinity) < entry.version)
+          this.ready.set(key, { version: entry.version, value: entry.value });
       },
       () => undefined,
     );

@@ -28,7 +28,11 @@ interface Case {
  * Runs promql_expr_test cases over the input series, with every rule file of dashboards/alerts
  * loaded (the dashboards read the fleet recording rules); returns promtool's exit status and output.
  */
-function promtool(inputSeries: Array<{ series: string; values: string }>, cases: Case[]): { status: number | null; out: string } {
+function promtool(
+  inputSeries: Array<{ series: string; values: string }>,
+  cases: Case[],
+  interval = '1m',
+): { status: number | null; out: string } {
   const dir = mkdtempSync(join(tmpdir(), 'jouleflow-promql-'));
   try {
     const file = join(dir, 'test.yml');
@@ -41,7 +45,7 @@ function promtool(inputSeries: Array<{ series: string; values: string }>, cases:
       stringify({
         rule_files: rules,
         evaluation_interval: '1m',
-        tests: [{ interval: '1m', input_series: inputSeries, promql_expr_test: cases }],
+        tests: [{ interval, input_series: inputSeries, promql_expr_test: cases }],
       }),
     );
     const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', timeout: 60_000 });
@@ -108,4 +112,38 @@ describe('job_name join when a job is renamed within the dashboard range', () =>
       expect({ status: r.status, out: r.out }).toEqual({ status: 0, out: expect.stringContaining('SUCCESS') });
     },
   );
+});
+
+describe('Training jobs "Energy per unit of work over the time range": fleet totals whatever $node is', () => {
+  // Job j1 runs on two nodes at 60 J/min each; only node-a (rank 0) reports work, 10 tokens/min.
+  // Samples every 15 s; evaluated at 30m over 30m: 2 × 60 J/min × 30 min / (10 tokens/min × 30 min).
+  const input = ['node-a:10042', 'node-b:10042'].flatMap((instance) => [
+    {
+      series: `jouleflow_job_energy_joules_total{job="jouleflow",instance="${instance}",job_id="j1",component="compute",method="measured"}`,
+      values: '0+15x120',
+    },
+  ]);
+  input.push({
+    series: 'jouleflow_job_work_total{job="jouleflow",instance="node-a:10042",job_id="j1",unit="tokens"}',
+    values: '0+2.5x120',
+  });
+
+  test.each(['.*', 'node-a:10042', 'node-b:10042'])('$node = %s: 12 J per token', (node) => {
+    const panel = allPanels(byUid('jouleflow-jobs')).find((p) => p.title === 'Energy per unit of work over the time range');
+    const compute = panel?.targets?.find((t) => t.expr?.includes('component="compute"'));
+    expect(compute?.expr).toBeDefined();
+    const vars = { ...TEMPLATE_VALUES, __range: '30m', __interval: '15s', node };
+    const r = promtool(
+      input,
+      [
+        {
+          expr: substitute(compute!.expr!, vars),
+          eval_time: '30m',
+          exp_samples: [{ labels: '{job_id="j1",unit="tokens",component="compute"}', value: 12 }],
+        },
+      ],
+      '15s',
+    );
+    expect({ status: r.status, out: r.out }).toEqual({ status: 0, out: expect.stringContaining('SUCCESS') });
+  });
 });

@@ -152,12 +152,14 @@ describe.each(dashboards.map((l) => [l.dashboard.uid, l] as const))('dashboard %
       expect(e.expr).not.toMatch(/instance\s*=~?\s*"(?!\$node")/);
       if (e.source === 'variable' && /^label_values\(jouleflow_build_info, instance\)$/.test(e.expr)) continue;
       // Raw series and recorded series kept per node (level `instance`); the recorded job and fleet
-      // totals (jouleflow-fleet.rules.yml: job_id…:, :…) have no instance left to filter.
+      // totals (jouleflow-fleet.rules.yml: job_id…:, :…) have no instance left to filter. A job's
+      // work is a fleet total like its energy (the per-unit panel divides one by the other, and
+      // the unit variable lists the job's units): never filtered by $node.
       for (const m of e.expr.matchAll(/(?<![\w:])((?:instance[a-z_]*:)?jouleflow_[a-z_]+(?::[a-z0-9_]+)?)(\{[^}]*\})?/g)) {
         expect({ where: e.where, selector: m[0], node: /instance=~"\$node"/.test(m[2] ?? '') }).toEqual({
           where: e.where,
           selector: m[0],
-          node: true,
+          node: m[1] !== 'jouleflow_job_work_total',
         });
       }
     }

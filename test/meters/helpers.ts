@@ -6,6 +6,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import type { Exporter } from '../../exporter/src/exporter';
 import type { Source } from '../../exporter/src/sources/types';
+import type { Logger } from '../../exporter/src/util/log';
 
 /** Shared helpers of the meter suites: real peers on loopback, free ports, exported values. */
 
@@ -132,4 +133,17 @@ export class FixedIt implements Source {
       ],
     };
   }
+}
+
+/** A logger that keeps each warning as "message {fields as JSON}" and drops the rest. */
+export function warningLogger(): { log: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  const log: Logger = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (msg, fields) => warnings.push(`${msg} ${JSON.stringify(fields)}`),
+    error: () => undefined,
+    child: () => log,
+  };
+  return { log, warnings };
 }

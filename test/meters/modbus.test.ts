@@ -12,6 +12,7 @@ import {
   sourceError,
   sourceUp,
   StepClock,
+  warningLogger,
   stopPeer,
   waitFor,
 } from './helpers';
@@ -304,6 +305,48 @@ describe('Modbus TCP meters against a pymodbus server', () => {
     );
     expect(sourceError(exp, 'modbus:refused')).toMatch(/meter "refused" \(modbus\): cannot connect to 127\.0\.0\.1:\d+/);
     expect(exp.sampler.coolingNotices.join(' ')).toMatch(/source="model": no cooling meter answered/);
+  }, 60000);
+
+  test('a supply-air register that raises a Modbus exception or decodes to NaN is missing, not a failure: the meter keeps counting at the configured supply air', async () => {
+    const clock = new StepClock(STEP_S * 1000);
+    const { log, warnings } = warningLogger();
+    const share = 0.5;
+    const cfg = parseConfig({
+      sample: { interval: `${STEP_S}s` },
+      sources: quiet,
+      cooling: { share },
+      meters: [
+        {
+          name: 'inrow-air',
+          protocol: 'modbus',
+          host: '127.0.0.1',
+          port: p2.port,
+          profile: 'apc-inrow',
+          registers: [
+            { address: 200, table: 'input', type: 'float32', kind: 'supply_air_temperature', unit: 'C' },
+            { address: 35001, numbering: 'modicon', type: 'uint16', kind: 'supply_air_temperature', unit: 'C' },
+          ],
+        },
+      ],
+    });
+    const exp = await createExporter(cfg, { log, clock: clock.fn });
+    exps.push(exp);
+    await exp.sampler.tick();
+    for (let i = 0; i < 5; i++) {
+      clock.advance();
+      await exp.sampler.tick();
+    }
+    expect(sourceError(exp, 'modbus:inrow-air')).toBeUndefined();
+    expect(sourceUp(exp, 'modbus:inrow-air')).toBe(true);
+    // 4.5 kW of heat removed (the peer's InRow register), COP at the configured 20 °C supply air.
+    const expected = ((4.5 * 1000) / cop20) * STEP_S * 5 * share;
+    const got = await exportedJoules(exp, { component: 'cooling', device: 'inrow-air', source: 'modbus-cop' });
+    expect(Math.abs(got - expected) / expected).toBeLessThan(0.005);
+    // Each unreadable register is logged once, not every tick.
+    const air = warnings.filter((w) => w.includes('supply-air'));
+    expect(air).toHaveLength(2);
+    expect(air.join('\n')).toMatch(/input register 200".*decodes to NaN/);
+    expect(air.join('\n')).toMatch(/Modicon 35001.*Modbus exception 2/);
   }, 60000);
 
   test('a hung peer: every timed-out connection is closed, none left open across reconnects', async () => {

@@ -206,6 +206,25 @@ describe('Redfish meters against the DMTF mockups', () => {
     await src.close();
   }, 30000);
 
+  test('an IT meter that finds only heat-removed sensors is refused, never counted as room IT energy', async () => {
+    const clock = new StepClock(STEP_S * 1000);
+    const exp = await exporterFor(
+      {
+        cooling: { share: 1 },
+        meters: [meter('cdu-as-it', cdu, { role: 'it', resource: '/redfish/v1/ThermalEquipment/CDUs/1', auth: 'session' })],
+      },
+      clock,
+    );
+    exps.push(exp);
+    await exp.sampler.tick();
+    await run(exp, clock, 3);
+    expect(sourceUp(exp, 'redfish:cdu-as-it')).toBe(false);
+    expect(sourceError(exp, 'redfish:cdu-as-it')).toMatch(
+      /meter "cdu-as-it" \(redfish\): .*no power or energy reading found.*only heat-removed/,
+    );
+    expect(await exportedJoules(exp, { device: 'cdu-as-it' })).toBe(0);
+  }, 30000);
+
   test('a service killed mid-run: that meter goes down, the other keeps counting, recovery without a jump', async () => {
     const share = 0.25;
     const clock = new StepClock(STEP_S * 1000);

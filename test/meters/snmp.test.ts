@@ -2,7 +2,7 @@ import { createSocket } from 'dgram';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
 import { silentLogger } from '../../exporter/src/util/log';
-import { exportedJoules, FixedIt, sleep, sourceError, sourceUp, StepClock, tempDir } from './helpers';
+import { exportedJoules, FixedIt, sleep, sourceError, sourceUp, StepClock, tempDir, warningLogger } from './helpers';
 import { SnmpPeer } from './snmp-peer';
 
 /**
@@ -52,6 +52,17 @@ describe('SNMP meters against a real snmpd', () => {
   let a: SnmpPeer;
   let b: SnmpPeer;
   const exps: Exporter[] = [];
+
+  /** The APC InRow on agent B, read over SNMPv3 authPriv. */
+  const inrowV3 = (name: string) => ({
+    name,
+    protocol: 'snmp' as const,
+    host: '127.0.0.1',
+    port: b.port,
+    version: '3' as const,
+    user: { name: V3.user, authKey: V3.auth, privKey: V3.priv },
+    profile: 'apc-inrow' as const,
+  });
 
   beforeAll(async () => {
     // Peer A: an APC rack PDU feeding a CRAC (cooling) and a UPS-MIB UPS feeding a CRAH (power only).
@@ -106,15 +117,7 @@ describe('SNMP meters against a real snmpd', () => {
             profile: 'apc-rpdu2',
             index: 2,
           },
-          {
-            name: 'inrow-1',
-            protocol: 'snmp',
-            host: '127.0.0.1',
-            port: b.port,
-            version: '3',
-            user: { name: V3.user, authKey: V3.auth, privKey: V3.priv },
-            profile: 'apc-inrow',
-          },
+          inrowV3('inrow-1'),
           { name: 'room-it', role: 'it', protocol: 'snmp', host: '127.0.0.1', port: b.port, profile: 'geist-pdu' },
         ],
         sample: PATIENT,
@@ -273,6 +276,36 @@ describe('SNMP meters against a real snmpd', () => {
     expect(await exportedJoules(exp, { component: 'cooling', source: 'model' })).toBeCloseTo(it * 0.56, 6);
     const errors = await exp.metrics.sourceErrors.get();
     expect(errors.values.some((v) => v.labels.reader === 'snmp:bad-oid' && v.labels.reason === 'bad_oid' && v.value >= 1)).toBe(true);
+  }, 60000);
+
+  test('a supply-air OID the agent lacks is missing, not a failure: logged once, the meter keeps its reading', async () => {
+    const clock = new StepClock(STEP_S * 1000);
+    const { log, warnings } = warningLogger();
+    const share = 0.5;
+    const cfg = parseConfig({
+      sources: quiet,
+      sample: PATIENT,
+      cooling: { share },
+      meters: [
+        {
+          ...inrowV3('inrow-2'),
+          points: [{ oid: '.1.3.6.1.4.1.318.1.1.13.3.2.2.2.99.0', kind: 'supply_air_temperature', unit: 'C', scale: 0.1 }],
+        },
+      ],
+    });
+    const exp = await createExporter(cfg, { log, clock: clock.fn, extraSources: [new FixedIt(NODE_IT_W)] });
+    exps.push(exp);
+    await exp.sampler.tick();
+    await tickN(exp, clock, 3);
+    expect(sourceError(exp, 'snmp:inrow-2')).toBeUndefined();
+    expect(sourceUp(exp, 'snmp:inrow-2')).toBe(true);
+    // 12.5 kW of heat removed, through the COP at the 21.5 °C the profile's own supply-air OID reads.
+    const expected = ((12.5 * 1000) / cop21_5) * STEP_S * 3 * share;
+    const got = await exportedJoules(exp, { component: 'cooling', device: 'inrow-2', source: 'snmp-cop' });
+    expect(Math.abs(got - expected) / expected).toBeLessThan(0.005);
+    const air = warnings.filter((w) => w.includes('supply-air'));
+    expect(air).toHaveLength(1);
+    expect(air[0]).toMatch(/"meter":"inrow-2","point":"OID 1\.3\.6\.1\.4\.1\.318\.1\.1\.13\.3\.2\.2\.2\.99\.0"/);
   }, 60000);
 
   test('a community never shows in errors, even where net-snmp quotes it (response community mismatch)', async () => {

@@ -6,7 +6,8 @@ import { z } from 'zod';
  * config.ts composes these into the file's schema; a source never imports the configuration.
  */
 
-const nonNeg = z.number().finite().nonnegative();
+/** A finite number ≥ 0 (watts, joules per unit, grams per kWh). */
+export const nonNeg = z.number().finite().nonnegative();
 
 /** A regular expression given as a string: compiled at validation, so a bad one names its field. */
 const regexText = z.string().superRefine((v, ctx) => {

@@ -39,13 +39,6 @@ export function toSI(p: Pick<PointValue, 'raw' | 'scale' | 'unit'>): number | nu
   return p.raw === null ? null : p.raw * p.scale * UNIT_FACTOR[p.unit];
 }
 
-/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh, temperature ↔ C). */
-export function unitFitsKind(kind: PointKind, unit: Unit): boolean {
-  if (kind === 'supply_air_temperature' || unit === 'C') return kind === 'supply_air_temperature' && unit === 'C';
-  const energy = kind === 'energy' || kind === 'thermal_energy';
-  return energy ? unit === 'Wh' || unit === 'kWh' : unit === 'W' || unit === 'kW';
-}
-
 /** Parses unit text a device reports (Liebert "kW", Redfish "W"/"kW.h"). */
 export function parseUnitText(text: string): Unit | undefined {
   const t = text
@@ -123,6 +116,15 @@ export function pointsToReading(meter: MeterIdentity, protocol: Protocol, points
   if (e !== undefined) return counter(e);
   const p = usable('power');
   if (p !== undefined) return power(p);
+  // Heat removed is converted to electricity through the cooling COP: it is cooling energy, never
+  // the room's IT energy, so an IT meter with only thermal points has no usable reading.
+  const hasThermal = ['thermal_energy', 'thermal_power'].some((k) => points.some((p) => p.kind === k));
+  if (meter.role === 'it' && hasThermal) {
+    throw new SourceError(
+      'unsupported',
+      `meter "${meter.name}" (${protocol}): role "it" needs an electrical power or energy point; it has only heat-removed (thermal) points, which measure cooling, not IT energy`,
+    );
+  }
   const heat = (): HeatRemoved => {
     const celsius = supplyAirCelsius(points);
     return celsius === undefined ? {} : { supplyAirCelsius: celsius };
@@ -215,6 +217,25 @@ export abstract class MeterSource implements Source {
       }
       throw err;
     }
+  }
+
+  /** Supply-air points already reported unreadable (logged once each, not every tick). */
+  private readonly warnedSupplyAir = new Set<string>();
+
+  /**
+   * A supply-air temperature point the device lacks or garbles: only refines the COP, so it is
+   * unknown (raw null, the configured supply air is used), never the meter's failure; logged once.
+   */
+  protected missingSupplyAir(point: Pick<PointValue, 'kind' | 'unit' | 'scale'>, label: string, why: string): PointValue {
+    if (!this.warnedSupplyAir.has(label)) {
+      this.warnedSupplyAir.add(label);
+      this.log.warn('supply-air temperature unreadable; the cooling model uses the configured supply air', {
+        meter: this.meter.name,
+        point: label,
+        reason: this.redact(why),
+      });
+    }
+    return { label, kind: point.kind, unit: point.unit, scale: point.scale, raw: null };
   }
 
   protected fail(reason: string, detail: string): SourceError {

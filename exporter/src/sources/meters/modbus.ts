@@ -1,7 +1,7 @@
 import ModbusRTU from 'modbus-serial';
 import type { Logger } from '../../util/log';
 import type { PointValue } from './common';
-import { MeterSource, unitFitsKind, withTimeout } from './common';
+import { MeterSource, withTimeout } from './common';
 import type { ModbusMeterConfig, ModbusRegister, RegisterType } from './schema';
 import { resolveRegister } from './schema';
 
@@ -136,6 +136,9 @@ export class ModbusMeterSource extends MeterSource {
         throw this.fail('timeout', `${label} on ${this.target}: the read took longer than ${this.timeoutMs}ms`);
       }
       client.setTimeout(left);
+      // A supply-air temperature only refines the COP: one the device lacks or garbles is unknown
+      // (raw null), never the meter's failure (as for SNMP). A lost connection still is.
+      const optional = r.kind === 'supply_air_temperature';
       let words: number[];
       try {
         const res =
@@ -145,6 +148,10 @@ export class ModbusMeterSource extends MeterSource {
         words = res.data;
       } catch (err) {
         const e = err as Error & { modbusCode?: number; errno?: string };
+        if (e.modbusCode !== undefined && optional) {
+          out.push(this.missingSupplyAir(r, label, `Modbus exception ${e.modbusCode} (${e.message})`));
+          continue;
+        }
         if (e.modbusCode !== undefined) {
           throw this.fail('bad_register', `${label} on ${this.target}: Modbus exception ${e.modbusCode} (${e.message})`);
         }
@@ -153,13 +160,16 @@ export class ModbusMeterSource extends MeterSource {
         throw this.fail(timedOut ? 'timeout' : 'read', `${label} on ${this.target}: ${e.message}`);
       }
       const raw = decodeRegisters(words, r.type, r.wordOrder);
+      if (!Number.isFinite(raw) && optional) {
+        out.push(this.missingSupplyAir(r, label, `decodes to ${raw} as ${r.type}`));
+        continue;
+      }
       if (!Number.isFinite(raw)) {
         throw this.fail(
           'bad_value',
           `${label} on ${this.target}: garbage value (words ${words.map((w) => '0x' + w.toString(16)).join(' ')} decode to ${raw} as ${r.type})`,
         );
       }
-      if (!unitFitsKind(r.kind, r.unit)) throw this.fail('config', `${label}: unit ${r.unit} does not fit kind ${r.kind}`);
       out.push({ label, kind: r.kind, unit: r.unit, scale: r.scale, raw: r.unsupported.includes(raw) ? null : raw });
     }
     return out;

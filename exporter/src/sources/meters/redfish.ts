@@ -301,7 +301,8 @@ export class RedfishMeterSource extends MeterSource {
         break; // energy counters win; nothing further is needed
       }
     }
-    if (!energy && !power && thermal) {
+    // Heat removed measures cooling: an IT meter never falls back to it (pointsToReading refuses it too).
+    if (!energy && !power && thermal && this.cfg.role !== 'it') {
       const plan = { energy: [], power: [], thermal: thermal.thermal, from: thermal.from };
       this.log.info('redfish discovery: only heat removed, converted through the COP', {
         meter: this.cfg.name,
@@ -312,7 +313,9 @@ export class RedfishMeterSource extends MeterSource {
     if (!energy && !power) {
       throw this.fail(
         'unsupported',
-        `${this.base.origin}${this.cfg.resource ?? ''}: no power or energy reading found (PSU Metrics, EnvironmentMetrics, Sensors, Power)`,
+        `${this.base.origin}${this.cfg.resource ?? ''}: no power or energy reading found (PSU Metrics, EnvironmentMetrics, Sensors, Power)${
+          thermal ? '; only heat-removed (ReadingType Heat) sensors, which an IT meter cannot use' : ''
+        }`,
       );
     }
     const plan = { energy: energy?.energy ?? [], power: power?.power ?? [], from: [energy?.from, power?.from].filter(Boolean).join(' + ') };

@@ -22,6 +22,15 @@ export type PointKind = (typeof POINT_KINDS)[number];
 export const UNITS = ['W', 'kW', 'Wh', 'kWh', 'C'] as const;
 export type Unit = (typeof UNITS)[number];
 
+/** Checks that a point's unit fits its kind (power ↔ W/kW, energy ↔ Wh/kWh, temperature ↔ C). */
+export function unitFitsKind(kind: PointKind, unit: Unit): boolean {
+  if (kind === 'supply_air_temperature' || unit === 'C') return kind === 'supply_air_temperature' && unit === 'C';
+  const energy = kind === 'energy' || kind === 'thermal_energy';
+  return energy ? unit === 'Wh' || unit === 'kWh' : unit === 'W' || unit === 'kW';
+}
+
+const UNITS_OF_KIND = 'power and thermal_power: W or kW; energy and thermal_energy: Wh or kWh; supply_air_temperature: C';
+
 const numericOid = z
   .string()
   .transform((s) => s.replace(/^\./, ''))
@@ -218,6 +227,15 @@ function checkMeter(m: z.output<typeof MeterSchema>, ctx: z.RefinementCtx, i: nu
     const [key, points] = m.protocol === 'snmp' ? ['points', m.points] : ['registers', m.registers];
     points.forEach((p, j) => {
       if (p.kind.startsWith('thermal_')) issue(`${p.kind} is heat removed: an IT meter (role: it) reads power or energy`, key, j, 'kind');
+    });
+  }
+  // A unit that does not fit its kind would fail every read: refuse it at start-up. (An SNMP point
+  // with unitOid takes its unit, and its kind's energy/power, from the device.)
+  if (m.protocol === 'snmp' || m.protocol === 'modbus') {
+    const [key, points] = m.protocol === 'snmp' ? ['points', m.points] : ['registers', m.registers];
+    points.forEach((p, j) => {
+      if (!('unitOid' in p && p.unitOid) && !unitFitsKind(p.kind, p.unit))
+        issue(`unit ${p.unit} does not fit kind ${p.kind} (${UNITS_OF_KIND})`, key, j, 'unit');
     });
   }
   if (m.protocol === 'snmp') {

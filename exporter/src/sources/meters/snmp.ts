@@ -1,8 +1,9 @@
 import * as snmp from 'net-snmp';
 import type { Logger } from '../../util/log';
 import type { PointValue } from './common';
-import { MeterSource, parseUnitText, unitFitsKind } from './common';
+import { MeterSource, parseUnitText } from './common';
 import type { SnmpMeterConfig, SnmpPoint } from './schema';
+import { unitFitsKind } from './schema';
 
 /**
  * A meter read over SNMP v2c or v3 (net-snmp), one GET per read for all its points. Numeric OIDs
@@ -169,8 +170,10 @@ export class SnmpMeterSource extends MeterSource {
       const label = `OID ${p.oid}`;
       // A supply-air temperature only refines the COP: one the agent lacks is unknown, not an error.
       const optional = p.kind === 'supply_air_temperature';
-      if (optional && (!vb || snmp.isVarbindError(vb) || !Number.isFinite(varbindNumber(vb) ?? NaN)))
-        return { label, kind: p.kind, unit: p.unit, scale: p.scale, raw: null };
+      if (optional && !vb) return this.missingSupplyAir(p, label, 'missing from the answer');
+      if (optional && vb && snmp.isVarbindError(vb)) return this.missingSupplyAir(p, label, snmp.varbindError(vb));
+      if (optional && vb && !Number.isFinite(varbindNumber(vb) ?? NaN))
+        return this.missingSupplyAir(p, label, `not a number (${JSON.stringify(varbindText(vb)).slice(0, 60)})`);
       if (!vb || snmp.isVarbindError(vb)) {
         throw this.fail(
           'bad_oid',
