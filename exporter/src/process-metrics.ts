@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'fs';
+import { readdirSync, readFileSync, statSync } from 'fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 /**
@@ -22,9 +22,15 @@ function selfStat(): { rss: number; vsize: number } | undefined {
   }
 }
 
+/**
+ * Open descriptors. Since Linux 6.2 the size of /proc/self/fd is their count, one stat instead of
+ * listing them all on every scrape (the jobs tracker may keep thousands open); older kernels report
+ * 0 there, and the listing (which includes its own descriptor) is the fallback.
+ */
 function openFds(): number | undefined {
   try {
-    return readdirSync('/proc/self/fd').length;
+    const counted = statSync('/proc/self/fd').size;
+    return counted > 0 ? counted : readdirSync('/proc/self/fd').length - 1;
   } catch {
     return undefined;
   }
