@@ -216,6 +216,33 @@ describe('process trees and CPU time', () => {
     );
     expect(h.registry.get('a')?.state).toBe('ended');
   });
+
+  it('a `jouleflow run` job outlives its processes for 10 s: its wrapper reports the final work and ends it', () => {
+    const idle = { jobs: [], unattributed: { compute: 0, transmit: 0, store: 0, cooling: 0 } };
+    const record = () => h.registry.record({ t: h.now, dt: 1, series: [], events: [] }, idle);
+    h.fake.set(100, { ppid: 1, starttime: OLD });
+    h.fake.set(200, { ppid: 1, starttime: OLD });
+    h.registry.register({ id: 'r', name: 'R', pids: [100], labels: { scheduler: 'jouleflow-run' } });
+    h.registry.register({ id: 'w', name: 'W', pids: [200], labels: { scheduler: 'jouleflow-run' } });
+    h.step();
+    h.fake.remove(100);
+    h.fake.remove(200);
+    for (let s = 0; s < 9; s++) {
+      h.step();
+      record();
+    }
+    expect(h.registry.get('r')?.state).toBe('running');
+    // The wrapper's final work report is still taken, then it ends the job itself.
+    h.registry.registry.workOf('r');
+    void h.registry.end('r');
+    record();
+    expect(h.registry.get('r')?.state).toBe('ended');
+    // A wrapper that died: the job ends 10 s after its processes, without it.
+    expect(h.registry.get('w')?.state).toBe('running');
+    h.step(2);
+    record();
+    expect(h.registry.get('w')?.state).toBe('ended');
+  });
 });
 
 describe('discovery', () => {

@@ -34,6 +34,8 @@ export interface JobRecord {
   hadMembers: boolean;
   members: number;
   endRequested: boolean;
+  /** When its processes were last seen gone (ms, the tracker's clock); a `jouleflow run` job ends a grace period later. */
+  goneSinceMs?: number;
   /** Ledger timestamp of a resumed job (used as its end if its processes are gone). */
   resumedUpdated?: number;
   waiters: Array<(r: JobReport) => void>;

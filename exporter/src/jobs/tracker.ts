@@ -57,6 +57,9 @@ const AUTO_END_SOURCES: ReadonlySet<JobSource> = new Set(['run', 'slurm', 'kuber
  * by PIDs only; and a Slurm prolog's API job (scheduler=slurm), so that an epilog that cannot
  * reach the exporter never leaves it running for ever.
  */
+/** How long a `jouleflow run` job outlives its processes before it ends without its wrapper. */
+const RUN_END_GRACE_MS = 10_000;
+
 function endsWithItsProcesses(job: JobRecord): boolean {
   if (AUTO_END_SOURCES.has(job.source)) return true;
   return job.source === 'api' && ((job.cgroup === undefined && job.gpus.length === 0) || job.scheduler === 'slurm');
@@ -209,7 +212,13 @@ export class JobTracker {
       if (u.members > 0) job.hadMembers = true;
       const rootsGone = job.roots.size > 0 && ![...job.roots].some((r) => this.table.procs.has(r));
       const gone = u.members === 0 && (job.hadMembers || job.resumedUpdated !== undefined || rootsGone);
-      if (gone && endsWithItsProcesses(job)) job.endRequested = true;
+      if (!gone || !endsWithItsProcesses(job)) job.goneSinceMs = undefined;
+      else if (job.scheduler !== 'jouleflow-run') job.endRequested = true;
+      // `jouleflow run` reports the command's final work and then ends its job itself; on a loaded
+      // machine that can come a tick after the command exits, and an ended job takes no more work.
+      // Its job outlives its processes for a grace period (with no share of energy: it has no
+      // members); a wrapper that died leaves the ending to this.
+      else if (this.clock() - (job.goneSinceMs ??= this.clock()) >= RUN_END_GRACE_MS) job.endRequested = true;
     }
     this.prevUptime = uptime;
     return usage.map(({ members: _, ...u }) => u);
