@@ -274,6 +274,12 @@ export class Sampler {
       }
       st.status.up = false;
       st.status.lastError = (err as Error).message;
+      if (err instanceof SourceError && err.permanent) {
+        // It can never answer here: absent, as after init() returning false, and not polled again.
+        st.status.present = false;
+        st.ready = false;
+        log.warn('source cannot answer on this host; it is no longer polled', { source: name, err: (err as Error).message });
+      }
       return { readings: [], gpu: [] };
     }
   }

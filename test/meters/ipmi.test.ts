@@ -29,8 +29,13 @@ const FIX = resolve(__dirname, '../fixtures/ipmi');
 const STEP_S = 1;
 const quiet = { rapl: false, cpuModel: false, dramModel: false, diskstats: false, netdev: false, nvml: false };
 
+/**
+ * The injected clock steps STEP_S per tick (what the energy integrates over); the configured
+ * interval only sets the read timeouts: 10 s gives ipmitool 7 s, which a loaded machine meets
+ * (at 1 s a spawn plus an RMCP+ session could overrun 700 ms there).
+ */
 async function exporterFor(input: ConfigInput, clock: StepClock): Promise<Exporter> {
-  const cfg = parseConfig({ sample: { interval: `${STEP_S}s` }, sources: quiet, ...input });
+  const cfg = parseConfig({ sample: { interval: '10s' }, sources: quiet, ...input });
   return createExporter(cfg, { log: silentLogger, clock: clock.fn });
 }
 
@@ -130,18 +135,70 @@ describe('IPMI meters against ipmi_sim and a scripted DCMI tool', () => {
       clock,
     );
     exps.push(exp);
+    const status = () => exp.sampler.statuses.find((s) => s.name === 'ipmi:bmc-sim');
+    // The verdict comes from the start-up probe, or, when a slow machine made the probe time out,
+    // from the first read that gets ipmi_sim's answer.
+    for (let i = 0; status()?.present !== false; i++) {
+      if (i === 100) throw new Error(`no DCMI verdict after 100 ticks: ${status()?.lastError}`);
+      await exp.sampler.tick();
+      clock.advance();
+      await sleep(50);
+    }
+    expect(status()?.lastError).toMatch(
+      /meter "bmc-sim" \(ipmi\): ipmitool 127\.0\.0\.1:\d+: the BMC does not support DCMI power readings \(Invalid command \(c1\)\)/,
+    );
+    const calls = tool.calls();
+    expect(calls).toBeGreaterThanOrEqual(1);
     for (let i = 0; i < 5; i++) {
       await exp.sampler.tick();
       clock.advance();
     }
-    const st = exp.sampler.statuses.find((s) => s.name === 'ipmi:bmc-sim');
-    expect(st?.present).toBe(false);
-    expect(st?.lastError).toMatch(
-      /meter "bmc-sim" \(ipmi\): ipmitool 127\.0\.0\.1:\d+: the BMC does not support DCMI power readings \(Invalid command \(c1\)\)/,
-    );
-    expect(tool.calls()).toBe(1);
+    expect(status()?.present).toBe(false);
+    expect(tool.calls()).toBe(calls); // never polled again
     expect(exp.sampler.coolingNotices.join(' ')).toMatch(/source="model"/);
   }, 30000);
+
+  test('a start-up probe that times out is no verdict: the first read that finds DCMI unsupported makes the meter absent', async () => {
+    const n = join(dir, 'slow-n');
+    const fake = join(dir, 'slow-then-unsupported.sh');
+    // The first call (the probe) hangs past the meter's timeout; later calls answer like ipmi_sim.
+    writeFileSync(
+      fake,
+      `#!/bin/sh
+c=$(cat ${n} 2>/dev/null || echo 0); c=$((c+1)); echo $c > ${n}
+if [ $c -eq 1 ]; then sleep 60; fi
+cat ${join(FIX, 'ipmitool-dcmi-ipmi_sim-unsupported.txt')}
+exit 1
+`,
+    );
+    chmodSync(fake, 0o755);
+    const clock = new StepClock(STEP_S * 1000);
+    const exp = await exporterFor(
+      { cooling: { share: 1 }, meters: [{ name: 'bmc-slow', protocol: 'ipmi', host: '127.0.0.1', port, command: fake, timeout: '300ms' }] },
+      clock,
+    );
+    exps.push(exp);
+    const calls = () => Number(readFileSync(n, 'utf8'));
+    const status = () => exp.sampler.statuses.find((s) => s.name === 'ipmi:bmc-slow');
+    expect(status()?.present).toBe(true); // the probe timed out: no verdict yet
+    for (let i = 0; status()?.present !== false; i++) {
+      if (i === 100) throw new Error(`no DCMI verdict after 100 ticks: ${status()?.lastError}`);
+      await exp.sampler.tick();
+      clock.advance();
+      await sleep(50);
+    }
+    expect(status()?.lastError).toMatch(
+      /meter "bmc-slow" \(ipmi\): ipmitool 127\.0\.0\.1:\d+: the BMC does not support DCMI power readings/,
+    );
+    const seen = calls();
+    expect(seen).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 5; i++) {
+      await exp.sampler.tick();
+      clock.advance();
+    }
+    expect(status()?.present).toBe(false);
+    expect(calls()).toBe(seen);
+  }, 60000);
 
   test('wrong password and a dead BMC: clear errors naming the meter; the dead one within its timeout', async () => {
     const dead = await freeUdpPort();

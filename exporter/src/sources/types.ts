@@ -57,11 +57,17 @@ export interface Source {
   close?(): Promise<void>;
 }
 
-/** Thrown by sources for an expected, explainable failure; `reason` becomes the error counter label. */
+/**
+ * Thrown by sources for an expected, explainable failure; `reason` becomes the error counter label.
+ * `permanent`: the source learned that it can never answer here (a BMC without DCMI found by a read
+ * after a slow start-up probe); the sampler then reports it absent, as after init() returning false,
+ * and never polls it again.
+ */
 export class SourceError extends Error {
   constructor(
     readonly reason: string,
     message: string,
+    readonly permanent = false,
   ) {
     super(message);
     this.name = 'SourceError';

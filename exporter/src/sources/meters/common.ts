@@ -213,7 +213,9 @@ export abstract class MeterSource implements Source {
     } catch (err) {
       if (err instanceof Error) {
         const message = this.redact(err.message);
-        if (message !== err.message) throw new SourceError(err instanceof SourceError ? err.reason : 'read', message);
+        if (message !== err.message) {
+          throw err instanceof SourceError ? new SourceError(err.reason, message, err.permanent) : new SourceError('read', message);
+        }
       }
       throw err;
     }
@@ -238,8 +240,8 @@ export abstract class MeterSource implements Source {
     return { label, kind: point.kind, unit: point.unit, scale: point.scale, raw: null };
   }
 
-  protected fail(reason: string, detail: string): SourceError {
-    return new SourceError(reason, `meter "${this.meter.name}" (${this.protocol}): ${detail}`);
+  protected fail(reason: string, detail: string, permanent = false): SourceError {
+    return new SourceError(reason, `meter "${this.meter.name}" (${this.protocol}): ${detail}`, permanent);
   }
 }
 

@@ -66,6 +66,8 @@ export function ipmiToolEnv(): NodeJS.ProcessEnv {
 export class IpmiMeterSource extends MeterSource {
   private password: string | undefined;
   private unsupported: string | undefined;
+  /** Whether the BMC has given a power reading (then "unsupported" means it became unavailable). */
+  private answered = false;
 
   constructor(
     private readonly cfg: IpmiMeterConfig,
@@ -175,34 +177,46 @@ export class IpmiMeterSource extends MeterSource {
     );
   }
 
-  /** Probes once: a BMC without DCMI power makes the source absent, with the reason, instead of an error every tick. */
+  /**
+   * Probes once: a BMC without DCMI power makes the source absent, with the reason, instead of an
+   * error every tick. A probe that fails or times out (a slow BMC, a loaded host) is no verdict: the
+   * reads go on, and the first that finds DCMI unsupported makes the source absent the same way.
+   */
   override async init(): Promise<boolean> {
     this.password = this.cfg.password;
     if (this.cfg.passwordFile)
       this.password = (await readMeterFile(this.cfg.name, 'passwordFile', this.cfg.passwordFile)).toString('utf8').trim();
+    let r: DcmiReading;
     try {
-      const r = this.parse(await this.run());
-      if (r.state === 'unsupported') this.unsupported = r.why;
+      r = this.parse(await this.run());
     } catch (err) {
       if (err instanceof SourceError && err.reason === 'absent') throw err;
-      // Unreachable or refused now: keep polling, the reads report why.
+      // Unreachable, refused or slow now: keep polling, the reads report why.
       return true;
     }
-    if (this.unsupported) {
-      throw this.fail('unsupported', `${this.where()}: the BMC does not support DCMI power readings (${this.unsupported}); not polled`);
-    }
+    if (r.state === 'unsupported') throw this.unsupportedError(r.why, false);
+    this.answered = true;
     return true;
   }
 
   protected async readPoints(signal: AbortSignal): Promise<PointValue[]> {
     if (this.unsupported) return [];
     const r = this.parse(await this.run(signal));
-    if (r.state === 'unsupported') {
-      // Reported once; afterwards the meter stays quiet.
-      this.unsupported = r.why;
-      throw this.fail('unsupported', `${this.where()}: DCMI power reading became unavailable (${r.why}); no longer polled`);
-    }
+    if (r.state === 'unsupported') throw this.unsupportedError(r.why, this.answered);
+    this.answered = true;
     return [{ label: 'DCMI instantaneous power', kind: 'power', unit: 'W', scale: 1, raw: r.watts }];
+  }
+
+  /** DCMI power is not available: reported once (the source becomes absent), never polled again. */
+  private unsupportedError(why: string, hadReadings: boolean): SourceError {
+    this.unsupported = why;
+    return this.fail(
+      'unsupported',
+      hadReadings
+        ? `${this.where()}: DCMI power reading became unavailable (${why}); no longer polled`
+        : `${this.where()}: the BMC does not support DCMI power readings (${why}); not polled`,
+      true,
+    );
   }
 
   override async sample(ctx: Parameters<MeterSource['sample']>[0]): ReturnType<MeterSource['sample']> {
