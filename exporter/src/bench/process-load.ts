@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'fs';
 import { createServer } from 'net';
 import * as path from 'path';
 import { setTimeout as sleep } from 'timers/promises';
@@ -8,7 +8,8 @@ import type { BenchRow } from './table';
 
 /**
  * `jouleflow serve` under load, measured from outside over a window: (a) background CPU with 8 fake
- * GPUs (test/fakes/nvml) and 100 jobs registered by PID on 2 000 sleeping processes, no scrapes;
+ * GPUs (test/fakes/nvml) and 100 jobs on 2 000 sleeping processes, no scrapes, registered by PID,
+ * then by cgroup (one per job, as Slurm and Kubernetes make; needs root);
  * (b) CPU at a 15 s scrape interval, beside node_exporter scraped the same way in the same window
  * when `prometheus-node-exporter` or `node_exporter` is on PATH (Debian: apt-get install
  * prometheus-node-exporter). The windows run one after the other, so (a)'s processes are not in (b).
@@ -26,10 +27,65 @@ const SCRAPE_EVERY_S = 15;
 
 const thousands = (n: number) => String(n).replace(/\B(?=(\d{3})+$)/g, ' ');
 
-/** One tree per job: a shell and its PER_JOB − 1 sleeping children, in a process group of its own. */
-function startTrees(): ChildProcess[] {
-  const script = `for i in $(seq ${PER_JOB - 1}); do sleep 3600 & done; wait`;
-  return Array.from({ length: JOBS }, () => spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }));
+/**
+ * One tree per job: a shell and its PER_JOB − 1 sleeping children, in a process group of its own;
+ * with `cgroups`, the shell first joins its job's cgroup (its children are born there), as a Slurm
+ * or Kubernetes job's processes are.
+ */
+function startTrees(cgroups?: BenchCgroups): ChildProcess[] {
+  return Array.from({ length: JOBS }, (_, k) => {
+    const join = (cgroups?.procsFiles(k) ?? []).map((f) => `echo $$ > ${f} && `).join('');
+    const script = `${join}for i in $(seq ${PER_JOB - 1}); do sleep 3600 & done; wait`;
+    return spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  });
+}
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+interface BenchCgroups {
+  /** The job's cgroup as /proc/PID/cgroup names it. */
+  name(k: number): string;
+  /** The cgroup.procs files a process writes its PID to, to join the job's cgroup. */
+  procsFiles(k: number): string[];
+  /** Removes what it can; true when nothing is left. */
+  remove(): boolean;
+}
+
+/** A cgroup per job (v2, or v1 cpuacct + blkio on a hybrid mount), or why there can be none (not root). */
+function makeBenchCgroups(): BenchCgroups | string {
+  const top = `/jouleflow-bench-${process.pid}`;
+  const pureV2 = existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'));
+  const bases = pureV2 ? [CGROUP_ROOT] : [path.join(CGROUP_ROOT, 'cpuacct'), path.join(CGROUP_ROOT, 'blkio')];
+  const name = (k: number) => `${top}/job-${k}`;
+  const made: string[] = [];
+  const remove = () => {
+    for (const d of [...made].reverse()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // still has a process, or already gone
+      }
+    }
+    return made.every((d) => !existsSync(d));
+  };
+  try {
+    for (const b of bases) {
+      mkdirSync(path.join(b, top));
+      made.push(path.join(b, top));
+      for (let k = 0; k < JOBS; k++) {
+        mkdirSync(path.join(b, name(k)));
+        made.push(path.join(b, name(k)));
+      }
+    }
+  } catch (err) {
+    remove();
+    return `cannot make cgroups under ${CGROUP_ROOT}: ${(err as Error).message}`;
+  }
+  if (pureV2 && !existsSync(path.join(CGROUP_ROOT, name(0), 'io.stat'))) {
+    remove();
+    return 'cgroup v2 without the io controller: jobs are counted by their processes';
+  }
+  return { name, procsFiles: (k) => bases.map((b) => path.join(b, name(k), 'cgroup.procs')), remove };
 }
 
 /** Processes whose parent is one of `parents` (from /proc). */
@@ -66,13 +122,14 @@ function killTrees(trees: ChildProcess[]): void {
   }
 }
 
-async function registerJobs(url: string, trees: ChildProcess[]): Promise<void> {
+async function registerJobs(url: string, trees: ChildProcess[], cgroups?: BenchCgroups): Promise<void> {
   const api = `${url.replace(/\/metrics$/, '')}/api/v1/jobs`;
   for (const [k, t] of trees.entries()) {
+    const by = cgroups ? { cgroup: cgroups.name(k) } : { pids: [t.pid] };
     const res = await fetch(api, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ id: `tree-${k}`, name: `process tree ${k}`, pids: [t.pid] }),
+      body: JSON.stringify({ id: `tree-${k}`, name: `process tree ${k}`, ...by }),
     });
     if (res.status !== 201) throw new Error(`registering job ${k}: HTTP ${res.status} ${await res.text()}`);
   }
@@ -94,16 +151,19 @@ function ensureFakeNvml(): void {
  * (a) 8 fake GPUs and 100 jobs on 2 000 processes, 1 s ticks, no scrapes: every build in `mains`
  * tracks the same processes, side by side over the same window.
  */
-async function gpusAndJobs(mains: string[], windowS: number): Promise<BenchRow[]> {
+async function gpusAndJobs(mains: string[], windowS: number, by: 'pids' | 'cgroup'): Promise<BenchRow[]> {
   ensureFakeNvml();
-  const trees = startTrees();
+  const what = `idle CPU, ${GPUS} fake GPUs + ${JOBS} jobs${by === 'cgroup' ? ' by cgroup' : ''} on ${thousands(JOBS * PER_JOB)} processes, 1 s ticks`;
+  const cgroups = by === 'cgroup' ? makeBenchCgroups() : undefined;
+  if (typeof cgroups === 'string') return [{ area: 'jouleflow', metric: `${what}: skipped`, value: 0, unit: '', note: cgroups }];
+  const trees = startTrees(cgroups);
   const running: Array<Awaited<ReturnType<typeof startServe>>> = [];
   try {
     await treesReady(trees);
     const env = { JOULEFLOW_FAKE_NVML_TRACE: TRACE, JOULEFLOW_FAKE_NVML_GPUS: String(GPUS) };
     for (const main of mains) running.push(await startServe(main, [`--nvml.library=${FAKE_NVML}`], env));
     // No /metrics here: a scrape makes the exporter render ahead for a minute (scrape cost).
-    for (const s of running) await registerJobs(s.url, trees);
+    for (const s of running) await registerJobs(s.url, trees, cgroups);
     await sleep(7000); // a full scan (every 5th tick) has placed every process in its job
     const cpu0 = running.map((s) => cpuSeconds(s.child.pid!));
     await sleep(windowS * 1000);
@@ -112,7 +172,7 @@ async function gpusAndJobs(mains: string[], windowS: number): Promise<BenchRow[]
     for (const [i, s] of running.entries()) {
       rows.push({
         area: serveLabel(mains[i]),
-        metric: `idle CPU, ${GPUS} fake GPUs + ${JOBS} jobs on ${thousands(JOBS * PER_JOB)} processes, 1 s ticks`,
+        metric: what,
         value: (100 * cpu[i]) / windowS,
         unit: '% of a core',
         note: `${windowS} s, no scrapes; ${await runningJobs(s.url)} jobs running at the end`,
@@ -122,6 +182,8 @@ async function gpusAndJobs(mains: string[], windowS: number): Promise<BenchRow[]
   } finally {
     for (const s of running) await stop(s.child);
     killTrees(trees);
+    // The kernel empties a cgroup once its processes are reaped.
+    for (let i = 0; cgroups && !cgroups.remove() && i < 50; i++) await sleep(100);
   }
 }
 
@@ -211,5 +273,9 @@ async function scrapedEvery15s(main: string, windowS: number): Promise<BenchRow[
 
 /** `mains[0]` is this tree's build: only it is measured beside node_exporter. */
 export async function benchProcessLoad(mains: string[], windowS: number): Promise<BenchRow[]> {
-  return [...(await gpusAndJobs(mains, windowS)), ...(await scrapedEvery15s(mains[0], windowS))];
+  return [
+    ...(await gpusAndJobs(mains, windowS, 'pids')),
+    ...(await gpusAndJobs(mains, windowS, 'cgroup')),
+    ...(await scrapedEvery15s(mains[0], windowS)),
+  ];
 }

@@ -14,6 +14,8 @@ export interface DiscoveredJob {
   name: string;
   scheduler: 'slurm' | 'kubernetes' | 'env' | 'hpc';
   user?: string;
+  /** The job's own cgroup, when found from a cgroup path (its counters can count the job). */
+  cgroup?: string;
 }
 
 /** The cgroup paths of a /proc/PID/cgroup text (v1: one line per hierarchy; v2: "0::/path"). */
@@ -37,12 +39,17 @@ const SLURM_V2 = /\/slurmstepd\.scope\/job_(\d+)(?:\/|$)/;
 // /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid with _>.slice/cri-containerd-….scope
 const K8S = /kubepods[^\n]*?pod([0-9a-fA-F]{8}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{12})/;
 
+/** The path up to the end of a match (the job's cgroup), without a trailing slash. */
+function matched(p: string, m: RegExpExecArray): string {
+  return p.slice(0, m.index + m[0].length).replace(/\/$/, '');
+}
+
 export function slurmFromCgroup(paths: readonly string[]): DiscoveredJob | undefined {
   for (const p of paths) {
     const m1 = SLURM_V1.exec(p);
-    if (m1) return { id: m1[2], name: `slurm job ${m1[2]}`, scheduler: 'slurm', user: m1[1] };
+    if (m1) return { id: m1[2], name: `slurm job ${m1[2]}`, scheduler: 'slurm', user: m1[1], cgroup: matched(p, m1) };
     const m2 = SLURM_V2.exec(p);
-    if (m2) return { id: m2[1], name: `slurm job ${m2[1]}`, scheduler: 'slurm' };
+    if (m2) return { id: m2[1], name: `slurm job ${m2[1]}`, scheduler: 'slurm', cgroup: matched(p, m2) };
   }
   return undefined;
 }
@@ -64,7 +71,9 @@ export function kubernetesFromCgroup(paths: readonly string[]): DiscoveredJob | 
     const m = K8S.exec(p);
     if (m) {
       const uid = m[1].toLowerCase().replace(/_/g, '-');
-      return { id: uid, name: `pod ${uid}`, scheduler: 'kubernetes' };
+      // The pod's cgroup ends at its path component: "pod<uid>" or "kubepods-…-pod<uid>.slice".
+      const end = p.indexOf('/', m.index + m[0].length);
+      return { id: uid, name: `pod ${uid}`, scheduler: 'kubernetes', cgroup: end < 0 ? p : p.slice(0, end) };
     }
   }
   return undefined;

@@ -1,3 +1,4 @@
+import * as path from 'path';
 import type { Config } from '../config';
 import { ConfigError } from '../config';
 import type { Logger } from '../util/log';
@@ -53,6 +54,7 @@ export function createRegistry(
     endedCap: config.jobs.endedCap,
     ledgerRetentionMs: config.jobs.ledgerRetention,
     fullScanEvery: FULL_SCAN_EVERY,
+    cgroupfs: path.join(config.paths.sysfs, 'fs/cgroup'),
     carbon: config.carbon,
     discovery: config.jobs.discovery,
   });

@@ -1,4 +1,5 @@
 import * as path from 'path';
+import { cgroupPlaces, type CgroupPlaces } from './cgroup-counters';
 import { cgroupPaths, environJobs } from './discovery';
 import { PENDING, type EnvironReader } from './environ-reader';
 import { KernelFiles } from '../util/fs';
@@ -19,6 +20,8 @@ export interface Proc {
   starttime: number;
   kernel: boolean;
   cgroups?: string[];
+  /** Its place in the hierarchies that keep CPU and I/O counters (jobs/cgroup-counters.ts). */
+  cgroupPlaces?: CgroupPlaces;
   envJob?: string;
   /** SLURM_JOB_ID from its environment (discovery without Slurm cgroups). */
   slurmJob?: string;
@@ -95,14 +98,18 @@ export class ProcessTable {
   /** cgroup paths, JOULEFLOW_JOB and SLURM_JOB_ID, as far as permitted. */
   readIdentity(p: Proc): void {
     if (p.kernel) return;
-    if (this.opts.needCgroups()) {
-      const text = readFileOrUndefined(pidPath(this.procfs, p.pid, 'cgroup'));
-      if (text !== undefined) p.cgroups = cgroupPaths(text);
-    }
+    if (this.opts.needCgroups()) this.readCgroups(p);
     if (this.readsEnviron) {
       const env = this.envLookup ? this.envLookup.lookup(p.pid) : readFileOrUndefined(pidPath(this.procfs, p.pid, 'environ'));
       if (env !== undefined && env !== PENDING) this.setEnviron(p, env);
     }
+  }
+
+  private readCgroups(p: Proc): void {
+    const text = readFileOrUndefined(pidPath(this.procfs, p.pid, 'cgroup'));
+    if (text === undefined) return;
+    p.cgroups = cgroupPaths(text);
+    p.cgroupPlaces = cgroupPlaces(text);
   }
 
   /** Whether environments are read at all (JOULEFLOW_JOB or SLURM_JOB_ID discovery). */
@@ -134,9 +141,15 @@ export class ProcessTable {
     if (exited.length > 1) exited.sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
     const fresh: Proc[] = [];
     let identityChanged = false;
+    // Cgroups are read only while a job needs them: processes seen before the first such job get theirs now.
+    const needCgroups = this.opts.needCgroups();
     for (const pid of pids) {
       const known = this.procs.get(pid);
       if (known) {
+        if (needCgroups && known.cgroups === undefined && !known.kernel) {
+          this.readCgroups(known);
+          if (known.cgroups !== undefined) identityChanged = true;
+        }
         if (known.confirm > 0) {
           known.confirm--;
           const before = identityOf(known);

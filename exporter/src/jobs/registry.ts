@@ -202,6 +202,7 @@ export class JobRegistry {
         source,
         roots: new Set(),
         rootStarts: new Map(),
+        cgroup: d.cgroup,
         gpus: [],
         start: this.opts.clock(),
       });

@@ -46,6 +46,8 @@ export interface TrackerOptions {
   ticksPerSecond?: number;
   /** Ticks between full scans of /proc (1: every tick). */
   fullScanEvery?: number;
+  /** The cgroup mount (`--path.sysfs`/fs/cgroup): jobs whose cgroup holds exactly their processes are counted by its counters. */
+  cgroupfs?: string;
 }
 
 /** How long a tick waits for environment reads; later ones apply on a later tick. */
@@ -92,7 +94,7 @@ export class JobTracker {
     });
     const needCgroups = () => opts.discovery.slurm || opts.discovery.kubernetes || this.running().some((j) => j.cgroup !== undefined);
     this.table = new ProcessTable(opts.procfs, { needCgroups, environ: opts.discovery });
-    this.meter = new UsageMeter(this.table);
+    this.meter = new UsageMeter(this.table, opts.cgroupfs);
     if (this.table.readsEnviron) {
       this.environs = new EnvironReader(opts.procfs, (pid, environ) => {
         const p = this.table.procs.get(pid);
@@ -114,13 +116,16 @@ export class JobTracker {
   }
 
   register(input: JobInput): JobReport {
-    return this.registry.register(input, {
+    const report = this.registry.register(input, {
       startOf: (pid) => this.table.startOf(pid),
       ownerOf: (pid, start) => {
         const p = this.table.procs.get(pid);
         return p && p.starttime === start && p.job !== undefined ? p.job : undefined;
       },
     });
+    const job = this.registry.job(report.id);
+    if (job) this.meter.registered(job);
+    return report;
   }
 
   end(id: string, opts?: { timeoutMs?: number; exitCode?: number }): Promise<JobReport> {
@@ -179,20 +184,23 @@ export class JobTracker {
     const full = this.fullScanDue();
     this.tick++;
     const uptime = parseUptimeTicks(this.table.counters.textOrUndefined(this.uptimePath, 'latin1') ?? '', this.hz);
-    for (const j of this.running()) if (j.countFromTicks === Infinity) j.countFromTicks = uptime; // resumed: count from now on
-    this.meter.setReapers(this.running());
+    let running = this.running();
+    for (const j of running) if (j.countFromTicks === Infinity) j.countFromTicks = uptime; // resumed: count from now on
+    this.meter.setReapers(running);
     const toClassify: Proc[] = [];
     let reclassifyAll = this.scannedGeneration !== this.registry.generation;
+    let scannedExits = false;
     if (full) {
       const scan = this.table.scan(this.scanPids);
       this.scanPids = undefined;
       for (const p of scan.exited) this.meter.retire(p);
+      scannedExits = scan.exited.length > 0;
       toClassify.push(...scan.fresh);
       reclassifyAll ||= scan.identityChanged;
       this.scannedGeneration = this.registry.generation;
     }
     // GPU holders of jobs given by GPU (new ones are read now, whatever the scan).
-    const gpuJobs = this.running().filter((j) => j.gpus.length > 0);
+    const gpuJobs = running.filter((j) => j.gpus.length > 0);
     for (const g of gpuJobs.length ? gpuProcesses : []) {
       const p = this.table.procs.get(g.pid) ?? this.table.add(g.pid);
       const j = p && gpuJobs.find((job) => job.gpus.some((s) => gpuMatches(s, g)));
@@ -203,9 +211,13 @@ export class JobTracker {
     }
     const born = (p: Proc, id: string) => bornInJob(p, this.registry.job(id), { uptime, prevUptime: this.prevUptime, now, hz: this.hz });
     // The rules are built only when someone is to be classified (most ticks: nobody).
-    if (reclassifyAll || toClassify.length > 0)
+    const classify = reclassifyAll || toClassify.length > 0;
+    if (classify) {
       assignJobs(reclassifyAll ? undefined : toClassify, this.table.procs, membershipRules(this.registry, this.opts.discovery), born);
-    const usage = this.meter.measure(this.running(), gpuProcesses, this.hz);
+      running = this.running(); // discovery may have added jobs
+    }
+    if (classify || scannedExits) this.meter.decideCounting(running);
+    const usage = this.meter.measure(running, gpuProcesses, this.hz);
     for (const u of usage) {
       const job = this.registry.job(u.id)!;
       job.members = u.members;

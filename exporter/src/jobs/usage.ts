@@ -1,5 +1,6 @@
 import type { GpuProcess } from '../core';
 import type { JobUsage } from '../model/attribution';
+import { CgroupMeter, type CgroupJob } from './cgroup-counters';
 import { gpuShares } from './gpu-shares';
 import type { Proc, ProcessTable } from './process-table';
 import { parseNetDevBytes, parseProcPidIo, parseProcPidStat, pidPath, readFileOrUndefined } from '../util/procfs';
@@ -8,13 +9,22 @@ import { parseNetDevBytes, parseProcPidIo, parseProcPidStat, pidPath, readFileOr
  * What each job did in an interval (docs/design.md, section 4): CPU time and storage bytes of its member
  * processes since their last reading, the CPU time of children they reaped meanwhile (counted
  * once: what was counted of a child while it ran is subtracted from its reaper's next delta),
- * its share of each GPU in this tick, and the bytes through its own network namespace.
+ * its share of each GPU in this tick, and the bytes through its own network namespace. A job
+ * whose cgroup holds exactly its members is counted by the cgroup's counters instead
+ * (jobs/cgroup-counters.ts): two reads a tick instead of two per member.
  */
 
 export interface UsageJob {
   id: string;
   /** A process whose waited-for children's CPU time belongs to this job (`jouleflow run`). */
   reaperPid?: number;
+  cgroup?: string;
+  roots?: ReadonlySet<number>;
+  gpus?: readonly string[];
+}
+
+function cgroupJob(j: UsageJob): CgroupJob {
+  return { id: j.id, cgroup: j.cgroup, perProcess: j.reaperPid !== undefined || (j.roots?.size ?? 0) > 0 || (j.gpus?.length ?? 0) > 0 };
 }
 
 export class UsageMeter {
@@ -24,9 +34,39 @@ export class UsageMeter {
   private readonly reaperLast = new Map<string, number>();
   private readonly netnsLast = new Map<string, number>();
   private readonly hostNetns: string | undefined;
+  private readonly cgroups: CgroupMeter;
 
-  constructor(private readonly table: ProcessTable) {
+  /** `cgroupRoot`: the cgroup mount, for jobs counted by their cgroup (undefined: none is). */
+  constructor(
+    private readonly table: ProcessTable,
+    cgroupRoot?: string,
+  ) {
     this.hostNetns = table.hostNetns();
+    this.cgroups = new CgroupMeter(cgroupRoot, table.counters);
+  }
+
+  /** A job just registered: its cgroup's counting starts now. */
+  registered(job: UsageJob): void {
+    this.cgroups.baseline(cgroupJob(job));
+  }
+
+  /** After a membership change: which jobs their cgroup counts (see CgroupMeter.decide). */
+  decideCounting(jobs: readonly UsageJob[]): void {
+    this.dropBaselines(this.cgroups.decide(jobs.map(cgroupJob), this.table.procs.values()));
+  }
+
+  /**
+   * A job changed how it is counted: its members' own baselines are stale (a switch back to them
+   * must not count again what the cgroup counted), so each starts afresh at its next reading.
+   */
+  private dropBaselines(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    const set = new Set(ids);
+    for (const p of this.table.procs.values()) {
+      if (p.job === undefined || !set.has(p.job)) continue;
+      p.cpu = p.child = p.io = undefined;
+      p.pendingCpu = p.pendingIo = 0;
+    }
   }
 
   /** Sets this tick's jobs with a reaper (before exits are retired). */
@@ -39,6 +79,7 @@ export class UsageMeter {
   forget(id: string): void {
     this.reaperPending.delete(id);
     this.reaperLast.delete(id);
+    this.cgroups.forget(id);
   }
 
   /**
@@ -63,11 +104,25 @@ export class UsageMeter {
   measure(jobs: readonly UsageJob[], gpuProcesses: readonly GpuProcess[], hz: number): Array<JobUsage & { members: number }> {
     const acc = new Map<string, { cpu: number; io: number; members: number; sample?: Proc }>();
     for (const j of jobs) acc.set(j.id, { cpu: 0, io: 0, members: 0 });
+    const { deltas, lost } = this.cgroups.read();
+    this.dropBaselines(lost);
+    for (const [id, d] of deltas) {
+      const a = acc.get(id);
+      if (!a) continue;
+      a.cpu += d.cpuSeconds * hz;
+      a.io += d.ioBytes;
+    }
     // No copy of the table: retire() deletes only the entry being visited, which a Map allows.
     for (const p of this.table.procs.values()) {
       if (p.job === undefined) continue;
       const a = acc.get(p.job);
       if (!a) continue;
+      if (deltas.has(p.job)) {
+        // Counted by its cgroup: a member, not read (an exit shows at the next full scan).
+        a.members++;
+        if (!a.sample || p.pid < a.sample.pid) a.sample = p;
+        continue;
+      }
       const d = this.readCounters(p);
       if (!d) continue;
       a.cpu += d.cpu;

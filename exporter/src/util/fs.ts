@@ -34,11 +34,14 @@ export function readFdText(fd: number, encoding: BufferEncoding = 'utf8'): strin
   return Buffer.concat(chunks).toString(encoding);
 }
 
-/** procfs and sysfs: every read at offset 0 makes the kernel generate the file afresh. */
+/** procfs, sysfs and cgroupfs (v1, v2): every read at offset 0 makes the kernel generate the file afresh. */
 const PROC_SUPER_MAGIC = 0x9fa0;
 const SYSFS_MAGIC = 0x62656572;
+const CGROUP_SUPER_MAGIC = 0x27e0eb;
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+const KERNEL_TYPES: ReadonlySet<number> = new Set([PROC_SUPER_MAGIC, SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC]);
 
-const isKernelType = (type: number) => type === PROC_SUPER_MAGIC || type === SYSFS_MAGIC;
+const isKernelType = (type: number) => KERNEL_TYPES.has(type);
 
 function isKernelGenerated(file: string): boolean {
   try {
@@ -50,12 +53,12 @@ function isKernelGenerated(file: string): boolean {
 
 /**
  * Reads of small procfs and sysfs files through descriptors kept open between reads, where the
- * kernel regenerates the file on a read at offset 0 (procfs and sysfs do). A kept read is one or two
+ * kernel regenerates the file on a read at offset 0 (procfs, sysfs and cgroupfs do). A kept read is one or two
  * `pread`s on the main thread, against open/read/close handed to libuv's pool and back for an
  * asynchronous read (≈ 2 µs against ≈ 120 µs of CPU per file, measured on the CI machine).
  *
  * Synchronous on procfs and sysfs only, for files whose read cannot block: RAPL energy_uj (a register
- * read), /proc/stat, /proc/diskstats, network statistics and /proc/PID/{stat,io} are answered from
+ * read), /proc/stat, /proc/diskstats, network statistics, /proc/PID/{stat,io} and cgroup counters are answered from
  * the kernel's memory, with no device, firmware or network round trip. Any other file (a fixture, a
  * FIFO standing in for a hung device, a network filesystem) is read by `read()` asynchronously on
  * the pool, where the sampler's timeout can report it; reads that can hang on real hardware (NVML,
