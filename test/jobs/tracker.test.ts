@@ -93,6 +93,41 @@ describe('process trees and CPU time', () => {
     }
   });
 
+  it('skips a due scan while /proc/loadavg says no process came or went, and scans at least once a minute', () => {
+    const quiet = new Harness({ fullScanEvery: 1 });
+    const loadavg = (entities: number, lastPid: number) =>
+      fs.writeFileSync(path.join(quiet.fake.root, 'loadavg'), `0.10 0.20 0.30 ${1 + (lastPid % 3)}/${entities} ${lastPid}\n`);
+    try {
+      quiet.fake.set(1, { ppid: 0, starttime: 1 });
+      quiet.fake.set(100, { ppid: 1, starttime: OLD });
+      loadavg(2, 100);
+      quiet.registry.register({ id: 'a', name: 'A', pids: [100] });
+      quiet.step(); // the jobs changed: a scan
+      quiet.step(); // the confirming re-read of the processes it found
+      // A child appears in procfs but loadavg does not move (the runnable count aside): no scan.
+      quiet.fake.set(101, { ppid: 100, starttime: OLD + 1 });
+      loadavg(2, 100);
+      quiet.step();
+      expect(quiet.registry.membership().has(101)).toBe(false);
+      // The fork shows in loadavg (a new last PID, one more entity): the next due scan finds it.
+      loadavg(3, 101);
+      quiet.step();
+      expect(quiet.registry.membership().get(101)).toBe('a');
+      quiet.step(); // 101's confirming re-read
+      // Nothing moves for a minute: a scan still comes, within 60 ticks.
+      quiet.fake.set(102, { ppid: 100, starttime: OLD + 2 });
+      let ticks = 0;
+      while (!quiet.registry.membership().has(102) && ticks < 100) {
+        quiet.step();
+        ticks++;
+      }
+      expect(ticks).toBeGreaterThan(1);
+      expect(ticks).toBeLessThanOrEqual(60);
+    } finally {
+      quiet.cleanup();
+    }
+  });
+
   it('recovers the last interval of a child that exits through the parent cutime, never twice', () => {
     h.fake.set(100, { ppid: 1, utime: 10, starttime: OLD });
     h.fake.set(101, { ppid: 100, utime: 100, cutime: 0, starttime: OLD + 5 });

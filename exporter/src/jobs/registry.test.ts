@@ -69,6 +69,28 @@ test('an idle job is the same frozen view every tick; a share, a rename, work an
   expect(viewOf(r, 'a')!.endMs).toBe(now);
 });
 
+test('a job whose share is zero tick after tick (members asleep) keeps one view; a non-zero share gives a new one', () => {
+  const r = registry();
+  r.register({ id: 'z', name: 'sleepy', cgroup: '/z' }, noProcesses);
+  const zero = { compute: 0, transmit: 0, store: 0, cooling: 0 };
+  r.record((now += 1000), 1, share('z', zero));
+  const first = viewOf(r, 'z')!;
+  expect(first.watts).toEqual(zero);
+  for (let i = 0; i < 3; i++) {
+    r.record((now += 1000), 1, share('z', zero));
+    expect(viewOf(r, 'z')).toBe(first);
+  }
+  r.record((now += 1000), 1, share('z', { ...zero, store: 3 }));
+  const busy = viewOf(r, 'z')!;
+  expect(busy).not.toBe(first);
+  expect(busy.joules.store.measured).toBe(3);
+  expect(busy.watts).toEqual({ ...zero, store: 3 });
+  expect(first.watts).toEqual(zero); // the published view is not changed under a snapshot
+  r.record((now += 1000), 1, share('z', zero));
+  expect(viewOf(r, 'z')!.watts).toEqual(zero); // the power fell back to 0: a new view again
+  expect(viewOf(r, 'z')!.joules.store.measured).toBe(3);
+});
+
 test('the ledger: a row on registration, running totals at most every checkpoint interval, all of them on close', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-reg-'));
   const file = path.join(dir, 'jobs.db');

@@ -313,21 +313,34 @@ export class JobRegistry {
 
   /** Adds an interval's shares to the running jobs' totals and ends, expires and checkpoints. */
   record(now: number, dt: number, attribution: Attribution): void {
-    for (const job of this.jobs.values()) {
-      if (job.end !== undefined || job.watts === undefined) continue;
-      job.watts = undefined;
-      job.view = undefined;
-    }
+    const shared = new Set<string>();
     for (const share of attribution.jobs) {
       const job = this.jobs.get(share.id);
       if (!job || job.end !== undefined) continue;
-      const watts = { compute: 0, transmit: 0, store: 0, cooling: 0 };
+      shared.add(job.id);
+      // The view is rebuilt only when something in it changed: an idle job (no energy, 0 W) keeps
+      // its snapshot view from tick to tick, with no allocation (views copy, so this may mutate).
+      let changed = job.watts === undefined;
+      const watts = (job.watts ??= { compute: 0, transmit: 0, store: 0, cooling: 0 });
       for (const c of COMPONENTS) {
         const m = share.method[c];
-        job.totals[c][m] = (job.totals[c][m] ?? 0) + share.joules[c];
-        watts[c] = dt > 0 ? share.joules[c] / dt : 0;
+        const before = job.totals[c][m];
+        const after = (before ?? 0) + share.joules[c];
+        if (after !== before) {
+          job.totals[c][m] = after;
+          changed = true;
+        }
+        const w = dt > 0 ? share.joules[c] / dt : 0;
+        if (w !== watts[c]) {
+          watts[c] = w;
+          changed = true;
+        }
       }
-      job.watts = watts;
+      if (changed) job.view = undefined;
+    }
+    for (const job of this.jobs.values()) {
+      if (job.end !== undefined || job.watts === undefined || shared.has(job.id)) continue;
+      job.watts = undefined; // no share this interval (it has no members)
       job.view = undefined;
     }
     for (const job of [...this.jobs.values()]) {

@@ -50,6 +50,19 @@ export interface TrackerOptions {
   cgroupfs?: string;
 }
 
+/** A full scan at least this often (ticks), even when /proc/loadavg says no process came or went. */
+const QUIET_SCAN_TICKS = 60;
+
+/**
+ * "0.20 0.18 0.12 1/80 11206": the scheduling entities that exist and the last PID handed out
+ * (undefined when unreadable: then every due scan runs). A fork changes the last PID, an exit the
+ * count; the runnable count (before the slash) is left out, as it changes all the time.
+ */
+export function processSignature(loadavg: string | undefined): string | undefined {
+  const slash = loadavg?.indexOf('/') ?? -1;
+  return slash < 0 ? undefined : loadavg!.slice(slash + 1).trim();
+}
+
 /** How long a tick waits for environment reads; later ones apply on a later tick. */
 const ENVIRON_WAIT_MS = 50;
 const AUTO_END_SOURCES: ReadonlySet<JobSource> = new Set(['run', 'slurm', 'kubernetes', 'env']);
@@ -81,11 +94,17 @@ export class JobTracker {
   /** The PIDs read for this tick's environ prefetch: the scan reuses them (one readdir per scan). */
   private scanPids: number[] | undefined;
   private readonly uptimePath: string;
+  private readonly loadavgPath: string;
+  private dueFor: { tick: number; due: boolean } | undefined;
+  /** /proc/loadavg's process signature and the tick of the last full scan. */
+  private scannedSignature: string | undefined;
+  private scannedTick = 0;
 
   constructor(private readonly opts: TrackerOptions) {
     this.clock = opts.clock ?? Date.now;
     this.hz = opts.ticksPerSecond ?? CLOCK_TICKS_PER_SECOND;
     this.uptimePath = path.join(opts.procfs, 'uptime');
+    this.loadavgPath = path.join(opts.procfs, 'loadavg');
     this.registry = new JobRegistry({
       ...opts,
       clock: this.clock,
@@ -153,8 +172,23 @@ export class JobTracker {
     return this.registry.view();
   }
 
+  /**
+   * Whether this tick scans /proc: when the jobs changed; else every `fullScanEvery` ticks if a
+   * process or thread was created or ended since the last scan (/proc/loadavg: the count of
+   * scheduling entities and the last PID handed out; on a node where nothing forks or exits, the
+   * readdir of thousands of entries is skipped), and at least every QUIET_SCAN_TICKS. Decided once a tick.
+   */
   private fullScanDue(): boolean {
-    return this.scannedGeneration !== this.registry.generation || (this.tick + 1) % (this.opts.fullScanEvery ?? 1) === 0;
+    if (this.dueFor?.tick === this.tick) return this.dueFor.due;
+    let due = this.scannedGeneration !== this.registry.generation;
+    if (due || (this.tick + 1) % (this.opts.fullScanEvery ?? 1) === 0) {
+      const sign = processSignature(this.table.counters.textOrUndefined(this.loadavgPath, 'latin1'));
+      due ||= sign === undefined || sign !== this.scannedSignature || this.tick - this.scannedTick >= QUIET_SCAN_TICKS;
+      if (due) this.scannedSignature = sign;
+    }
+    if (due) this.scannedTick = this.tick;
+    this.dueFor = { tick: this.tick, due };
+    return due;
   }
 
   async usage(now: number, _dtSeconds: number, gpuProcesses: readonly GpuProcess[]): Promise<JobUsage[]> {
@@ -195,6 +229,9 @@ export class JobTracker {
       this.scanPids = undefined;
       for (const p of scan.exited) this.meter.retire(p);
       scannedExits = scan.exited.length > 0;
+      // New processes get a confirming re-read of cgroup and environ (an exec right after the fork):
+      // the next due scan runs whatever loadavg says.
+      if (scan.fresh.length > 0) this.scannedSignature = undefined;
       toClassify.push(...scan.fresh);
       reclassifyAll ||= scan.identityChanged;
       this.scannedGeneration = this.registry.generation;
@@ -233,7 +270,7 @@ export class JobTracker {
       else if (this.clock() - (job.goneSinceMs ??= this.clock()) >= RUN_END_GRACE_MS) job.endRequested = true;
     }
     this.prevUptime = uptime;
-    return usage.map(({ members: _, ...u }) => u);
+    return usage; // each with its `members` too, which attribution does not read
   }
 
   record(step: StepResult, attribution: Attribution): void {

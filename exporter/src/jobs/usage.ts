@@ -23,6 +23,9 @@ export interface UsageJob {
   gpus?: readonly string[];
 }
 
+/** The GPU shares of a job on no GPU this tick (most jobs on most nodes): one object, never written. */
+const NO_GPU_SHARES: Record<string, number> = Object.freeze({}) as Record<string, number>;
+
 function cgroupJob(j: UsageJob): CgroupJob {
   return { id: j.id, cgroup: j.cgroup, perProcess: j.reaperPid !== undefined || (j.roots?.size ?? 0) > 0 || (j.gpus?.length ?? 0) > 0 };
 }
@@ -135,10 +138,12 @@ export class UsageMeter {
     const out: Array<JobUsage & { members: number }> = [];
     const nsJobs = new Map<string, { ids: string[]; pid: number }>();
     for (const [id, a] of acc) {
-      const byDevice: Record<string, number> = {};
+      let byDevice: Record<string, number> = NO_GPU_SHARES;
       for (const [device, s] of shares) {
         const v = s.byJob.get(id);
-        if (v) byDevice[device] = v;
+        if (!v) continue;
+        if (byDevice === NO_GPU_SHARES) byDevice = {};
+        byDevice[device] = v;
       }
       out.push({ id, cpuSeconds: a.cpu / hz, ioBytes: a.io, gpuShares: byDevice, members: a.members });
       const ns = a.sample && this.table.netnsOf(a.sample);
