@@ -41,7 +41,8 @@ async function startServe(ledger: string, port: number): Promise<Serve> {
   );
   proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
+  // Bounded in time, not in polls: start-up (and each poll) is slow on a loaded machine.
+  for (const until = Date.now() + 30_000; Date.now() < until;) {
     try {
       const r = await fetch(`${url}/healthz`);
       if (r.status === 200) return { proc, url, log };
@@ -133,15 +134,20 @@ describe('ledger across kill -9', () => {
     );
     await new Promise((r) => brief.once('exit', r));
     let briefReport: Report | undefined;
-    for (let i = 0; i < 50 && briefReport?.state !== 'ended'; i++) {
+    for (const until = Date.now() + 30_000; briefReport?.state !== 'ended' && Date.now() < until;) {
       await sleep(100);
       briefReport = (await (await fetch(`${s1.url}/api/v1/jobs/brief`)).json()) as Report;
     }
     expect(briefReport?.state).toBe('ended');
-    await sleep(800);
-    const scraped = await jobCounters(s1.url, 'long');
+    // The long job measured (a tick attributed the burner to it), then a checkpoint at or after
+    // that scrape: waited for, not slept for (ticks and checkpoints come late on a loaded machine).
+    let scraped: Record<string, number> = {};
+    for (const until = Date.now() + 30_000; !(scraped.compute > 0) && Date.now() < until; await sleep(100)) {
+      scraped = await jobCounters(s1.url, 'long');
+    }
     expect(scraped.compute).toBeGreaterThan(0);
-    await sleep(1000); // a few checkpoints after that scrape
+    const checkpointed = () => COMPONENTS.every((c) => Number(ledgerRow(ledger, 'long')?.[`${c}_j`]) >= (scraped[c] ?? 0));
+    for (const until = Date.now() + 30_000; !checkpointed() && Date.now() < until;) await sleep(100);
     await stop(s1.proc, 'SIGKILL');
 
     const longRow = ledgerRow(ledger, 'long');
@@ -163,8 +169,10 @@ describe('ledger across kill -9', () => {
     const briefCounters = await jobCounters(s2.url, 'brief');
     expect(briefCounters.compute).toBeCloseTo(Number(briefRow?.compute_j), 9);
 
-    await sleep(1200);
-    const later = await jobCounters(s2.url, 'long');
+    let later: Record<string, number> = {};
+    for (const until = Date.now() + 30_000; !(later.compute > Number(longRow?.compute_j)) && Date.now() < until; await sleep(100)) {
+      later = await jobCounters(s2.url, 'long');
+    }
     expect(later.compute).toBeGreaterThan(Number(longRow?.compute_j)); // still measuring the burner
     const end = await post(`${s2.url}/api/v1/jobs/long/end`);
     expect(end.status).toBe(200);
