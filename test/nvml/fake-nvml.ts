@@ -122,6 +122,30 @@ export interface Replay {
   elapsed(): number;
   /** Runs a tick at each multiple of `every` trace seconds up to and including `until`. */
   run(every: number, until: number, each?: (offset: number) => void): Promise<void>;
+  /** Each tick's window on the replay clock (trace seconds before and after it), in order. */
+  ticks: TickWindow[];
+}
+
+export interface TickWindow {
+  start: number;
+  end: number;
+}
+
+/**
+ * Where the reads around trace instant x happened, from the ticks' windows, however late a loaded
+ * machine ran them: the last read at or before x was no earlier than `before`, the first read
+ * after x no later than `after`. With EPOCH=first-read the fake's clock starts at its first read,
+ * somewhere in the first tick: a window [s, e] on the replay clock is [s - e0, e] on the trace's.
+ */
+export function readsAround(ticks: TickWindow[], x: number): { before: number; after: number } {
+  const e0 = ticks[0].end;
+  const onTrace = ticks.map((t) => ({ start: Math.max(0, t.start - e0), end: t.end }));
+  const earlier = onTrace.filter((t) => t.end <= x);
+  const later = onTrace.filter((t) => t.start > x);
+  return {
+    before: earlier.length ? earlier[earlier.length - 1].start : 0,
+    after: later.length ? later[0].end : Infinity,
+  };
 }
 
 /**
@@ -140,15 +164,19 @@ export async function startReplay(
   const clock = () => base + elapsed() * 1000;
   const exp = await createExporter(config, { log: createLogger('error'), clock, ...opts });
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+  const ticks: TickWindow[] = [];
   return {
     exp,
     elapsed,
+    ticks,
     async run(every, until, each) {
       start ??= performance.now();
       for (let k = 0; ; k++) {
         const target = Math.min(k * every, until);
         await sleep(((target - elapsed()) / speed) * 1000);
+        const tickStart = elapsed();
         await exp.sampler.tick();
+        ticks.push({ start: tickStart, end: elapsed() });
         each?.(elapsed());
         if (target >= until) break;
       }
