@@ -149,7 +149,12 @@ test('HANG_MS: NVML times out and is reported down while the other sources keep 
   };
   setFakeEnv({ JOULEFLOW_FAKE_NVML_TRACE: fixture('trace.json'), JOULEFLOW_FAKE_NVML_HANG_MS: '300' });
   // Real-time clock here; each NVML call sleeps 300 ms against a 50 ms per-source timeout.
-  nv.replay = await startReplay(nvmlConfig(nv.library, { sample: { interval: '100ms', timeout: '50ms' } }), 1, { extraSources: [steady] });
+  nv.replay = await startReplay(
+    nvmlConfig(nv.library, { sample: { interval: '100ms', timeout: '50ms' } }),
+    1,
+    { extraSources: [steady] },
+    { awaitGpus: false },
+  );
   // Per tick: did the steady source deliver?
   nv.replay.exp.sampler.onTick.push((step) => ticks.push(step.series.some((s) => s.source === 'steady')));
   await nv.replay.run(0.1, 1.0);
