@@ -33,6 +33,9 @@ test('two ticks on the host fixture expose exactly the golden text, in both form
     paths: { sysfs: tree.sysfs, procfs: tree.procfs },
     nvml: { library: join(tree.root, 'no-libnvidia-ml.so.1') },
     carbon: { zone: 'DE', gramsPerKwh: 380 },
+    // The test steps its own clock by 1 s; real-time read timeouts (4 s) that a loaded machine's
+    // first reads meet, since one timed-out read would change the exposition.
+    sample: { interval: '5s', timeout: '4s' },
     // systeminformation describes the machine the test runs on, not the fixture: the inventory has
     // its own suites (test/inventory); here its series show what the exporter knows without it.
     inventory: { enabled: false },

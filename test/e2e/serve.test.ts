@@ -35,7 +35,10 @@ function serveOnFixture(config: string): { tree: FixtureTree; exp: RunningExport
       `--path.sysfs=${ctx.tree.sysfs}`,
       `--path.procfs=${ctx.tree.procfs}`,
       `--jobs.ledger=${ctx.tree.path('jobs.db')}`,
-      '--sample.interval=100ms',
+      // Short ticks, each read allowed the whole interval: the tests check that sources are up at
+      // one instant, and 80 % of 100 ms is a deadline a loaded machine misses now and then.
+      '--sample.interval=250ms',
+      '--sample.timeout=250ms',
     ]);
   });
   afterAll(async () => {
@@ -61,13 +64,17 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
     f.tree.add('sys/class/net/lo/statistics/rx_bytes', 1e9); // loopback: not counted
     f.tree.add('sys/class/infiniband/mlx5_0/ports/1/counters/port_xmit_data', 1e9); // 4e9 bytes of RDMA
     f.tree.add('sys/class/net/ib0/statistics/tx_bytes', 1e6); // IPoIB: already inside the port counters
-    const target = (before.get(PKG('package-0')) ?? 0) + 50;
-    await waitFor(
-      async () => ((await scrape(f.exp.url).then((s) => parseExposition(s.text).get(PKG('package-0')))) === target ? true : undefined),
-      'package-0 to advance',
+    const ib = 'jouleflow_node_energy_joules_total{component="transmit",device="mlx5_0:1",source="infiniband"}';
+    // Every changed counter in one scrape (a tick may fall between the writes above, and a
+    // loaded machine may time out a read): then the exact checks below.
+    const changed = [PKG('package-0'), PKG('package-1'), PKG('dram-0'), STORE('nvme0n1'), STORE('sda'), NET('eth0'), ib];
+    const after = await waitFor(
+      async () => {
+        const s = parseExposition((await scrape(f.exp.url)).text);
+        return changed.every((k) => (s.get(k) ?? 0) !== (before.get(k) ?? 0)) ? s : undefined;
+      },
+      `every changed counter to advance (${changed.join(', ')})`,
     );
-    await new Promise((r) => setTimeout(r, 400));
-    const after = parseExposition((await scrape(f.exp.url)).text);
     const d = (k: string) => (after.get(k) ?? NaN) - (before.get(k) ?? 0);
 
     expect(d(PKG('package-0'))).toBeCloseTo(50, 9);
@@ -81,7 +88,6 @@ describe('jouleflow serve on a fixture tree with RAPL', () => {
     expect(after.has(STORE('loop0'))).toBe(false);
     expect(d(NET('eth0'))).toBeCloseTo(8e9 * 5e-12, 12);
     expect(after.has(NET('ib0'))).toBe(false);
-    const ib = 'jouleflow_node_energy_joules_total{component="transmit",device="mlx5_0:1",source="infiniband"}';
     expect(d(ib)).toBeCloseTo(4e9 * 8 * 5e-12, 12);
     expect(after.has(NET('lo'))).toBe(false);
 
@@ -144,12 +150,14 @@ describe('jouleflow serve without RAPL (a VM): models, labelled as such', () => 
   const f = serveOnFixture('sources:\n  rapl: false\ncpu:\n  tdpWatts: 120\ncooling:\n  mode: cop\n  supplyAirCelsius: 25\n');
 
   test('CPU power = TDP × Teads(u), DRAM = 0.392 W/GiB, cooling = IT / COP(25 °C)', async () => {
-    bumpProcStat(f.tree, 400, 400); // 50 % busy over the next interval
+    // 50 % busy: the model sees it in each interval in which /proc/stat moved (0 % in one where it
+    // did not), so it keeps moving while the test waits: a scrape that misses one tick finds the next.
+    const load = setInterval(() => bumpProcStat(f.tree, 4, 4), 20);
     const cpu = 'jouleflow_node_power_watts{component="compute",device="cpu",source="model"}';
     const samples = await waitFor(async () => {
       const s = parseExposition((await scrape(f.exp.url)).text);
       return s.get(cpu) === 120 * 0.75 ? s : undefined;
-    }, 'the CPU model to see 50 % load');
+    }, 'the CPU model to see 50 % load').finally(() => clearInterval(load));
     expect(samples.get('jouleflow_node_power_watts{component="compute",device="dram",source="model"}')).toBeCloseTo(64 * 0.392, 9);
     const cop = 0.0068 * 625 + 0.0008 * 25 + 0.458;
     const it = ['compute', 'transmit', 'store'].reduce(

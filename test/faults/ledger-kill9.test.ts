@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import Database from 'better-sqlite3';
-import { startServe, type RunningExporter } from '../helpers/exporter-process';
+import { startServe, waitFor, type RunningExporter } from '../helpers/exporter-process';
 
 /**
  * Issue 10 Â§8: the ledger under a kill -9 loop. A job measures a CPU burner; the exporter is
@@ -63,15 +63,17 @@ test(`kill -9 ${KILLS} times: integrity, nothing committed lost, resume, loss â‰
   let lastRow = 0;
   const figures: string[] = [];
   for (let k = 0; k < KILLS; k++) {
-    // Wait (bounded) for two checkpoints beyond the last one, recording the increments seen.
+    // Wait (bounded in time, not in polls: a loaded machine polls slowly) for four checkpoints
+    // beyond the last one, recording the increments seen: on a loaded machine the burner's share
+    // of the CPU and the ticks' lengths vary, so one checkpoint's size is the largest of three.
     const seen: number[] = [];
-    for (let i = 0; i < 200 && seen.filter((v) => v > lastRow).length < 2; i++) {
+    for (const until = Date.now() + 30_000; seen.filter((v) => v > lastRow).length < 4 && Date.now() < until;) {
       const r = rowTotal();
       if (r !== undefined && r !== seen[seen.length - 1]) seen.push(r);
       await sleep(50);
     }
     const checkpoints = seen.filter((v) => v > lastRow);
-    expect(checkpoints.length).toBeGreaterThanOrEqual(2);
+    expect(checkpoints.length).toBeGreaterThanOrEqual(4);
     const step = Math.max(...checkpoints.slice(1).map((v, i) => v - checkpoints[i]));
     const served = await servedTotal(exp.url);
     const committed = rowTotal() ?? 0;
@@ -90,19 +92,28 @@ test(`kill -9 ${KILLS} times: integrity, nothing committed lost, resume, loss â‰
 
     exp = await serve();
     // Resumed from the checkpoint (no counter reset for Prometheus), and measuring again.
-    let resumed = 0;
-    for (let i = 0; i < 100 && resumed === 0; i++) {
-      resumed = await servedTotal(exp.url);
-      if (resumed === 0) await sleep(50); // the job's series appear with the first tick
-    }
+    const url = exp.url;
+    // The job's series appear with the first tick.
+    const resumed = await waitFor(
+      async () => {
+        const v = await servedTotal(url);
+        return v > 0 ? v : undefined;
+      },
+      'the job series after the restart',
+      30_000,
+    );
     expect(resumed).toBeGreaterThanOrEqual(row - 1e-9);
     lastRow = row;
   }
-  let later = 0;
-  for (let i = 0; i < 100 && later <= lastRow; i++) {
-    await sleep(100);
-    later = await servedTotal(exp.url);
-  }
+  const url = exp.url;
+  const later = await waitFor(
+    async () => {
+      const v = await servedTotal(url);
+      return v > lastRow ? v : undefined;
+    },
+    'the resumed job to count beyond its last checkpoint',
+    30_000,
+  );
   expect(later).toBeGreaterThan(lastRow);
   console.log(`ledger kill -9 loop: ${figures.join('; ')}`);
-}, 120_000);
+}, 300_000);

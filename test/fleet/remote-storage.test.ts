@@ -144,7 +144,7 @@ beforeAll(async () => {
       return /^demo ready (http:\/\/\S+)$/m.exec(demo.logs())?.[1];
     },
     'the demo to start',
-    30_000,
+    60_000,
   );
   const cfg = join(work, 'jouleflow.yml');
   writeFileSync(cfg, toYaml({ carbon: { zone: 'fleet-zone', gramsPerKwh: 300 } }));
@@ -323,10 +323,10 @@ describe('Prometheus remote_write to VictoriaMetrics, vmagent and vmalert', () =
     const fired = await waitFor(
       async () => notified.find((a) => a.labels.alertname === 'JouleflowNodePowerHigh'),
       'vmalert to send JouleflowNodePowerHigh to the notifier',
-      20_000,
+      60_000,
     );
     expect(targets).toContain(fired.labels.instance);
-  });
+  }, 90_000);
 
   test('vmagent + vmalert: recorded series for every component; Σ job counters = node counters per component', async () => {
     const now = Date.now() / 1000 - 2;

@@ -91,6 +91,17 @@ function interval(ctx: Ctx, shares: JobShare[], dtS = 1): void {
   ctx.registry.record({ t: ctx.now, dt: dtS, series: [], events: [] }, attribution);
 }
 
+/**
+ * Waits (bounded in time) until the end request for `id` has reached the tracker: the next
+ * interval is then the job's last. A fixed sleep is not enough on a loaded machine, where the
+ * request may arrive after that interval, which then is not the job's last.
+ */
+async function untilEndRequested(ctx: Ctx, id: string): Promise<void> {
+  for (const until = Date.now() + 20_000; !ctx.registry.registry.job(id)?.endRequested; await new Promise((r) => setTimeout(r, 5))) {
+    if (Date.now() > until) throw new Error(`timed out waiting for the end request of job "${id}" to reach the tracker`);
+  }
+}
+
 let version = 0;
 
 /** The exposition after the registry's state is published, as the sampler does at the end of a tick. */
@@ -118,7 +129,7 @@ describe('jobs API', () => {
     interval(ctx, [share('train-1', [3000, 100, 200, 1800])], 2);
     interval(ctx, [share('train-1', [1000, 0, 100, 600])], 2);
     const ending = call(ctx, 'POST', '/jobs/train-1/end');
-    await new Promise((r) => setTimeout(r, 50));
+    await untilEndRequested(ctx, 'train-1');
     interval(ctx, [share('train-1', [600, 0, 0, 300])], 1); // the job's last interval
     const ended = await ending;
     expect(ended.status).toBe(200);
@@ -232,7 +243,7 @@ describe('jobs API', () => {
       'jouleflow_job_info{job_id="odd",job_name="quote \\" backslash \\\\ newline \\n unicode ünï 🚀 lone \ufffd",user="",scheduler="api"} 1',
     );
     const ending = call(ctx, 'POST', '/jobs/odd/end');
-    await new Promise((r) => setTimeout(r, 30));
+    await untilEndRequested(ctx, 'odd');
     interval(ctx, []);
     expect((await ending).status).toBe(200);
     expect(await exposition(ctx)).toMatch(/jouleflow_job_end_time_seconds\{job_id="odd"\}/);
@@ -256,7 +267,7 @@ describe('jobs API', () => {
     try {
       interval(ctx, [share('full', [10, 0, 0, 0])]);
       const ending = call(ctx, 'POST', '/jobs/full/end');
-      await new Promise((r) => setTimeout(r, 30));
+      await untilEndRequested(ctx, 'full');
       interval(ctx, [share('full', [5, 0, 0, 0])]);
       const ended = await ending;
       expect(ended.status).toBe(200);
@@ -285,7 +296,7 @@ describe('jobs API', () => {
     interval(ctx, [share('p', [500, 0, 0, 0])]);
     expect(await exposition(ctx)).toMatch(/^jouleflow_job_power_watts\{job_id="p",component="compute"\} 500$/m);
     const ending = call(ctx, 'POST', '/jobs/p/end');
-    await new Promise((r) => setTimeout(r, 30));
+    await untilEndRequested(ctx, 'p');
     interval(ctx, [share('p', [100, 0, 0, 0])]); // its last interval
     expect((await ending).status).toBe(200);
     interval(ctx, []); // ended, still retained
@@ -366,7 +377,7 @@ describe('jobs API: ownership, bounded lists and retained jobs', () => {
     }
     expect(ctx.registry.get('ex')?.state).toBe('running');
     const ending = call(ctx, 'POST', '/jobs/ex/end', { exit_code: 3 });
-    for (let i = 0; i < 500 && !ctx.registry.registry.job('ex')?.endRequested; i++) await new Promise((r) => setTimeout(r, 10));
+    await untilEndRequested(ctx, 'ex');
     interval(ctx, []);
     const ended = await ending;
     expect([ended.status, ended.body.state, ended.body.exitCode]).toEqual([200, 'ended', 3]);
@@ -377,7 +388,7 @@ describe('jobs API: ownership, bounded lists and retained jobs', () => {
     // last process before its epilog called) is kept, once.
     expect((await call(ctx, 'POST', '/jobs', { id: 'plain', name: 'plain', pids: [101] })).status).toBe(201);
     const plain = call(ctx, 'POST', '/jobs/plain/end');
-    for (let i = 0; i < 500 && !ctx.registry.registry.job('plain')?.endRequested; i++) await new Promise((r) => setTimeout(r, 10));
+    await untilEndRequested(ctx, 'plain');
     interval(ctx, []);
     expect((await plain).body).not.toHaveProperty('exitCode');
     expect((await call(ctx, 'POST', '/jobs/plain/end', { exit_code: 0 })).body).toMatchObject({ state: 'ended', exitCode: 0 });
@@ -390,7 +401,7 @@ describe('jobs API: ownership, bounded lists and retained jobs', () => {
     for (const id of ['e1', 'e2', 'e3']) {
       expect((await call(ctx, 'POST', '/jobs', { id, name: id, pids: [100] })).status).toBe(201);
       const ending = call(ctx, 'POST', `/jobs/${id}/end`);
-      await new Promise((r) => setTimeout(r, 20));
+      await untilEndRequested(ctx, id);
       interval(ctx, []);
       expect((await ending).status).toBe(200);
     }

@@ -16,8 +16,11 @@ import { silentLogger } from '../../exporter/src/util/log';
  */
 
 const BURN_FULL = 'for(;;){}';
-// ~30 % duty cycle: busy 30 ms, sleep 70 ms.
-const BURN_SOME = 'function f(){const t=Date.now();while(Date.now()-t<30){}setTimeout(f,70)}f()';
+// At most a 30 % duty cycle: 30 ms of CPU, then 70 ms asleep. CPU time, not wall time: on a loaded
+// machine a wall-clock busy loop gets the CPU it asks for (woken sleepers are favoured) while the
+// full burner shares a core, and the two loads would no longer differ as launched.
+const BURN_SOME =
+  'function f(){const t=process.cpuUsage();let u=t;do u=process.cpuUsage(t);while(u.user+u.system<30000);setTimeout(f,70)}f()';
 const WRITER = (dir: string) =>
   `const fs=require('fs');let i=0;setInterval(()=>{const f=${JSON.stringify(dir)}+'/f'+(i++%4);` +
   `const fd=fs.openSync(f,'w');fs.writeSync(fd,Buffer.alloc(262144,7));fs.fsyncSync(fd);fs.closeSync(fd)},40)`;
@@ -67,7 +70,10 @@ describe('attribution inputs from real processes', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-real-'));
-    const config = parseConfig({ jobs: { ledger: '' }, sample: { interval: '250ms' } });
+    // The test ticks by hand; the interval only sets the read timeouts (80 %): long enough that
+    // reading the jobs' processes never times out on a loaded machine (a timed-out read would
+    // finish after the test summed the usages).
+    const config = parseConfig({ jobs: { ledger: '' }, sample: { interval: '2s' } });
     registry = new JobTracker({
       procfs: '/proc',
       log: silentLogger,
@@ -119,8 +125,9 @@ describe('attribution inputs from real processes', () => {
     const scrapes: string[] = [];
     stopAll('SIGCONT');
     const parentDone = new Promise<void>((r) => parent.stdout?.on('data', (d: Buffer) => d.toString().includes('done') && r()));
+    // 2.5 s and at least 6 ticks (a loaded machine ticks slower than every 250 ms).
     const until = Date.now() + 2500;
-    while (Date.now() < until) {
+    while (Date.now() < until || scrapes.length < 6) {
       await sleep(250);
       await exp.sampler.tick();
       scrapes.push((await exp.metrics.render(false, false)).text);

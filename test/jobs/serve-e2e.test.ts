@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { AddressInfo } from 'net';
 import Database from 'better-sqlite3';
 import { freePort } from '../helpers/free-port';
 
@@ -25,14 +26,19 @@ interface Serve {
   log: string[];
 }
 
-async function startServe(ledger: string, port: number): Promise<Serve> {
+/**
+ * Starts `jouleflow serve` on a port the kernel picks when it binds (a port picked before and
+ * bound seconds later, as a loaded machine starts the exporter, can be taken meanwhile) and waits
+ * until it serves its first tick.
+ */
+async function startServe(ledger: string): Promise<Serve> {
   const log: string[] = [];
   const proc = spawn(
     process.execPath,
     [
       MAIN,
       'serve',
-      `--web.listen-address=127.0.0.1:${port}`,
+      '--web.listen-address=127.0.0.1:0',
       `--jobs.ledger=${ledger}`,
       '--sample.interval=200ms',
       '--jobs.checkpoint-interval=200ms',
@@ -40,13 +46,12 @@ async function startServe(ledger: string, port: number): Promise<Serve> {
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      const r = await fetch(`${url}/healthz`);
-      if (r.status === 200) return { proc, url, log };
-    } catch {
-      // not listening yet
+  // Bounded in time, not in polls: start-up (and each poll) is slow on a loaded machine.
+  for (const until = Date.now() + 30_000; Date.now() < until;) {
+    const url = /url=(http:\/\/[^\s/]+)/.exec(log.join(''))?.[1];
+    if (url) {
+      const r = await fetch(`${url}/healthz`).catch(() => undefined);
+      if (r?.status === 200) return { proc, url, log };
     }
     if (proc.exitCode !== null) break;
     await sleep(100);
@@ -120,8 +125,7 @@ afterAll(async () => {
 describe('ledger across kill -9', () => {
   it('serves finished jobs and resumes running ones from their checkpoint', async () => {
     const ledger = path.join(tmp, 'kill9.db');
-    const port = await freePort();
-    const s1 = await startServe(ledger, port);
+    const s1 = await startServe(ledger);
     owned.push(s1.proc);
     const burner = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' });
     const briefStart = Date.now();
@@ -133,15 +137,20 @@ describe('ledger across kill -9', () => {
     );
     await new Promise((r) => brief.once('exit', r));
     let briefReport: Report | undefined;
-    for (let i = 0; i < 50 && briefReport?.state !== 'ended'; i++) {
+    for (const until = Date.now() + 30_000; briefReport?.state !== 'ended' && Date.now() < until;) {
       await sleep(100);
       briefReport = (await (await fetch(`${s1.url}/api/v1/jobs/brief`)).json()) as Report;
     }
     expect(briefReport?.state).toBe('ended');
-    await sleep(800);
-    const scraped = await jobCounters(s1.url, 'long');
+    // The long job measured (a tick attributed the burner to it), then a checkpoint at or after
+    // that scrape: waited for, not slept for (ticks and checkpoints come late on a loaded machine).
+    let scraped: Record<string, number> = {};
+    for (const until = Date.now() + 30_000; !(scraped.compute > 0) && Date.now() < until; await sleep(100)) {
+      scraped = await jobCounters(s1.url, 'long');
+    }
     expect(scraped.compute).toBeGreaterThan(0);
-    await sleep(1000); // a few checkpoints after that scrape
+    const checkpointed = () => COMPONENTS.every((c) => Number(ledgerRow(ledger, 'long')?.[`${c}_j`]) >= (scraped[c] ?? 0));
+    for (const until = Date.now() + 30_000; !checkpointed() && Date.now() < until;) await sleep(100);
     await stop(s1.proc, 'SIGKILL');
 
     const longRow = ledgerRow(ledger, 'long');
@@ -152,7 +161,7 @@ describe('ledger across kill -9', () => {
     // The checkpoint is at least what Prometheus saw before the crash: no false counter reset.
     for (const c of COMPONENTS) expect(Number(longRow?.[`${c}_j`])).toBeGreaterThanOrEqual(scraped[c] ?? 0);
 
-    const s2 = await startServe(ledger, port);
+    const s2 = await startServe(ledger);
     owned.push(s2.proc);
     const resumed = await jobCounters(s2.url, 'long');
     for (const c of COMPONENTS) expect(resumed[c]).toBeGreaterThanOrEqual(Number(longRow?.[`${c}_j`]) - 1e-9);
@@ -163,8 +172,10 @@ describe('ledger across kill -9', () => {
     const briefCounters = await jobCounters(s2.url, 'brief');
     expect(briefCounters.compute).toBeCloseTo(Number(briefRow?.compute_j), 9);
 
-    await sleep(1200);
-    const later = await jobCounters(s2.url, 'long');
+    let later: Record<string, number> = {};
+    for (const until = Date.now() + 30_000; !(later.compute > Number(longRow?.compute_j)) && Date.now() < until; await sleep(100)) {
+      later = await jobCounters(s2.url, 'long');
+    }
     expect(later.compute).toBeGreaterThan(Number(longRow?.compute_j)); // still measuring the burner
     const end = await post(`${s2.url}/api/v1/jobs/long/end`);
     expect(end.status).toBe(200);
@@ -201,7 +212,7 @@ function runCli(
 describe('jouleflow run', () => {
   it('with an exporter: the report equals the ledger row and the counters on /metrics', async () => {
     const ledger = path.join(tmp, 'run.db');
-    const s = await startServe(ledger, await freePort());
+    const s = await startServe(ledger);
     owned.push(s.proc);
     const r = await runCli([
       '--json',
@@ -256,8 +267,8 @@ describe('jouleflow run', () => {
         res.end('{"jobs":[]}');
       } else wrapper?.kill('SIGTERM');
     });
-    const port = await freePort();
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
     try {
       const child =
         "console.log('child ran');process.on('SIGTERM',()=>{console.log('child got SIGTERM');process.exit(0)});setTimeout(()=>process.exit(9),8000)";
@@ -287,8 +298,8 @@ describe('jouleflow run', () => {
         res.end('{"jobs":[]}');
       }
     });
-    const port = await freePort();
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
     try {
       const child =
         "process.on('SIGTERM',()=>{console.log('child got SIGTERM');process.exit(0)});console.log('ready');setTimeout(()=>process.exit(9),20000)";

@@ -59,6 +59,16 @@ export function freeTcpPort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Real-time read timeouts far above what a peer's answer takes, for tests that step an injected
+ * clock (StepClock) and compare every served value with what was used: on a loaded machine a peer
+ * process (snmpd's pass script, pymodbus, ipmitool) or the first request of a lazily loaded client
+ * can take most of a second, and a read that times out after the peer served it (or a meter reported
+ * down on a slow answer) would make the comparison fail. Meters default to 70 % of the interval
+ * (3.5 s here); the test clock still steps its own interval per tick.
+ */
+export const PATIENT = { interval: '5s', timeout: '5s' };
+
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {

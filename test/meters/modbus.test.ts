@@ -7,6 +7,7 @@ import { silentLogger } from '../../exporter/src/util/log';
 import {
   exportedJoules,
   freeTcpPort,
+  PATIENT,
   requireBinary,
   requirePythonModule,
   sourceError,
@@ -61,7 +62,7 @@ class ModbusPeer {
     });
     this.states.push(this.parse(await this.nextLine()));
     await waitFor(
-      `pymodbus on 127.0.0.1:${this.port} (${this.stderr})`,
+      `pymodbus listening on 127.0.0.1:${this.port} (${this.stderr})`,
       () =>
         new Promise<boolean>((res) => {
           const s = connect(this.port, '127.0.0.1', () => {
@@ -70,6 +71,7 @@ class ModbusPeer {
           });
           s.on('error', () => res(false));
         }),
+      30_000,
     );
   }
 
@@ -82,7 +84,8 @@ class ModbusPeer {
     const l = this.lines.shift();
     if (l !== undefined) return Promise.resolve(l);
     return new Promise((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`modbus peer did not answer: ${this.stderr}`)), 10000);
+      // pymodbus's import alone takes seconds on a loaded machine.
+      const t = setTimeout(() => rej(new Error(`modbus peer did not answer in 30 s: ${this.stderr}`)), 30_000);
       this.waiters.push((line) => {
         clearTimeout(t);
         res(line);
@@ -126,8 +129,9 @@ const quiet = { rapl: false, cpuModel: false, dramModel: false, diskstats: false
 const cop20 = 0.0068 * 20 * 20 + 0.0008 * 20 + 0.458;
 const trap = (xs: number[]) => xs.slice(1).reduce((acc, x, i) => acc + ((xs[i] + x) / 2) * STEP_S, 0);
 
+/** Patient read timeouts (helpers.ts): every value the peer served is used; the clock steps STEP_S. */
 async function exporterFor(input: ConfigInput, clock: StepClock): Promise<Exporter> {
-  const cfg = parseConfig({ sample: { interval: `${STEP_S}s` }, sources: quiet, ...input });
+  const cfg = parseConfig({ sample: PATIENT, sources: quiet, ...input });
   return createExporter(cfg, { log: silentLogger, clock: clock.fn });
 }
 
@@ -138,7 +142,7 @@ describe('Modbus TCP meters against a pymodbus server', () => {
 
   beforeAll(async () => {
     await Promise.all([p1.start(), p2.start()]);
-  }, 30000);
+  }, 90_000);
 
   afterAll(async () => {
     for (const e of exps) await e.close();
@@ -220,8 +224,9 @@ describe('Modbus TCP meters against a pymodbus server', () => {
       {
         cooling: { share },
         meters: [
-          { name: 'sdm-a', protocol: 'modbus', host: '127.0.0.1', port: p1.port, profile: 'eastron-sdm630', timeout: '300ms' },
-          { name: 'icom-a', protocol: 'modbus', host: '127.0.0.1', port: p1.port, profile: 'liebert-icom', timeout: '300ms' },
+          // Default (patient) timeouts: a stopped peer refuses at once; a running one must never time out.
+          { name: 'sdm-a', protocol: 'modbus', host: '127.0.0.1', port: p1.port, profile: 'eastron-sdm630' },
+          { name: 'icom-a', protocol: 'modbus', host: '127.0.0.1', port: p1.port, profile: 'liebert-icom' },
           { name: 'sdm-b', protocol: 'modbus', host: '127.0.0.1', port: p2.port, profile: 'eastron-sdm630' },
         ],
       },
@@ -267,7 +272,7 @@ describe('Modbus TCP meters against a pymodbus server', () => {
     expect(Math.abs((await got('sdm-b')) - expectB) / expectB).toBeLessThan(0.005);
     expect(Math.abs((await got('icom-a')) - expectIcom) / expectIcom).toBeLessThan(0.005);
     expect(await exportedJoules(exp, { component: 'cooling', source: 'model' })).toBe(0);
-  }, 60000);
+  }, 120_000);
 
   test('garbage register, missing register, refused connection: clear errors naming the meter', async () => {
     const clock = new StepClock(STEP_S * 1000);
@@ -290,7 +295,8 @@ describe('Modbus TCP meters against a pymodbus server', () => {
             port: p2.port,
             registers: [{ address: 35001, numbering: 'modicon', type: 'uint16', kind: 'power', unit: 'W' }],
           },
-          { name: 'refused', protocol: 'modbus', host: '127.0.0.1', port: dead, profile: 'eastron-sdm630', timeout: '300ms' },
+          // Refused at once; a short timeout could fire first on a loaded machine and hide the refusal.
+          { name: 'refused', protocol: 'modbus', host: '127.0.0.1', port: dead, profile: 'eastron-sdm630' },
         ],
       },
       clock,
@@ -312,7 +318,7 @@ describe('Modbus TCP meters against a pymodbus server', () => {
     const { log, warnings } = warningLogger();
     const share = 0.5;
     const cfg = parseConfig({
-      sample: { interval: `${STEP_S}s` },
+      sample: PATIENT,
       sources: quiet,
       cooling: { share },
       meters: [
@@ -357,7 +363,8 @@ describe('Modbus TCP meters against a pymodbus server', () => {
     const exp = await exporterFor(
       {
         cooling: { share: 1 },
-        meters: [{ name: 'hung', protocol: 'modbus', host: '127.0.0.1', port: hung.port, profile: 'eastron-sdm630', timeout: '200ms' }],
+        // Long enough for the first (answered) read on a loaded machine; the hung reads then take it 6 times.
+        meters: [{ name: 'hung', protocol: 'modbus', host: '127.0.0.1', port: hung.port, profile: 'eastron-sdm630', timeout: '2s' }],
       },
       clock,
     );
@@ -379,5 +386,5 @@ describe('Modbus TCP meters against a pymodbus server', () => {
       hung.signal('SIGCONT');
       await hung.stop();
     }
-  }, 60000);
+  }, 120_000);
 });

@@ -69,7 +69,8 @@ export class SnmpPeer {
     );
     this.proc = p.proc;
     this.output = p.output;
-    await waitFor(`snmpd on 127.0.0.1:${this.port} (${this.output()})`, () => this.get('1.3.6.1.2.1.1.3.0') !== undefined, 10000);
+    // Bounded generously: snmpd's start (v3 key localisation) takes seconds on a loaded machine.
+    await waitFor(`snmpd on 127.0.0.1:${this.port} (${this.output()})`, () => this.get('1.3.6.1.2.1.1.3.0') !== undefined, 30_000);
   }
 
   async stop(): Promise<void> {
@@ -77,12 +78,15 @@ export class SnmpPeer {
     this.proc = undefined;
   }
 
-  /** Cross-check with Net-SNMP's own snmpget; the value text, or undefined when it fails. */
+  /**
+   * Cross-check with Net-SNMP's own snmpget; the value text, or undefined when it fails. Its
+   * timeout (5 s) leaves the pass script (a Python process per query) time on a loaded machine.
+   */
   get(oid: string, v3?: { user: string; auth: string; priv: string }): string | undefined {
     const auth = v3
       ? ['-v3', '-l', 'authPriv', '-u', v3.user, '-a', 'SHA', '-A', v3.auth, '-x', 'AES', '-X', v3.priv]
       : ['-v2c', '-c', this.cfg.community ?? 'public'];
-    const r = spawnSync('snmpget', [...auth, '-On', '-Oqv', '-t', '1', '-r', '0', `127.0.0.1:${this.port}`, `.${oid}`], {
+    const r = spawnSync('snmpget', [...auth, '-On', '-Oqv', '-t', '5', '-r', '0', `127.0.0.1:${this.port}`, `.${oid}`], {
       encoding: 'utf8',
       env: { ...process.env, MIBS: '' },
     });

@@ -2,7 +2,7 @@ import { createSocket } from 'dgram';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter } from '../../exporter/src/exporter';
 import { silentLogger } from '../../exporter/src/util/log';
-import { exportedJoules, FixedIt, sleep, sourceError, sourceUp, StepClock, tempDir, warningLogger } from './helpers';
+import { exportedJoules, FixedIt, PATIENT, sleep, sourceError, sourceUp, StepClock, tempDir, warningLogger } from './helpers';
 import { SnmpPeer } from './snmp-peer';
 
 /**
@@ -23,14 +23,6 @@ const STEP_S = 1;
 const NODE_IT_W = 1000;
 
 const quiet = { rapl: false, cpuModel: false, dramModel: false, diskstats: false, netdev: false, nvml: false };
-
-/**
- * Real-time read timeouts far above what an answer takes, for tests that compare every served
- * value with what was used: the agent's pass script starts a Python process per query, which on a
- * loaded machine can take most of a second, and a read that times out after the agent served it
- * would make the comparison fail. The test clock still steps STEP_S per tick.
- */
-const PATIENT = { interval: '5s', timeout: '5s' };
 
 async function exporterFor(input: ConfigInput, clock: StepClock): Promise<Exporter> {
   const cfg = parseConfig({ sample: { interval: `${STEP_S}s` }, sources: quiet, ...input });
@@ -87,7 +79,7 @@ describe('SNMP meters against a real snmpd', () => {
       v3: V3,
     });
     await Promise.all([a.start(), b.start()]);
-  }, 30000);
+  }, 90_000);
 
   afterAll(async () => {
     for (const e of exps) await e.close();
@@ -248,7 +240,8 @@ describe('SNMP meters against a real snmpd', () => {
             version: '3',
             user: { name: V3.user, authKey: 'wrong-auth-key', privKey: V3.priv },
             profile: 'apc-inrow',
-            timeout: '300ms',
+            // The agent's answer (a report PDU) must beat the timeout, or the error is a timeout.
+            timeout: '3s',
           },
           {
             name: 'bad-oid',
@@ -258,6 +251,9 @@ describe('SNMP meters against a real snmpd', () => {
             points: [{ oid: '.1.3.6.1.4.1.21239.5.2.3.1.1.99.1', kind: 'power', unit: 'W' }],
           },
         ],
+        // bad-oid's noSuch comes from the pass script (a Python process per query): patient, so
+        // a loaded machine gives the agent's answer, not a timeout. bad-community must time out.
+        sample: PATIENT,
       },
       clock,
     );
@@ -342,9 +338,11 @@ describe('SNMP meters against a real snmpd', () => {
               port: relay.address().port,
               community: 'S3cr3t',
               profile: 'geist-pdu',
-              timeout: '300ms',
+              // Long enough for the relayed answer on a loaded machine: the mismatch is what is tested.
+              timeout: '3s',
             },
           ],
+          sample: PATIENT,
         },
         clock,
       );

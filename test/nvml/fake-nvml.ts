@@ -5,6 +5,7 @@ import { performance } from 'perf_hooks';
 import type * as Koffi from 'koffi';
 import { parseConfig, type ConfigInput } from '../../exporter/src/config';
 import { createExporter, type Exporter, type ExporterOptions } from '../../exporter/src/exporter';
+import { NvmlSource } from '../../exporter/src/sources/nvml';
 import { createLogger, type Logger } from '../../exporter/src/util/log';
 
 /**
@@ -122,33 +123,78 @@ export interface Replay {
   elapsed(): number;
   /** Runs a tick at each multiple of `every` trace seconds up to and including `until`. */
   run(every: number, until: number, each?: (offset: number) => void): Promise<void>;
+  /** Each tick's window on the replay clock (trace seconds before and after it), in order. */
+  ticks: TickWindow[];
+}
+
+export interface TickWindow {
+  start: number;
+  end: number;
+}
+
+/**
+ * Where the reads around trace instant x happened, from the ticks' windows, however late a loaded
+ * machine ran them: the last read at or before x was no earlier than `before`, the first read
+ * after x no later than `after`. With EPOCH=first-read the fake's clock starts at its first read,
+ * somewhere in the first tick: a window [s, e] on the replay clock is [s - e0, e] on the trace's.
+ */
+export function readsAround(ticks: TickWindow[], x: number): { before: number; after: number } {
+  const e0 = ticks[0].end;
+  const onTrace = ticks.map((t) => ({ start: Math.max(0, t.start - e0), end: t.end }));
+  const earlier = onTrace.filter((t) => t.end <= x);
+  const later = onTrace.filter((t) => t.start > x);
+  return {
+    before: earlier.length ? earlier[earlier.length - 1].start : 0,
+    after: later.length ? later[0].end : Infinity,
+  };
+}
+
+/**
+ * Waits (bounded) until every present NVML source knows its GPUs. NVML's init() returns after 2 s
+ * with discovery still running (the GPUs join when it ends): on a loaded machine a replay started
+ * then would tick without reads, and the fake's time 0 (its first read) would fall ticks after the
+ * replay clock's.
+ */
+async function nvmlDiscovered(exp: Exporter): Promise<void> {
+  const present = (name: string) => exp.sampler.statuses.find((s) => s.name === name)?.present === true;
+  const pending = () => exp.sampler.sources.filter((s) => s instanceof NvmlSource && present(s.name) && s.devices.length === 0);
+  for (const until = Date.now() + 30_000; pending().length > 0; await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > until) throw new Error('timed out (30 s) waiting for NVML to discover its GPUs');
+  }
 }
 
 /**
  * Creates an exporter whose clock runs `speed` times faster than real time, in step with the
  * fake's replay (EPOCH=first-read: the fake starts at the first tick's first read), so that the
- * model's Δt is trace time and the impossible-delta check sees trace-time power.
+ * model's Δt is trace time and the impossible-delta check sees trace-time power. The replay starts
+ * once NVML has discovered its GPUs, unless `awaitGpus` is false (a test of a hanging driver).
  */
 export async function startReplay(
   config: ReturnType<typeof nvmlConfig>,
   speed: number,
   opts: Partial<ExporterOptions> = {},
+  { awaitGpus = true }: { awaitGpus?: boolean } = {},
 ): Promise<Replay> {
   let start: number | undefined;
   const base = Date.now();
   const elapsed = () => (start === undefined ? 0 : ((performance.now() - start) / 1000) * speed);
   const clock = () => base + elapsed() * 1000;
   const exp = await createExporter(config, { log: createLogger('error'), clock, ...opts });
+  if (awaitGpus) await nvmlDiscovered(exp);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+  const ticks: TickWindow[] = [];
   return {
     exp,
     elapsed,
+    ticks,
     async run(every, until, each) {
       start ??= performance.now();
       for (let k = 0; ; k++) {
         const target = Math.min(k * every, until);
         await sleep(((target - elapsed()) / speed) * 1000);
+        const tickStart = elapsed();
         await exp.sampler.tick();
+        ticks.push({ start: tickStart, end: elapsed() });
         each?.(elapsed());
         if (target >= until) break;
       }

@@ -7,6 +7,12 @@ import { collectingLogger, ensureFakeNvml, fixture, metricSum, nvmlConfig, readT
 
 /** Start-up of the NVML source: absent library, library without driver, device identity. */
 
+/**
+ * These tests check what init() found, so it waits for discovery to end: the default (2 s, then
+ * the GPUs join later) is a wait a loaded machine's worker start and library load can outlast.
+ */
+const DISCOVERY_WAIT_MS = 30_000;
+
 let library: string;
 
 beforeAll(() => {
@@ -40,7 +46,7 @@ test('no NVML library: init() is false after one info line, the exporter runs an
 test('library present but no driver (nvmlInit fails): init() is false after one info line naming the NVML error', async () => {
   setFakeEnv({}); // the fake without a trace answers NVML_ERROR_DRIVER_NOT_LOADED, as a GPU-less host would
   const lines: string[] = [];
-  const src = new NvmlSource({ library }, collectingLogger(lines).child({ source: 'nvml' }));
+  const src = new NvmlSource({ library, initWaitMs: DISCOVERY_WAIT_MS }, collectingLogger(lines).child({ source: 'nvml' }));
   expect(await src.init()).toBe(false);
   const mine = nvmlLines(lines);
   expect(mine).toHaveLength(1);
@@ -52,7 +58,7 @@ test('library present but no driver (nvmlInit fails): init() is false after one 
 test('device identity comes from NVML: names, UUIDs, PCI bus ids and power limits of the trace', async () => {
   const two = readTrace('two-gpu-trace.json');
   setFakeEnv({ JOULEFLOW_FAKE_NVML_TRACE: fixture('two-gpu-trace.json') });
-  const src = new NvmlSource({ library }, collectingLogger([]));
+  const src = new NvmlSource({ library, initWaitMs: DISCOVERY_WAIT_MS }, collectingLogger([]));
   try {
     expect(await src.init()).toBe(true);
     expect(src.devices.map((d) => d.device)).toEqual(['gpu0', 'gpu1']);
@@ -79,7 +85,7 @@ test('device identity comes from NVML: names, UUIDs, PCI bus ids and power limit
 
 test('JOULEFLOW_FAKE_NVML_GPUS replicates the trace to 8 GPUs with distinct UUIDs', async () => {
   setFakeEnv({ JOULEFLOW_FAKE_NVML_TRACE: fixture('trace.json'), JOULEFLOW_FAKE_NVML_GPUS: '8' });
-  const src = new NvmlSource({ library }, collectingLogger([]));
+  const src = new NvmlSource({ library, initWaitMs: DISCOVERY_WAIT_MS }, collectingLogger([]));
   try {
     expect(await src.init()).toBe(true);
     expect(src.devices).toHaveLength(8);
@@ -101,7 +107,7 @@ test.each([
   writeFileSync(file, mangle(readFileSync(fixture('trace.json'), 'utf8')));
   setFakeEnv({ JOULEFLOW_FAKE_NVML_TRACE: file });
   const lines: string[] = [];
-  const src = new NvmlSource({ library }, collectingLogger(lines).child({ source: 'nvml' }));
+  const src = new NvmlSource({ library, initWaitMs: DISCOVERY_WAIT_MS }, collectingLogger(lines).child({ source: 'nvml' }));
   try {
     expect(await src.init()).toBe(false);
     const mine = nvmlLines(lines);
