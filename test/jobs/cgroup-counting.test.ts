@@ -16,29 +16,32 @@ const BOOT_MS = 1_700_000_000_000;
 const OLD = 50_000;
 
 class CgroupFs {
-  readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-cgroupfs-'));
-  /** v2: cpu.stat and io.stat under root/<cgroup>. */
-  v2(cgroup: string, usageUsec: number, rbytes: number, wbytes: number): void {
+  /** A sysfs tree: the cgroup mount under fs/cgroup, device names under dev/block. */
+  readonly sysfs = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-sysfs-'));
+  readonly root = path.join(this.sysfs, 'fs/cgroup');
+  constructor() {
+    fs.mkdirSync(path.join(this.sysfs, 'dev/block'), { recursive: true });
+    fs.symlinkSync('../../devices/virtual/block/dm-0', path.join(this.sysfs, 'dev/block/253:0'));
+    fs.symlinkSync('../../devices/pci0000:00/nvme0n1', path.join(this.sysfs, 'dev/block/259:0'));
+  }
+  /** v2: cpu.stat and io.stat under root/<cgroup>; the same bytes on dm-0 (253:0) as on the disk beneath it (259:0). */
+  v2(cgroup: string, usageUsec: number, rbytes: number, wbytes: number, io = true): void {
     const dir = path.join(this.root, cgroup);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'cpu.stat'), `usage_usec ${usageUsec}\nuser_usec ${usageUsec}\nsystem_usec 0\n`);
-    fs.writeFileSync(path.join(dir, 'io.stat'), `8:0 rbytes=${rbytes} wbytes=${wbytes} rios=1 wios=1 dbytes=0 dios=0\n`);
+    const line = (dev: string) => `${dev} rbytes=${rbytes} wbytes=${wbytes} rios=1 wios=1 dbytes=0 dios=0\n`;
+    if (io) fs.writeFileSync(path.join(dir, 'io.stat'), line('253:0') + line('259:0'));
   }
-  /** v1: cpuacct.usage and blkio.throttle.io_service_bytes_recursive in their own hierarchies. */
-  v1(cgroup: string, usageNs: number, read: number, write: number): void {
+  /** v1: cpuacct.usage (storage is counted by the processes there). */
+  v1(cgroup: string, usageNs: number): void {
     fs.mkdirSync(path.join(this.root, 'cpu,cpuacct', cgroup), { recursive: true });
-    fs.mkdirSync(path.join(this.root, 'blkio', cgroup), { recursive: true });
     fs.writeFileSync(path.join(this.root, 'cpu,cpuacct', cgroup, 'cpuacct.usage'), `${usageNs}\n`);
-    fs.writeFileSync(
-      path.join(this.root, 'blkio', cgroup, 'blkio.throttle.io_service_bytes_recursive'),
-      `8:0 Read ${read}\n8:0 Write ${write}\n8:0 Sync ${read + write}\n8:0 Async 0\n8:0 Total ${read + write}\nTotal ${read + write}\n`,
-    );
   }
   remove(cgroup: string): void {
     fs.rmSync(path.join(this.root, cgroup), { recursive: true, force: true });
   }
   cleanup(): void {
-    fs.rmSync(this.root, { recursive: true, force: true });
+    fs.rmSync(this.sysfs, { recursive: true, force: true });
   }
 }
 
@@ -50,7 +53,7 @@ class Harness {
   constructor(discovery = { slurm: false, kubernetes: false, env: true }) {
     this.tracker = new JobTracker({
       procfs: this.fake.root,
-      cgroupfs: this.cg.root,
+      cgroups: { sysfs: this.cg.sysfs, disksExclude: /^(loop|dm-|md)\d*/ },
       log: silentLogger,
       clock: () => BOOT_MS + this.uptimeS * 1000,
       liveCap: 100,
@@ -84,7 +87,8 @@ describe('jobs counted by their cgroup', () => {
     h.fake.set(300, { ppid: 1, starttime: OLD, utime: 100, cgroup: V2('/train/job_7/step_0') });
     h.fake.set(301, { ppid: 300, starttime: OLD + 1, utime: 100, cgroup: V2('/train/job_7/step_0') });
     h.tracker.register({ id: '7', name: 'seven', cgroup: '/train/job_7' });
-    h.cg.v2('/train/job_7', 11_500_000, 1000 + 4096, 2000 + 8192); // +1.5 s CPU, +12 288 bytes
+    // +1.5 s CPU, +12 288 bytes on the disk (listed again on the dm device above it: counted once).
+    h.cg.v2('/train/job_7', 11_500_000, 1000 + 4096, 2000 + 8192);
     // The processes' own counters move too, differently: they must not be what is counted.
     h.fake.update(300, { utime: 400 });
     const u1 = h.step().get('7')!;
@@ -99,15 +103,41 @@ describe('jobs counted by their cgroup', () => {
     expect(u2.ioBytes).toBe(0);
   });
 
-  test('v1: cpuacct.usage (ns) and blkio Read + Write', () => {
-    h.cg.v1('/bench/job-1', 2e9, 0, 0);
-    const v1 = '7:blkio:/bench/job-1\n2:cpu,cpuacct:/bench/job-1\n0::/\n';
-    h.fake.set(400, { ppid: 1, starttime: OLD, cgroup: v1 });
+  test('v1: CPU from cpuacct.usage (ns); storage from the members’ /proc/PID/io (blkio misses buffered writeback)', () => {
+    h.cg.v1('/bench/job-1', 2e9);
+    const v1 = '7:blkio:/\n2:cpu,cpuacct:/bench/job-1\n0::/\n';
+    h.fake.set(400, { ppid: 1, starttime: OLD, utime: 7, writeBytes: 1000, cgroup: v1 });
     h.tracker.register({ id: 'b1', name: 'b1', cgroup: '/bench/job-1' });
-    h.cg.v1('/bench/job-1', 2.25e9, 512, 1024);
+    h.step(); // the member's io baseline
+    h.cg.v1('/bench/job-1', 2.25e9);
+    h.fake.update(400, { utime: 90, writeBytes: 1000 + 1536 });
     const u = h.step().get('b1')!;
     expect(u.cpuSeconds).toBeCloseTo(0.25, 9);
     expect(u.ioBytes).toBe(1536);
+  });
+
+  test('a Slurm prolog’s job, registered before its cgroup exists: everything the cgroup then counts is the job’s', () => {
+    h.fake.set(450, { ppid: 1, starttime: OLD, cgroup: V2('/') });
+    h.tracker.register({ id: '42', name: 'prolog', cgroup: '/slurm/job_42' });
+    h.step();
+    // slurmstepd makes the cgroup and starts the task in it; by the next scan it has used 0.8 s.
+    h.cg.v2('/slurm/job_42', 800_000, 0, 64);
+    h.fake.set(451, { ppid: 1, starttime: OLD + 100, cgroup: V2('/slurm/job_42/step_0') });
+    const u = h.step().get('42')!;
+    expect(u.cpuSeconds).toBeCloseTo(0.8, 9);
+    expect(u.ioBytes).toBe(64);
+  });
+
+  test('two jobs given the same cgroup: its counters are neither’s alone, both are counted by their processes', () => {
+    h.cg.v2('/shared', 0, 0, 0);
+    h.fake.set(460, { ppid: 1, starttime: OLD, utime: 0, cgroup: V2('/shared') });
+    h.tracker.register({ id: 's1', name: 's1', cgroup: '/shared' });
+    h.tracker.register({ id: 's2', name: 's2', cgroup: '/shared' });
+    h.step();
+    h.cg.v2('/shared', 9_000_000, 0, 0);
+    h.fake.update(460, { utime: 40 });
+    const u = h.step();
+    expect((u.get('s1')?.cpuSeconds ?? 0) + (u.get('s2')?.cpuSeconds ?? 0)).toBeCloseTo(0.4, 9);
   });
 
   test('another job’s process inside the cgroup: counted by processes; exact again once it has gone, with nothing counted twice', () => {
@@ -197,6 +227,34 @@ describe('jobs counted by their cgroup', () => {
       const u = k.step().get(id)!;
       expect(u.cpuSeconds).toBeCloseTo(0.75, 9);
       expect(u.ioBytes).toBe(100);
+    } finally {
+      k.cleanup();
+    }
+  });
+
+  test('a job given by PID inside a discovered pod keeps its children; the pod, not alone in its cgroup, is counted by its processes', () => {
+    const k = new Harness({ slurm: false, kubernetes: true, env: false });
+    try {
+      const pod = '/kubepods/burstable/pod3f6e2a10-1b2c-4d5e-8f90-aabbccddeeff';
+      k.cg.v2(pod, 0, 0, 0);
+      k.fake.set(300, { ppid: 1, starttime: OLD, utime: 0, cgroup: V2(`${pod}/c1`) });
+      k.fake.set(310, { ppid: 300, starttime: OLD + 1, utime: 0, cgroup: V2(`${pod}/c1`) }); // `jouleflow run`'s command
+      k.fake.set(311, { ppid: 310, starttime: OLD + 2, utime: 0, cgroup: V2(`${pod}/c1`) }); // its worker
+      k.tracker.register({ id: 'run', name: 'run', pids: [310] });
+      k.step();
+      k.step();
+      const pod_ = '3f6e2a10-1b2c-4d5e-8f90-aabbccddeeff';
+      expect([...k.tracker.membership()].sort()).toEqual([
+        [300, pod_],
+        [310, 'run'],
+        [311, 'run'],
+      ]);
+      k.cg.v2(pod, 6_000_000, 0, 0); // all three processes' CPU
+      k.fake.update(300, { utime: 100 });
+      k.fake.update(311, { utime: 500 });
+      const u = k.step();
+      expect(u.get(pod_)!.cpuSeconds).toBeCloseTo(1, 9);
+      expect(u.get('run')!.cpuSeconds).toBeCloseTo(5, 9);
     } finally {
       k.cleanup();
     }

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'fs';
 import { createServer } from 'net';
 import * as path from 'path';
 import { setTimeout as sleep } from 'timers/promises';
@@ -55,7 +55,8 @@ interface BenchCgroups {
 function makeBenchCgroups(): BenchCgroups | string {
   const top = `/jouleflow-bench-${process.pid}`;
   const pureV2 = existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'));
-  const bases = pureV2 ? [CGROUP_ROOT] : [path.join(CGROUP_ROOT, 'cpuacct'), path.join(CGROUP_ROOT, 'blkio')];
+  // v1: CPU from cpuacct (storage stays per process there, as blkio misses buffered writeback).
+  const bases = pureV2 ? [CGROUP_ROOT] : [path.join(CGROUP_ROOT, 'cpuacct')];
   const name = (k: number) => `${top}/job-${k}`;
   const made: string[] = [];
   const remove = () => {
@@ -72,6 +73,9 @@ function makeBenchCgroups(): BenchCgroups | string {
     for (const b of bases) {
       mkdirSync(path.join(b, top));
       made.push(path.join(b, top));
+      // v2: the io controller for the jobs' io.stat, where the root has it on.
+      if (pureV2 && readFileSync(path.join(CGROUP_ROOT, 'cgroup.subtree_control'), 'utf8').includes('io'))
+        writeFileSync(path.join(b, top, 'cgroup.subtree_control'), '+io');
       for (let k = 0; k < JOBS; k++) {
         mkdirSync(path.join(b, name(k)));
         made.push(path.join(b, name(k)));
@@ -80,10 +84,6 @@ function makeBenchCgroups(): BenchCgroups | string {
   } catch (err) {
     remove();
     return `cannot make cgroups under ${CGROUP_ROOT}: ${(err as Error).message}`;
-  }
-  if (pureV2 && !existsSync(path.join(CGROUP_ROOT, name(0), 'io.stat'))) {
-    remove();
-    return 'cgroup v2 without the io controller: jobs are counted by their processes';
   }
   return { name, procsFiles: (k) => bases.map((b) => path.join(b, name(k), 'cgroup.procs')), remove };
 }
@@ -183,7 +183,12 @@ async function gpusAndJobs(mains: string[], windowS: number, by: 'pids' | 'cgrou
     for (const s of running) await stop(s.child);
     killTrees(trees);
     // The kernel empties a cgroup once its processes are reaped.
-    for (let i = 0; cgroups && !cgroups.remove() && i < 50; i++) await sleep(100);
+    let gone = !cgroups;
+    for (let i = 0; !gone && i < 50; i++) {
+      gone = cgroups!.remove();
+      if (!gone) await sleep(100);
+    }
+    if (!gone) process.stderr.write(`bench: cgroups ${cgroups!.name(0)}… are left behind (a process is still in them)\n`);
   }
 }
 

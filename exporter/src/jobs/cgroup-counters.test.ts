@@ -1,4 +1,7 @@
-import { cgroupPlaces, v1CpuSeconds, v1IoBytes, v2CpuSeconds, v2IoBytes, within } from './cgroup-counters';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { cgroupPlaces, countedDevices, v1CpuSeconds, v2CpuSeconds, v2IoBytes, within } from './cgroup-counters';
 
 describe('cgroup counter formats (as Linux 6.x writes them)', () => {
   test('v2 cpu.stat: usage_usec in µs', () => {
@@ -7,18 +10,30 @@ describe('cgroup counter formats (as Linux 6.x writes them)', () => {
     expect(v2CpuSeconds('nr_periods 0\nusage_usec 2500000\n')).toBe(2.5);
     expect(v2CpuSeconds('user_usec 1234567890123\n')).toBeUndefined();
   });
-  test('v2 io.stat: rbytes + wbytes of every device, discards and ios left out; empty before any I/O', () => {
+  test('v2 io.stat: rbytes + wbytes of the counted devices, discards and ios left out; empty before any I/O', () => {
     const text =
       '259:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=1000000 dios=3\n8:0 rbytes=10 wbytes=20 rios=1 wios=1 dbytes=0 dios=0\n';
     expect(v2IoBytes(text)).toBe(4096 + 8192 + 10 + 20);
+    expect(v2IoBytes(text, (d) => d !== '259:0')).toBe(30);
     expect(v2IoBytes('')).toBe(0);
   });
-  test('v1 cpuacct.usage in ns; blkio Read + Write, not Sync/Async/Total (which repeat them)', () => {
+  test('v1 cpuacct.usage in ns', () => {
     expect(v1CpuSeconds('1500000000\n')).toBe(1.5);
     expect(v1CpuSeconds('')).toBeUndefined();
-    const blkio =
-      '8:0 Read 4096\n8:0 Write 512\n8:0 Sync 4608\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 4608\n8:16 Read 1\n8:16 Write 2\nTotal 4611\n';
-    expect(v1IoBytes(blkio)).toBe(4096 + 512 + 1 + 2);
+  });
+  test('a stacked device (dm-, md) lists the bytes of the disks beneath it: left out by the storage source’s rule', () => {
+    const sysfs = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-sysfs-'));
+    try {
+      fs.mkdirSync(path.join(sysfs, 'dev/block'), { recursive: true });
+      fs.symlinkSync('../../devices/virtual/block/dm-0', path.join(sysfs, 'dev/block/253:0'));
+      fs.symlinkSync('../../devices/pci0000:00/0000:00:1d.0/nvme/nvme0/nvme0n1', path.join(sysfs, 'dev/block/259:0'));
+      const counted = countedDevices(sysfs, /^(loop|dm-|md)\d*/);
+      const text = '253:0 rbytes=100 wbytes=100 rios=1 wios=1 dbytes=0 dios=0\n259:0 rbytes=100 wbytes=100 rios=1 wios=1 dbytes=0 dios=0\n';
+      expect(v2IoBytes(text, counted)).toBe(200); // the bytes once, on nvme0n1
+      expect(counted('8:0')).toBe(true); // a device sysfs does not name counts (a disk)
+    } finally {
+      fs.rmSync(sysfs, { recursive: true, force: true });
+    }
   });
   test('a process’s place in each hierarchy, hybrid and pure v2', () => {
     const hybrid = '9:name=systemd:/user.slice\n7:blkio:/job/a\n4:memory:/m\n2:cpu,cpuacct:/job/a\n0::/user.slice\n';

@@ -1,4 +1,3 @@
-import * as path from 'path';
 import type { Config } from '../config';
 import { ConfigError } from '../config';
 import type { Logger } from '../util/log';
@@ -54,7 +53,7 @@ export function createRegistry(
     endedCap: config.jobs.endedCap,
     ledgerRetentionMs: config.jobs.ledgerRetention,
     fullScanEvery: FULL_SCAN_EVERY,
-    cgroupfs: path.join(config.paths.sysfs, 'fs/cgroup'),
+    cgroups: { sysfs: config.paths.sysfs, disksExclude: new RegExp(config.disks.exclude) },
     carbon: config.carbon,
     discovery: config.jobs.discovery,
   });

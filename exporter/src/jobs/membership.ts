@@ -97,7 +97,9 @@ export function assignJobs(
 export function membershipRules(registry: JobRegistry, discovery: MembershipRules['discovery']): MembershipRules {
   const running = [...registry.records()].filter((j) => j.end === undefined);
   const roots = running.flatMap((j) => [...j.roots].map((pid) => [pid, { job: j.id, start: j.rootStarts.get(pid) ?? -1 }] as const));
-  const cgroupJobs = running.flatMap((j) => (j.cgroup !== undefined ? [{ id: j.id, cgroup: j.cgroup }] : []));
+  // Rule 3 is for cgroups given through the API; a discovered job's cgroup (Slurm, a pod) is found by
+  // rule 6, below a parent's job (a `jouleflow run` inside a pod keeps its command's processes).
+  const cgroupJobs = running.flatMap((j) => (j.cgroup !== undefined && j.source === 'api' ? [{ id: j.id, cgroup: j.cgroup }] : []));
   return {
     roots: new Map(roots),
     cgroupJobs: cgroupJobs.sort((a, b) => b.cgroup.length - a.cgroup.length),

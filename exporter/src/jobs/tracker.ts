@@ -16,6 +16,7 @@ import { JobRegistry, type JobInput } from './registry';
 import type { CarbonConfig, JobReport } from './report';
 import { syncHpcJobs } from './hpc';
 import { UsageMeter } from './usage';
+import { countedDevices } from './cgroup-counters';
 import type { WorkTally } from './work';
 
 /**
@@ -46,8 +47,11 @@ export interface TrackerOptions {
   ticksPerSecond?: number;
   /** Ticks between full scans of /proc (1: every tick). */
   fullScanEvery?: number;
-  /** The cgroup mount (`--path.sysfs`/fs/cgroup): jobs whose cgroup holds exactly their processes are counted by its counters. */
-  cgroupfs?: string;
+  /**
+   * `--path.sysfs`: jobs whose cgroup (under fs/cgroup) holds exactly their processes are counted by
+   * its counters, storage bytes of the disks `disksExclude` (the storage source's rule) leaves in.
+   */
+  cgroups?: { sysfs: string; disksExclude: RegExp };
 }
 
 /** A full scan at least this often (ticks), even when /proc/loadavg says no process came or went. */
@@ -113,7 +117,10 @@ export class JobTracker {
     });
     const needCgroups = () => opts.discovery.slurm || opts.discovery.kubernetes || this.running().some((j) => j.cgroup !== undefined);
     this.table = new ProcessTable(opts.procfs, { needCgroups, environ: opts.discovery });
-    this.meter = new UsageMeter(this.table, opts.cgroupfs);
+    const cg = opts.cgroups;
+    this.meter = cg
+      ? new UsageMeter(this.table, path.join(cg.sysfs, 'fs/cgroup'), countedDevices(cg.sysfs, cg.disksExclude))
+      : new UsageMeter(this.table);
     if (this.table.readsEnviron) {
       this.environs = new EnvironReader(opts.procfs, (pid, environ) => {
         const p = this.table.procs.get(pid);

@@ -1,6 +1,6 @@
 import type { GpuProcess } from '../core';
 import type { JobUsage } from '../model/attribution';
-import { CgroupMeter, type CgroupJob } from './cgroup-counters';
+import { CgroupMeter, type CgroupJob, type CountedDevice } from './cgroup-counters';
 import { gpuShares } from './gpu-shares';
 import type { Proc, ProcessTable } from './process-table';
 import { parseNetDevBytes, parseProcPidIo, parseProcPidStat, pidPath, readFileOrUndefined } from '../util/procfs';
@@ -39,13 +39,17 @@ export class UsageMeter {
   private readonly hostNetns: string | undefined;
   private readonly cgroups: CgroupMeter;
 
-  /** `cgroupRoot`: the cgroup mount, for jobs counted by their cgroup (undefined: none is). */
+  /**
+   * `cgroupRoot`: the cgroup mount, for jobs counted by their cgroup (undefined: none is);
+   * `counted`: the block devices whose bytes count as storage there.
+   */
   constructor(
     private readonly table: ProcessTable,
     cgroupRoot?: string,
+    counted: CountedDevice = () => true,
   ) {
     this.hostNetns = table.hostNetns();
-    this.cgroups = new CgroupMeter(cgroupRoot, table.counters);
+    this.cgroups = new CgroupMeter(cgroupRoot, table.counters, counted);
   }
 
   /** A job just registered: its cgroup's counting starts now. */
@@ -92,12 +96,17 @@ export class UsageMeter {
    */
   retire(p: Proc): void {
     this.table.remove(p);
-    if (p.cpu === undefined) return;
+    // CPU and io are followed apart: a member of a job whose cgroup counts its CPU has io only.
     const parent = this.table.procs.get(p.ppid);
+    const reaped = parent !== undefined && parent.starttime <= p.starttime;
+    if (reaped && p.io !== undefined) {
+      parent.pendingIo += p.io + p.pendingIo;
+      parent.pendingAge = 0;
+    }
+    if (p.cpu === undefined) return;
     const counted = p.cpu + (p.child ?? 0) + p.pendingCpu;
-    if (parent && parent.starttime <= p.starttime) {
+    if (reaped) {
       parent.pendingCpu += counted;
-      parent.pendingIo += (p.io ?? 0) + p.pendingIo;
       parent.pendingAge = 0;
     }
     for (const id of this.reapers.get(p.ppid) ?? []) this.reaperPending.set(id, (this.reaperPending.get(id) ?? 0) + counted);
@@ -113,17 +122,27 @@ export class UsageMeter {
       const a = acc.get(id);
       if (!a) continue;
       a.cpu += d.cpuSeconds * hz;
-      a.io += d.ioBytes;
+      a.io += d.ioBytes ?? 0;
     }
     // No copy of the table: retire() deletes only the entry being visited, which a Map allows.
     for (const p of this.table.procs.values()) {
       if (p.job === undefined) continue;
       const a = acc.get(p.job);
       if (!a) continue;
-      if (deltas.has(p.job)) {
-        // Counted by its cgroup: a member, not read (an exit shows at the next full scan).
+      const byCgroup = deltas.get(p.job);
+      if (byCgroup) {
+        // Its CPU is counted by its cgroup: a member, its stat not read (an exit shows at the next
+        // full scan); its io read here unless the cgroup counts that too.
         a.members++;
         if (!a.sample || p.pid < a.sample.pid) a.sample = p;
+        if (byCgroup.ioBytes === undefined) {
+          a.io += this.readIo(p);
+          if (p.pendingIo > 0 && ++p.pendingAge > 3) p.pendingIo = 0; // as in readCounters()
+        }
+        // A parent in a job counted by its processes will find this one's CPU in its cutime once it
+        // reaps it: this one's own counters are kept (not counted) so retire() can subtract them.
+        const parent = this.table.procs.get(p.ppid);
+        if (parent?.job !== undefined && parent.job !== p.job && !deltas.has(parent.job)) this.readCounters(p);
         continue;
       }
       const d = this.readCounters(p);
@@ -179,6 +198,26 @@ export class UsageMeter {
     return Math.max(0, d - pending);
   }
 
+  /**
+   * Storage bytes of one member since its last reading (0 on the first, or when it cannot be read),
+   * less what its reaped children had been counted for. Read alone (a job whose cgroup counts its
+   * CPU), a process that exited is retired by the next full scan.
+   */
+  private readIo(p: Proc): number {
+    const ioNow = parseProcPidIo(this.table.counters.textOrUndefined(p.dir + 'io', 'latin1') ?? '');
+    if (ioNow === undefined) return 0;
+    let io = 0;
+    if (p.io !== undefined) {
+      const d = ioNow - p.io;
+      if (d >= 0) {
+        io = Math.max(0, d - p.pendingIo);
+        p.pendingIo = Math.max(0, p.pendingIo - d);
+      }
+    }
+    if (p.io === undefined || ioNow >= p.io) p.io = ioNow;
+    return io;
+  }
+
   /** CPU ticks and io bytes of one member since its last reading (0 on the first). */
   private readCounters(p: Proc): { cpu: number; io: number } | undefined {
     const { counters } = this.table;
@@ -188,9 +227,7 @@ export class UsageMeter {
       this.retire(p);
       return undefined;
     }
-    const ioNow = parseProcPidIo(counters.textOrUndefined(p.dir + 'io', 'latin1') ?? '');
     let cpu = 0;
-    let io = 0;
     if (p.cpu !== undefined && p.child !== undefined) {
       const own = st.cpuTicks - p.cpu;
       const kids = st.childTicks - p.child;
@@ -198,13 +235,7 @@ export class UsageMeter {
       p.pendingCpu = Math.max(0, p.pendingCpu - Math.max(0, kids));
       cpu = Math.max(0, own) + fromKids;
     }
-    if (ioNow !== undefined && p.io !== undefined) {
-      const d = ioNow - p.io;
-      if (d >= 0) {
-        io = Math.max(0, d - p.pendingIo);
-        p.pendingIo = Math.max(0, p.pendingIo - d);
-      }
-    }
+    const io = this.readIo(p);
     // Pending amounts are consumed at the parent's next readings; stale ones (a parent that does
     // not wait for its children) are dropped after a few ticks.
     if (p.pendingCpu > 0 || p.pendingIo > 0) {
@@ -212,7 +243,6 @@ export class UsageMeter {
     }
     p.cpu = st.cpuTicks;
     p.child = st.childTicks;
-    if (ioNow !== undefined && (p.io === undefined || ioNow >= p.io)) p.io = ioNow;
     return { cpu, io };
   }
 }

@@ -207,7 +207,10 @@ export class IpmiMeterSource extends MeterSource {
     return [{ label: 'DCMI instantaneous power', kind: 'power', unit: 'W', scale: 1, raw: r.watts }];
   }
 
-  /** DCMI power is not available: reported once (the source becomes absent), never polled again. */
+  /**
+   * DCMI power is not available: reported once, never polled again. A BMC that never gave a reading
+   * does not have it (the source becomes absent); one that did is down with the reason.
+   */
   private unsupportedError(why: string, hadReadings: boolean): SourceError {
     this.unsupported = why;
     return this.fail(
@@ -215,7 +218,7 @@ export class IpmiMeterSource extends MeterSource {
       hadReadings
         ? `${this.where()}: DCMI power reading became unavailable (${why}); no longer polled`
         : `${this.where()}: the BMC does not support DCMI power readings (${why}); not polled`,
-      true,
+      !hadReadings,
     );
   }
 
