@@ -116,6 +116,22 @@ describe('jobs counted by their cgroup', () => {
     expect(u.ioBytes).toBe(1536);
   });
 
+  test('v1: an interval in which the cgroup used no CPU reads no member’s io (a process that did not run did no I/O)', () => {
+    h.cg.v1('/bench/job-2', 1e9);
+    const v1 = '2:cpu,cpuacct:/bench/job-2\n0::/\n';
+    h.fake.set(470, { ppid: 1, starttime: OLD, readBytes: 0, cgroup: v1 });
+    h.tracker.register({ id: 'b2', name: 'b2', cgroup: '/bench/job-2' });
+    h.step(); // baselines
+    // Not possible on a real kernel (I/O needs the process to run); here it shows that io is not read.
+    h.fake.update(470, { readBytes: 4096 });
+    expect(h.step().get('b2')!.ioBytes).toBe(0);
+    h.cg.v1('/bench/job-2', 1.001e9); // it ran: its io is read, from the last reading
+    h.fake.update(470, { readBytes: 4096 + 512 });
+    const u = h.step().get('b2')!;
+    expect(u.cpuSeconds).toBeCloseTo(0.001, 9);
+    expect(u.ioBytes).toBe(4096 + 512);
+  });
+
   test('a Slurm prolog’s job, registered before its cgroup exists: everything the cgroup then counts is the job’s', () => {
     h.fake.set(450, { ppid: 1, starttime: OLD, cgroup: V2('/') });
     h.tracker.register({ id: '42', name: 'prolog', cgroup: '/slurm/job_42' });

@@ -115,12 +115,12 @@ export function locateCgroupCounters(root: string, cgroup: string): CgroupCounte
 }
 
 export function readCgroupCounters(c: CgroupCounterFiles, files: KernelFiles, counted: CountedDevice): CgroupReading | undefined {
-  const cpuText = files.textOrUndefined(c.cpu, 'latin1');
+  const cpuText = files.textOrUndefined(c.cpu, 'latin1', true);
   if (cpuText === undefined) return undefined;
   const cpuSeconds = c.format === 'v2' ? v2CpuSeconds(cpuText) : v1CpuSeconds(cpuText);
   if (cpuSeconds === undefined) return undefined;
   if (c.io === undefined) return { cpuSeconds };
-  const ioText = files.textOrUndefined(c.io, 'latin1');
+  const ioText = files.textOrUndefined(c.io, 'latin1', true);
   return ioText === undefined ? undefined : { cpuSeconds, ioBytes: v2IoBytes(ioText, counted) };
 }
 

@@ -189,7 +189,7 @@ export class JobTracker {
     if (this.dueFor?.tick === this.tick) return this.dueFor.due;
     let due = this.scannedGeneration !== this.registry.generation;
     if (due || (this.tick + 1) % (this.opts.fullScanEvery ?? 1) === 0) {
-      const sign = processSignature(this.table.counters.textOrUndefined(this.loadavgPath, 'latin1'));
+      const sign = processSignature(this.table.counters.textOrUndefined(this.loadavgPath, 'latin1', true));
       due ||= sign === undefined || sign !== this.scannedSignature || this.tick - this.scannedTick >= QUIET_SCAN_TICKS;
       if (due) this.scannedSignature = sign;
     }
@@ -224,7 +224,7 @@ export class JobTracker {
     if (this.opts.discovery.hpcMappingDir) syncHpcJobs(this.opts.discovery.hpcMappingDir, this.registry);
     const full = this.fullScanDue();
     this.tick++;
-    const uptime = parseUptimeTicks(this.table.counters.textOrUndefined(this.uptimePath, 'latin1') ?? '', this.hz);
+    const uptime = parseUptimeTicks(this.table.counters.textOrUndefined(this.uptimePath, 'latin1', true) ?? '', this.hz);
     let running = this.running();
     for (const j of running) if (j.countFromTicks === Infinity) j.countFromTicks = uptime; // resumed: count from now on
     this.meter.setReapers(running);

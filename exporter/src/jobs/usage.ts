@@ -135,7 +135,10 @@ export class UsageMeter {
         // full scan); its io read here unless the cgroup counts that too.
         a.members++;
         if (!a.sample || p.pid < a.sample.pid) a.sample = p;
-        if (byCgroup.ioBytes === undefined) {
+        // A process that did not run did no I/O (read_bytes and write_bytes are charged to the task
+        // that runs the read or dirties the page, a reaped child's to its parent when it waits): in
+        // an interval where the cgroup used no CPU at all, its members' io files are not read.
+        if (byCgroup.ioBytes === undefined && (byCgroup.cpuSeconds > 0 || p.io === undefined)) {
           a.io += this.readIo(p);
           if (p.pendingIo > 0 && ++p.pendingAge > 3) p.pendingIo = 0; // as in readCounters()
         }
@@ -204,7 +207,7 @@ export class UsageMeter {
    * CPU), a process that exited is retired by the next full scan.
    */
   private readIo(p: Proc): number {
-    const ioNow = parseProcPidIo(this.table.counters.textOrUndefined(p.dir + 'io', 'latin1') ?? '');
+    const ioNow = parseProcPidIo(this.table.counters.textOrUndefined(p.dir + 'io', 'latin1', true) ?? '');
     if (ioNow === undefined) return 0;
     let io = 0;
     if (p.io !== undefined) {
@@ -221,7 +224,7 @@ export class UsageMeter {
   /** CPU ticks and io bytes of one member since its last reading (0 on the first). */
   private readCounters(p: Proc): { cpu: number; io: number } | undefined {
     const { counters } = this.table;
-    const st = parseProcPidStat(counters.textOrUndefined(p.dir + 'stat', 'latin1') ?? '');
+    const st = parseProcPidStat(counters.textOrUndefined(p.dir + 'stat', 'latin1', true) ?? '');
     if (!st || st.starttime !== p.starttime) {
       // Gone, or its PID reused since we looked: the old process is retired, a new one is found by the next scan.
       this.retire(p);

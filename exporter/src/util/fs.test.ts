@@ -85,6 +85,21 @@ describe('KernelFiles', () => {
     expect(new KernelFiles().text(f)).toBe(text);
   });
 
+  test('oneShow: files the kernel makes in one piece are read whole in one read; larger ones still whole', () => {
+    const k = new KernelFiles();
+    for (const f of ['/proc/self/stat', '/proc/self/io', '/proc/loadavg', '/proc/self/status']) {
+      const a = k.text(f, 'latin1', true);
+      const b = readFileSync(f, 'latin1');
+      // The same fields (counters tick between the two reads): same line count and first field.
+      expect(a.split('\n').length).toBe(b.split('\n').length);
+      expect(a.split(' ')[0]).toBe(b.split(' ')[0]);
+    }
+    const big = join(dir, 'big');
+    const text = Array.from({ length: 30_000 }, (_, i) => `line ${i}`).join('\n');
+    writeFileSync(big, text);
+    expect(k.text(big, 'utf8', true)).toBe(text);
+  });
+
   test('readNumber() is strict: an empty or non-numeric file is an error, not 0', async () => {
     const files = new KernelFiles();
     writeFileSync(join(dir, 'empty'), '');

@@ -13,15 +13,19 @@ const SHARED = Buffer.allocUnsafe(CHUNK);
 /**
  * The whole content of an open file, read from offset 0 into the shared buffer (files larger than it
  * are read in chunks and joined). Reads until the kernel returns 0: a short read is not the end of a
- * seq_file (/proc/diskstats and the like hand out about a page per read).
+ * seq_file (/proc/diskstats and the like hand out about a page per read). `oneShow`: the kernel
+ * makes the file in one piece (single_open: /proc/PID/stat and io, /proc/uptime, /proc/loadavg; a
+ * sysfs attribute; a cgroup interface file), so a read shorter than the buffer is all of it, and the
+ * second read (the one returning 0: a syscall per file, thousands a tick for the jobs) is skipped.
  */
-export function readFdText(fd: number, encoding: BufferEncoding = 'utf8'): string {
+export function readFdText(fd: number, encoding: BufferEncoding = 'utf8', oneShow = false): string {
   let len = 0;
   let chunks: Buffer[] | undefined;
   let offset = 0;
   for (;;) {
     const n = fs.readSync(fd, SHARED, len, SHARED.length - len, offset);
     if (n === 0) break;
+    if (oneShow && !chunks && n < SHARED.length) return SHARED.toString(encoding, 0, n);
     len += n;
     offset += n;
     if (len === SHARED.length) {
@@ -114,11 +118,11 @@ export class KernelFiles {
    * The file's text, synchronously (the jobs tracker's /proc/PID files, which it has always read on
    * the main thread); kept open on procfs/sysfs. Throws like fs.readFileSync.
    */
-  text(file: string, encoding: BufferEncoding = 'utf8'): string {
+  text(file: string, encoding: BufferEncoding = 'utf8', oneShow = false): string {
     const fd = this.kept.get(file);
     if (fd !== undefined) {
       try {
-        return readFdText(fd, encoding);
+        return readFdText(fd, encoding, oneShow);
       } catch {
         this.forget(file);
       }
@@ -126,7 +130,7 @@ export class KernelFiles {
     const opened = fs.openSync(file, 'r');
     let keep = false;
     try {
-      const text = readFdText(opened, encoding);
+      const text = readFdText(opened, encoding, oneShow);
       keep = this.kept.size < this.maxKept && isKernelGenerated(file);
       return text;
     } finally {
@@ -136,9 +140,9 @@ export class KernelFiles {
   }
 
   /** text(), or undefined when the file cannot be read (a process that exited, no permission). */
-  textOrUndefined(file: string, encoding: BufferEncoding = 'utf8'): string | undefined {
+  textOrUndefined(file: string, encoding: BufferEncoding = 'utf8', oneShow = false): string | undefined {
     try {
-      return this.text(file, encoding);
+      return this.text(file, encoding, oneShow);
     } catch {
       return undefined;
     }
