@@ -1,4 +1,6 @@
 import type { Component, JobLabels, JobView } from '../core';
+import { COMPONENTS } from '../core';
+import type { JobShare } from '../model/attribution';
 import { safeLabelValue } from '../util/labels';
 import type { LedgerRow, Totals } from './ledger';
 import type { JobReport } from './report';
@@ -140,4 +142,29 @@ export function viewOf(j: JobRecord): JobView {
     watts: j.end === undefined && j.watts ? Object.freeze({ ...j.watts }) : undefined,
     work: Object.freeze(j.work.snapshot()),
   });
+}
+
+/**
+ * Adds an interval's share (J) to a running job's totals and sets its power (W = J / dt s). True
+ * when what its view shows changed: an idle job (no energy, 0 W) keeps its snapshot view from tick
+ * to tick, with no allocation (views are copies, so the record may change in place).
+ */
+export function addShare(job: JobRecord, share: JobShare, dt: number): boolean {
+  let changed = job.watts === undefined;
+  const watts = (job.watts ??= { compute: 0, transmit: 0, store: 0, cooling: 0 });
+  for (const c of COMPONENTS) {
+    const m = share.method[c];
+    const before = job.totals[c][m];
+    const after = (before ?? 0) + share.joules[c];
+    if (after !== before) {
+      job.totals[c][m] = after;
+      changed = true;
+    }
+    const w = dt > 0 ? share.joules[c] / dt : 0;
+    if (w !== watts[c]) {
+      watts[c] = w;
+      changed = true;
+    }
+  }
+  return changed;
 }

@@ -7,7 +7,7 @@ import { JOB_ID_RE, type DiscoveredJob } from './discovery';
 import { JobError } from './errors';
 import { emptyTotals } from './ledger';
 import { JobPersistence, type PersistenceOptions } from './persistence';
-import { recordFromRow, rowOf, seriesLabels, viewOf, type JobRecord, type JobSource, type NewJob } from './records';
+import { addShare, recordFromRow, rowOf, seriesLabels, viewOf, type JobRecord, type JobSource, type NewJob } from './records';
 import type { CarbonConfig, JobReport } from './report';
 import { buildReport } from './report';
 import { listJobs, type JobPage } from './listing';
@@ -318,25 +318,7 @@ export class JobRegistry {
       const job = this.jobs.get(share.id);
       if (!job || job.end !== undefined) continue;
       shared.add(job.id);
-      // The view is rebuilt only when something in it changed: an idle job (no energy, 0 W) keeps
-      // its snapshot view from tick to tick, with no allocation (views copy, so this may mutate).
-      let changed = job.watts === undefined;
-      const watts = (job.watts ??= { compute: 0, transmit: 0, store: 0, cooling: 0 });
-      for (const c of COMPONENTS) {
-        const m = share.method[c];
-        const before = job.totals[c][m];
-        const after = (before ?? 0) + share.joules[c];
-        if (after !== before) {
-          job.totals[c][m] = after;
-          changed = true;
-        }
-        const w = dt > 0 ? share.joules[c] / dt : 0;
-        if (w !== watts[c]) {
-          watts[c] = w;
-          changed = true;
-        }
-      }
-      if (changed) job.view = undefined;
+      if (addShare(job, share, dt)) job.view = undefined;
     }
     for (const job of this.jobs.values()) {
       if (job.end !== undefined || job.watts === undefined || shared.has(job.id)) continue;
