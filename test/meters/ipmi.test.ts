@@ -39,6 +39,20 @@ async function exporterFor(input: ConfigInput, clock: StepClock): Promise<Export
   return createExporter(cfg, { log: silentLogger, clock: clock.fn });
 }
 
+/** Ticks until the meter is absent (its DCMI verdict, from the start-up probe or a later read); at most 100 ticks. */
+async function untilAbsent(
+  exp: Exporter,
+  clock: StepClock,
+  status: () => { present: boolean; lastError?: string } | undefined,
+): Promise<void> {
+  for (let i = 0; status()?.present !== false; i++) {
+    if (i === 100) throw new Error(`no DCMI verdict after 100 ticks: ${status()?.lastError}`);
+    await exp.sampler.tick();
+    clock.advance();
+    await sleep(50);
+  }
+}
+
 describe('DCMI output parsers', () => {
   test('ipmitool dcmi power reading: instantaneous watts; deactivated and invalid command are "unsupported"', () => {
     expect(parseIpmitoolDcmi(readFileSync(join(FIX, 'ipmitool-dcmi-power-reading.txt'), 'utf8'))).toEqual({ state: 'ok', watts: 312 });
@@ -138,12 +152,7 @@ describe('IPMI meters against ipmi_sim and a scripted DCMI tool', () => {
     const status = () => exp.sampler.statuses.find((s) => s.name === 'ipmi:bmc-sim');
     // The verdict comes from the start-up probe, or, when a slow machine made the probe time out,
     // from the first read that gets ipmi_sim's answer.
-    for (let i = 0; status()?.present !== false; i++) {
-      if (i === 100) throw new Error(`no DCMI verdict after 100 ticks: ${status()?.lastError}`);
-      await exp.sampler.tick();
-      clock.advance();
-      await sleep(50);
-    }
+    await untilAbsent(exp, clock, status);
     expect(status()?.lastError).toMatch(
       /meter "bmc-sim" \(ipmi\): ipmitool 127\.0\.0\.1:\d+: the BMC does not support DCMI power readings \(Invalid command \(c1\)\)/,
     );
@@ -181,12 +190,7 @@ exit 1
     const calls = () => Number(readFileSync(n, 'utf8'));
     const status = () => exp.sampler.statuses.find((s) => s.name === 'ipmi:bmc-slow');
     expect(status()?.present).toBe(true); // the probe timed out: no verdict yet
-    for (let i = 0; status()?.present !== false; i++) {
-      if (i === 100) throw new Error(`no DCMI verdict after 100 ticks: ${status()?.lastError}`);
-      await exp.sampler.tick();
-      clock.advance();
-      await sleep(50);
-    }
+    await untilAbsent(exp, clock, status);
     expect(status()?.lastError).toMatch(
       /meter "bmc-slow" \(ipmi\): ipmitool 127\.0\.0\.1:\d+: the BMC does not support DCMI power readings/,
     );
